@@ -1,0 +1,5 @@
+import sys
+
+from biaskit.cli import main
+
+sys.exit(main())

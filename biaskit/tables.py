@@ -1,0 +1,90 @@
+"""Column names of the pipeline's tables and the layout of a run directory.
+
+Every stage reads and writes plain tables (DESIGN.md §2), so that any stage can
+be fed from outside.  This module is the single place their names are spelled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+IMAGES_COLUMNS = (
+    "model",
+    "prompt_id",
+    "sample",
+    "seed",
+    "status",
+    "error",
+    "revised_prompt",
+    "path",
+    "sha256",
+    "width",
+    "height",
+)
+PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score")
+OBSERVATION_COLUMNS = (
+    "model",
+    "prompt_id",
+    "sample",
+    "person",
+    "attribute",
+    "label",
+    "confidence",
+    "tagger",
+)
+#: The columns a user-supplied observations file must have (the rest are optional).
+REQUIRED_OBSERVATION_COLUMNS = OBSERVATION_COLUMNS[:6]
+
+STATUS_OK = "ok"
+STATUS_REFUSED = "refused"
+STATUS_ERROR = "error"
+STATUSES = (STATUS_OK, STATUS_REFUSED, STATUS_ERROR)
+
+# Layout of a run directory.
+IMAGES_DIR = "images"
+IMAGES_TABLE = "images.parquet"
+PEOPLE_TABLE = "people.parquet"
+OBSERVATIONS_TABLE = "observations.parquet"
+METRICS_DIR = "metrics"
+RUN_CONFIG = "run.json"
+
+MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
+
+
+def require_columns(frame: pd.DataFrame, columns, *, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` and every missing column."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            MISSING_COLUMNS.format(name=name, missing=missing, expected=list(columns))
+        )
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a parquet or CSV table, chosen by the file's suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", keep_default_na=False,
+                           na_values=[""])
+    raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, *, csv: bool = False) -> Path:
+    """Write ``frame`` as parquet atomically (and a CSV beside it when ``csv``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    if csv:
+        csv_path = path.with_suffix(".csv")
+        tmp_csv = csv_path.with_name(f".{csv_path.name}.tmp")
+        frame.to_csv(tmp_csv, index=False)
+        tmp_csv.replace(csv_path)
+    return path
