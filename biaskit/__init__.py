@@ -25,7 +25,6 @@ _EXPORTS = {
     "Suite": "biaskit.suite",
     "Prompt": "biaskit.suite",
     "SuiteError": "biaskit.suite",
-    "generate": "biaskit.generate",
     "make_generator": "biaskit.generate",
     "ImageStore": "biaskit.store",
     "tag_run": "biaskit.perception",
