@@ -1,0 +1,361 @@
+"""The image store of a run directory: content-addressed files plus the images table.
+
+Layout (names from :mod:`biaskit.tables`)::
+
+    RUN/images/<sha256>.<ext>    the image files, original bytes, named by content
+    RUN/images.journal.jsonl     append-only log, one JSON line per finished sample
+    RUN/images.parquet           the images table (DESIGN.md §2), compacted from the log
+    RUN/run.json                 the run's configuration (never any secret)
+
+Crash safety (kill -9 at any moment): an image file appears only through an
+atomic rename of a complete temporary file, so a partial file is never counted.
+A sample's journal line is written *before* its image file; on loading, an ``ok``
+line whose file does not exist is ignored (the crash fell between the two) and
+that sample is generated again; every other line is final.  The parquet table is
+a snapshot: it is written atomically, and only then is the journal emptied, so a
+crash between the two replays rows that are already there (idempotent).
+
+Examples
+--------
+>>> store = ImageStore("runs/demo")            # doctest: +SKIP
+>>> store.images().query("status == 'ok'")     # doctest: +SKIP
+>>> Image.open(store.path_of(row))             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from biaskit.generate.base import Request, Result, describe_exception, redact
+from biaskit.tables import (
+    IMAGES_COLUMNS,
+    IMAGES_DIR,
+    IMAGES_TABLE,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_REFUSED,
+    read_table,
+    require_columns,
+)
+
+try:  # advisory lock against two writers on one run (absent on Windows)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "images.journal.jsonl"
+LOCK_FILE = ".biaskit.lock"
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
+
+RUN_NOT_FOUND = "{path}: no such run directory"
+RUN_LOCKED = "{path}: another biaskit process is writing to this run (lock file {lock})"
+NOT_IN_STORE = "{key}: no stored image in run {path}"
+UNREADABLE_IMAGE = "generator returned bytes that are not a readable image: {reason}"
+WRITE_FAILED = "could not write the image file {path}: {reason}"
+
+Key = tuple[str, str, int]
+
+
+class ImageStore:
+    """Images and images table of one run directory.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run directory.
+    create : bool
+        Create the directory if missing (else a missing one is a ``FileNotFoundError``).
+    durable : bool
+        ``fsync`` every image and journal line (survives power loss, not just kill -9).
+
+    Examples
+    --------
+    >>> store = ImageStore("runs/demo")                  # doctest: +SKIP
+    >>> row = store.images().iloc[0]                     # doctest: +SKIP
+    >>> store.path_of(row).exists()                      # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, run_dir: str | Path, *, create: bool = False, durable: bool = True):
+        self.root = Path(run_dir)
+        if not self.root.is_dir():
+            if not create:
+                raise FileNotFoundError(RUN_NOT_FOUND.format(path=self.root))
+            self.root.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
+        self._rows: dict[Key, dict[str, Any]] = {}
+        self._mutex = threading.RLock()  # images() is called under it by flush()
+        self._journal = None
+        self._lock_fd = None
+        self._load()
+
+    # -- reading ---------------------------------------------------------------
+    def _load(self) -> None:
+        table = self.root / IMAGES_TABLE
+        if table.exists():
+            frame = read_table(table)
+            require_columns(frame, IMAGES_COLUMNS, name=str(table))
+            for row in frame.to_dict("records"):
+                self._accept(_clean_row(row))
+        for row in _read_journal(self.root / JOURNAL):
+            self._accept(row)
+
+    def _accept(self, row: dict[str, Any]) -> None:
+        # An ok row without its file is the trace of a crash before the rename.
+        if row["status"] == STATUS_OK and not (self.root / row["path"]).is_file():
+            return
+        self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
+
+    def images(self) -> pd.DataFrame:
+        """The images table: one row per (model, prompt_id, sample), columns of DESIGN.md §2."""
+        with self._mutex:
+            rows = [self._rows[key] for key in sorted(self._rows)]
+        frame = pd.DataFrame(rows, columns=list(IMAGES_COLUMNS))
+        for column in ("sample", "seed"):
+            frame[column] = frame[column].astype("int64")
+        for column in ("width", "height"):
+            frame[column] = pd.array(frame[column], dtype="Int64")
+        for column in ("error", "revised_prompt", "path", "sha256"):
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        return frame
+
+    def status_of(self, model: str, prompt_id: str, sample: int) -> str | None:
+        """The stored status of one sample, or None if it has no row yet."""
+        row = self._rows.get((model, prompt_id, int(sample)))
+        return None if row is None else row["status"]
+
+    def done(self, model: str, *, retry_errors: bool = True) -> set[tuple[str, int]]:
+        """``(prompt_id, sample)`` of the samples of ``model`` not to generate again.
+
+        ``ok`` and ``refused`` are final; ``error`` is retried unless ``retry_errors`` is False.
+        """
+        final = {STATUS_OK, STATUS_REFUSED} | (set() if retry_errors else {STATUS_ERROR})
+        with self._mutex:
+            return {(p, s) for (m, p, s), row in self._rows.items()
+                    if m == model and row["status"] in final}
+
+    def path_of(self, row_or_sha: Mapping[str, Any] | str) -> Path:
+        """Absolute path of an image, from an images-table row or a sha256 hex digest."""
+        if isinstance(row_or_sha, str):
+            sha = row_or_sha
+            with self._mutex:
+                path = next((r["path"] for r in self._rows.values() if r["sha256"] == sha), None)
+        else:
+            sha, path = row_or_sha.get("sha256"), row_or_sha.get("path")
+        if not path:
+            raise KeyError(NOT_IN_STORE.format(key=sha, path=self.root))
+        return self.root / path
+
+    # -- writing ---------------------------------------------------------------
+    def record(self, model: str, request: Request, result: Result) -> dict[str, Any]:
+        """Store one sample's result (image file + journal line) and return its row.
+
+        Thread-safe: image encoding and file writes run outside the lock.
+        """
+        row = {
+            "model": model, "prompt_id": request.prompt_id, "sample": int(request.sample),
+            "seed": int(request.seed if result.seed is None else result.seed),
+            "status": result.status, "error": redact(result.message),
+            "revised_prompt": redact(result.revised_prompt),
+            "path": None, "sha256": None, "width": None, "height": None,
+        }
+        if result.status == STATUS_OK:
+            row = self._record_image(row, result)
+        else:
+            self._append(row)
+        return row
+
+    def _record_image(self, row: dict[str, Any], result: Result) -> dict[str, Any]:
+        try:
+            blob, ext, (width, height) = encode_image(result)
+        except Exception as exc:  # noqa: BLE001 - a bad image is this sample's error
+            return self._append(_as_error(row, UNREADABLE_IMAGE.format(reason=describe_exception(exc))))
+        sha = hashlib.sha256(blob).hexdigest()
+        path = f"{IMAGES_DIR}/{sha}.{ext}"
+        row.update(path=path, sha256=sha, width=int(width), height=int(height), error=None)
+        self._append(row)  # journal first; see the module docstring
+        try:
+            self._write_image(self.root / path, blob)
+        except OSError as exc:
+            reason = describe_exception(exc)
+            return self._append(_as_error(row, WRITE_FAILED.format(path=path, reason=reason)))
+        return row
+
+    def _write_image(self, final: Path, blob: bytes) -> None:
+        if final.is_file():
+            return  # content-addressed: same name, same bytes
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(blob)
+                if self.durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _append(self, row: dict[str, Any]) -> dict[str, Any]:
+        line = json.dumps(row, ensure_ascii=False) + "\n"
+        with self._mutex:  # journal line and in-memory row change together (see flush)
+            if self._journal is None:
+                self._open_for_writing()
+            self._journal.write(line)
+            self._journal.flush()
+            if self.durable:
+                os.fsync(self._journal.fileno())
+            self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
+        return row
+
+    def _open_for_writing(self) -> None:
+        self._acquire_lock()
+        path = self.root / JOURNAL
+        _truncate_partial_line(path)
+        for stale in (self.root / IMAGES_DIR).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a killed writer; we hold the lock
+        self._journal = open(path, "a", encoding="utf-8")
+
+    def _acquire_lock(self) -> None:
+        if fcntl is None or self._lock_fd is not None:
+            return
+        lock = self.root / LOCK_FILE
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RuntimeError(RUN_LOCKED.format(path=self.root, lock=lock)) from None
+        self._lock_fd = fd
+
+    def flush(self) -> Path:
+        """Compact: write ``images.parquet`` atomically and durably, then empty the journal.
+
+        The snapshot and the truncation happen under one lock, so no journal line
+        written meanwhile can be dropped.  An ``ok`` row whose file is still being
+        written may enter the snapshot; loading ignores it if the file never appears.
+        """
+        path = self.root / IMAGES_TABLE
+        with self._mutex:
+            frame = self.images()
+            tmp = path.with_name(f".{path.name}.tmp")
+            frame.to_parquet(tmp, index=False)
+            _fsync_path(tmp)
+            os.replace(tmp, path)
+            _fsync_path(self.root)
+            if self._journal is not None:
+                self._journal.seek(0)
+                self._journal.truncate()
+                self._journal.flush()
+                os.fsync(self._journal.fileno())
+            elif (self.root / JOURNAL).exists():
+                self._acquire_lock()
+                (self.root / JOURNAL).write_text("")
+        return path
+
+    def close(self) -> None:
+        """Compact the table if anything was written, then release the lock."""
+        if self._journal is not None:
+            self.flush()
+            self._journal.close()
+            self._journal = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "ImageStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def encode_image(result: Result) -> tuple[bytes, str, tuple[int, int]]:
+    """Bytes to store, file extension and size of an ok result.
+
+    Encoded bytes are kept as they are (their sha256 matches the source file);
+    a PIL image is saved as PNG.
+    """
+    from PIL import Image
+
+    if result.data is not None:
+        with Image.open(io.BytesIO(result.data)) as image:
+            fmt, size = image.format, image.size
+            image.verify()  # checksums and structure, without a full decode
+        return result.data, _EXTENSIONS.get(fmt, str(fmt).lower()), size
+    image = result.image
+    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue(), "png", image.size
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:
+    return {**row, "status": STATUS_ERROR, "error": redact(message),
+            "path": None, "sha256": None, "width": None, "height": None}
+
+
+def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A parquet row as plain Python values (NaN/NA -> None)."""
+    clean = {}
+    for column in IMAGES_COLUMNS:
+        value = row.get(column)
+        clean[column] = None if value is None or pd.isna(value) else value
+    clean["sample"], clean["seed"] = int(clean["sample"]), int(clean["seed"])
+    return clean
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                break  # a line cut short by a kill: never counted
+            try:
+                rows.append(json.loads(raw))
+            except ValueError:
+                log.warning("%s: line %d is not valid JSON; ignored", path, number)
+    return rows
+
+
+def _truncate_partial_line(path: Path) -> None:
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
