@@ -163,7 +163,7 @@ def category_shares(distribution: pd.DataFrame, *, attribute: str, prompts: Sequ
                                aggfunc="sum")
               .reindex(index=pd.MultiIndex.from_product([prompts, models]), columns=labels)
               .fillna(0.0))
-    ax = _new_axes(ax, figsize=(7.0, 0.5 + 0.32 * len(shares)))
+    ax = _new_axes(ax, figsize=shares_figsize(n_bars=len(shares), n_labels=len(labels)))
     y = _group_positions(len(prompts), len(models))
     colors = label_colors(attribute, labels)
     left = np.zeros(len(shares))
@@ -177,8 +177,22 @@ def category_shares(distribution: pd.DataFrame, *, attribute: str, prompts: Sequ
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of persons with a known label")
     ax.set_title(f"{attribute}: category shares per prompt")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False,
+              ncols=_legend_columns(len(labels)))
     return ax
+
+
+def shares_figsize(*, n_bars: int, n_labels: int) -> tuple[float, float]:
+    """A figure size for :func:`category_shares` that fits its bars and its legend."""
+    return (8.0, max(0.8 + 0.3 * n_bars, 1.0 + 0.25 * _legend_rows(n_labels)))
+
+
+def _legend_rows(n_labels: int) -> int:
+    return -(-n_labels // _legend_columns(n_labels))
+
+
+def _legend_columns(n_labels: int) -> int:
+    return 1 if n_labels <= 5 else 2
 
 
 def _group_positions(n_groups: int, per_group: int, *, gap: float = 0.8) -> np.ndarray:

@@ -1,0 +1,220 @@
+"""Gather what a report shows from a run directory, as plain tables.
+
+Everything here is presentation-free: the HTML and Markdown renderers and the
+notebooks share these tables, so the numbers in both reports are the same.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biaskit import tables, taxonomy
+from biaskit.suite import Suite, load_suite
+
+METRIC_TABLES = ("distribution", "summary", "overall", "comparison")
+NO_METRICS = ("{run}: no metrics tables in {metrics} (missing {missing}); "
+              "run `biaskit measure` or `biaskit run` first")
+NO_MODELS = "{run}: the metrics tables name no model"
+UNKNOWN_BASELINE = "{run}: baseline {baseline!r} is not a model of this run; models: {models}"
+RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
+
+#: Headline kinds, in the order the headline table lists them.
+HEADLINE_KINDS = ("all", "individual", "group")
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass
+class RunData:
+    """The tables of one run, as the report needs them.
+
+    ``baseline`` is None when the run has a single model or none was recorded;
+    ``models`` lists the baseline first, then the candidates.
+    """
+
+    run_dir: Path
+    config: dict
+    models: list[str]
+    baseline: str | None
+    distribution: pd.DataFrame
+    summary: pd.DataFrame
+    overall: pd.DataFrame
+    comparison: pd.DataFrame
+    rates: pd.DataFrame
+    images: pd.DataFrame = field(default_factory=pd.DataFrame)
+    people: pd.DataFrame = field(default_factory=pd.DataFrame)
+    observations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    suite: Suite | None = None
+
+    @property
+    def candidates(self) -> list[str]:
+        """Models compared against the baseline (every model when there is none)."""
+        return [m for m in self.models if m != self.baseline]
+
+    def prompt_text(self, prompt_id: str) -> str:
+        """The prompt's text when the suite is known, else its id."""
+        if self.suite is not None and prompt_id in self.suite:
+            return self.suite[prompt_id].text
+        return prompt_id
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """``RUN/run.json`` as a dict ({} when the run has none)."""
+    path = Path(run_dir) / tables.RUN_CONFIG
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None
+
+
+def _optional_table(path: Path) -> pd.DataFrame:
+    return tables.read_table(path) if path.exists() else pd.DataFrame()
+
+
+def _suite_from_config(run_dir: Path, config: dict) -> Suite | None:
+    """The run's prompt suite, from the path run.json records, when it still exists."""
+    entry = config.get("suite")
+    candidates = []
+    if isinstance(entry, dict):
+        candidates += [entry.get(k) for k in ("path", "file") if entry.get(k)]
+    elif isinstance(entry, str):
+        candidates.append(entry)
+    candidates += [config.get("suite_path"), "suite.yaml", "prompts.yaml"]
+    for candidate in filter(None, candidates):
+        path = Path(candidate)
+        for full in (path, run_dir / path):
+            if full.is_file():
+                return load_suite(full)
+    return None
+
+
+def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
+             baseline: str | None = None, confusion: pd.DataFrame | str | Path | None = None
+             ) -> RunData:
+    """Read a run's metrics and stage tables for reporting.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory with ``metrics/`` (written by ``biaskit measure`` or
+        :func:`biaskit.metrics.measure_run`).
+    suite : Suite or path, optional
+        For prompt texts; default the suite run.json records, if it exists.
+    baseline : str, optional
+        Default: ``baseline`` in run.json.
+    confusion : DataFrame or path, optional
+        A tidy validation confusion table to draw (default
+        ``RUN/validation/confusion.parquet`` when present).
+    """
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    metrics_dir = run_dir / tables.METRICS_DIR
+    missing = [n for n in METRIC_TABLES if not (metrics_dir / f"{n}.parquet").exists()]
+    if missing:
+        raise FileNotFoundError(NO_METRICS.format(run=run_dir, metrics=metrics_dir, missing=missing))
+    metric = {n: tables.read_table(metrics_dir / f"{n}.parquet") for n in METRIC_TABLES}
+    images = _optional_table(run_dir / tables.IMAGES_TABLE)
+    people = _optional_table(run_dir / tables.PEOPLE_TABLE)
+    observations = _optional_table(run_dir / tables.OBSERVATIONS_TABLE)
+    rates_path = metrics_dir / "rates.parquet"
+    rates = (tables.read_table(rates_path) if rates_path.exists()
+             else compute_rates(images=images, people=people, observations=observations,
+                                summary=metric["summary"]))
+    models = _models(metric["summary"], images)
+    if not models:
+        raise ValueError(NO_MODELS.format(run=run_dir))
+    baseline = baseline or config.get("baseline")
+    if isinstance(baseline, dict):  # {"name": ..., "spec": ...}
+        baseline = baseline.get("name")
+    if baseline is not None and baseline not in models:
+        raise ValueError(UNKNOWN_BASELINE.format(run=run_dir, baseline=baseline, models=models))
+    if baseline is not None:
+        models = [baseline] + [m for m in models if m != baseline]
+    if isinstance(suite, (str, Path)):
+        suite = load_suite(suite)
+    if confusion is None:
+        confusion = _optional_table(run_dir / "validation" / "confusion.parquet")
+    elif not isinstance(confusion, pd.DataFrame):
+        confusion = tables.read_table(confusion)
+    return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
+                   rates=rates, images=images, people=people, observations=observations,
+                   confusion=confusion, suite=suite or _suite_from_config(run_dir, config),
+                   **metric)
+
+
+def _models(summary: pd.DataFrame, images: pd.DataFrame) -> list[str]:
+    seen = list(summary.get("model", pd.Series(dtype=str)))
+    seen += list(images.get("model", pd.Series(dtype=str)))
+    return list(dict.fromkeys(str(m) for m in seen))
+
+
+def compute_rates(*, images: pd.DataFrame, people: pd.DataFrame, observations: pd.DataFrame,
+                  summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per model: refusal_rate, error_rate, unclear_share, no_person_share.
+
+    Used when the metrics stage wrote no ``rates`` table.  Refusal and error
+    rates are over all requested samples; the no-person share is over images
+    generated (status ok); the unclear share is over person x attribute labels.
+    """
+    models = _models(summary if summary is not None else pd.DataFrame(), images)
+    rows = {m: {"model": m} for m in models}
+    if not images.empty:
+        status = images.groupby("model")["status"]
+        for model, values in status:
+            rows[model]["refusal_rate"] = float((values == tables.STATUS_REFUSED).mean())
+            rows[model]["error_rate"] = float((values == tables.STATUS_ERROR).mean())
+        ok = images[images["status"] == tables.STATUS_OK]
+        with_person = _images_with_people(ok, people=people, observations=observations)
+        for model, flags in with_person.groupby(ok["model"]):
+            rows[model]["no_person_share"] = float(1 - flags.mean()) if len(flags) else np.nan
+    if not observations.empty:
+        for model, labels in observations.groupby("model")["label"]:
+            rows[str(model)]["unclear_share"] = float((labels == taxonomy.UNCLEAR).mean())
+    columns = ["model", "refusal_rate", "error_rate", "unclear_share", "no_person_share"]
+    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
+
+
+def _images_with_people(ok: pd.DataFrame, *, people: pd.DataFrame,
+                        observations: pd.DataFrame) -> pd.Series:
+    """For each ok image row: does it show at least one person?"""
+    if not people.empty:
+        return ok["sha256"].isin(set(people["sha256"]))
+    keys = set(zip(observations.get("model", []), observations.get("prompt_id", []),
+                   observations.get("sample", [])))
+    return pd.Series([k in keys for k in zip(ok["model"], ok["prompt_id"], ok["sample"])],
+                     index=ok.index, dtype=bool)
+
+
+def headline(overall: pd.DataFrame, *, models: list[str]) -> pd.DataFrame:
+    """The card's headline: HOF and mean entropy per kind, attribute and model.
+
+    One row per (kind, attribute, model) with the point values and intervals,
+    kinds in :data:`HEADLINE_KINDS` order (those present), models in ``models`` order.
+    """
+    kinds = [k for k in HEADLINE_KINDS if k in set(overall["kind"])]
+    rows = overall[overall["kind"].isin(kinds) & overall["model"].isin(models)].copy()
+    rows["_kind"] = rows["kind"].map(kinds.index)
+    rows["_model"] = rows["model"].map(models.index)
+    return (rows.sort_values(["_kind", "attribute", "_model"], kind="stable")
+            .drop(columns=["_kind", "_model"]).reset_index(drop=True))
+
+
+def significant_differences(comparison: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA
+                            ) -> pd.DataFrame:
+    """Per-prompt comparisons with a Benjamini-Hochberg q-value under ``alpha``, smallest first."""
+    per_prompt = comparison[comparison["prompt_id"] != "all"]
+    q = pd.to_numeric(per_prompt["q_value"], errors="coerce")
+    return per_prompt[q < alpha].sort_values(["q_value", "prompt_id"]).reset_index(drop=True)
+
+
+def ahistorical(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary rows of prompts with an expected label (the ahistorical check)."""
+    expected = summary["expected"].astype("string").fillna("")
+    return summary[expected != ""].reset_index(drop=True)

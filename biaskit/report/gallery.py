@@ -1,0 +1,124 @@
+"""Per-prompt galleries: small JPEG thumbnails with each person's box and labels."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from biaskit import taxonomy, tables
+from biaskit.report.data import RunData
+
+log = logging.getLogger(__name__)
+THUMB_SIZE = 160
+JPEG_QUALITY = 70
+BOX_COLOR = (255, 215, 0)
+UNREADABLE = "{path}: cannot make a thumbnail ({problem})"
+
+
+@dataclass
+class Thumbnail:
+    """One sample: its data URI (None when unreadable) and one label line per person."""
+
+    model: str
+    sample: int
+    status: str
+    src: str | None = None
+    people: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _boxes(run: RunData) -> dict[str, list[tuple]]:
+    """sha256 -> [(person, x0, y0, x1, y1)]."""
+    people = run.people
+    if people.empty:
+        return {}
+    grouped: dict[str, list[tuple]] = {}
+    for row in people.itertuples(index=False):
+        grouped.setdefault(row.sha256, []).append((row.person, row.x0, row.y0, row.x1, row.y1))
+    return grouped
+
+
+def person_labels(observations: pd.DataFrame) -> dict[tuple, list[str]]:
+    """(model, prompt_id, sample) -> one line per person, e.g. ``"1: Female, White, MST3"``.
+
+    Persons are numbered from 1 as drawn on the thumbnail; an abstention shows
+    as ``"<attribute>?"``.
+    """
+    if observations.empty:
+        return {}
+    order = {a: i for i, a in enumerate(dict.fromkeys(observations["attribute"]))}
+    frame = observations.assign(_order=observations["attribute"].map(order))
+    frame = frame.sort_values(["model", "prompt_id", "sample", "person", "_order"])
+    lines: dict[tuple, list[str]] = {}
+    for (model, prompt_id, sample, person), rows in frame.groupby(
+            ["model", "prompt_id", "sample", "person"], sort=False):
+        words = [f"{a}?" if label == taxonomy.UNCLEAR else str(label)
+                 for a, label in zip(rows["attribute"], rows["label"])]
+        lines.setdefault((model, prompt_id, int(sample)), []).append(
+            f"{int(person) + 1}: {', '.join(words)}")
+    return lines
+
+
+def thumbnail_uri(path, *, boxes=(), size: int = THUMB_SIZE) -> str:
+    """A ``data:image/jpeg;base64`` thumbnail of the image at ``path`` with numbered boxes."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = size / max(image.size)
+        thumb = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    draw = ImageDraw.Draw(thumb)
+    for person, x0, y0, x1, y1 in boxes:
+        box = [v * scale for v in (x0, y0, x1, y1)]
+        draw.rectangle(box, outline=BOX_COLOR, width=2)
+        draw.text((box[0] + 2, box[1] + 1), str(int(person) + 1), fill=BOX_COLOR)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def galleries(run: RunData, *, per_prompt: int = 8, size: int = THUMB_SIZE) -> list[dict]:
+    """One entry per prompt: ``{"prompt_id", "text", "models": [{"model", "thumbnails"}]}``.
+
+    Up to ``per_prompt`` samples per model, lowest sample index first; refused and
+    failed samples appear as notes, so a gallery never hides them.
+    """
+    if run.images.empty or per_prompt <= 0:
+        return []
+    labels = person_labels(run.observations)
+    boxes = _boxes(run)
+    images = run.images.sort_values(["prompt_id", "sample"], kind="stable")
+    prompt_ids = list(dict.fromkeys(images["prompt_id"]))
+    if run.suite is not None:  # suite order, as the reader knows the prompts
+        order = {p.id: i for i, p in enumerate(run.suite)}
+        prompt_ids.sort(key=lambda p: order.get(p, len(order)))
+    result = []
+    for prompt_id in prompt_ids:
+        of_prompt = images[images["prompt_id"] == prompt_id]
+        models = [{"model": model,
+                   "thumbnails": [_thumbnail(run, row, labels=labels, boxes=boxes, size=size)
+                                  for row in of_prompt[of_prompt["model"] == model]
+                                  .head(per_prompt).itertuples(index=False)]}
+                  for model in run.models if (of_prompt["model"] == model).any()]
+        result.append({"prompt_id": prompt_id, "text": run.prompt_text(prompt_id), "models": models})
+    return result
+
+
+def _thumbnail(run: RunData, row, *, labels, boxes, size) -> Thumbnail:
+    thumb = Thumbnail(model=row.model, sample=int(row.sample), status=row.status)
+    if row.status != tables.STATUS_OK:
+        thumb.note = row.status
+        return thumb
+    path = run.run_dir / str(row.path)
+    try:
+        thumb.src = thumbnail_uri(path, boxes=boxes.get(row.sha256, ()), size=size)
+    except (OSError, ValueError) as exc:  # a missing or corrupt file costs one thumbnail
+        log.warning(UNREADABLE.format(path=path, problem=exc))
+        thumb.note = "image unreadable"
+    thumb.people = labels.get((row.model, row.prompt_id, int(row.sample)), [])
+    if not thumb.people and thumb.src:
+        thumb.note = "no person found"
+    return thumb

@@ -1,0 +1,169 @@
+"""Turn a run's tables into the report's context, and the context into HTML or Markdown.
+
+Both formats render the same context: tables as lists of display strings, so
+the numbers in report.html and report.md agree to the digit.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from biaskit.report import data, methods
+from biaskit.report.figures import RenderedFigure
+
+TEMPLATES = Path(__file__).parent / "templates"
+DASH = "–"
+
+
+def number(value, digits: int = 2) -> str:
+    """``0.4567 -> "0.46"``; missing -> an en dash."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return DASH
+    return DASH if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def with_interval(value, low, high, digits: int = 2) -> str:
+    """``"0.46 [0.30, 0.61]"``, or just the value when the interval is missing."""
+    text = number(value, digits)
+    if text == DASH or number(low) == DASH or number(high) == DASH:
+        return text
+    return f"{text} [{number(low, digits)}, {number(high, digits)}]"
+
+
+def percent(value) -> str:
+    text = number(value, 3)
+    return text if text == DASH else f"{float(value) * 100:.1f}%"
+
+
+def table(columns, rows) -> dict:
+    """The renderers' table shape: column titles and rows of display strings."""
+    return {"columns": list(columns), "rows": [[str(cell) for cell in row] for row in rows]}
+
+
+def headline_table(run: data.RunData) -> dict:
+    """The card's table: per kind and attribute, HOF and mean entropy per model, with intervals."""
+    frame = data.headline(run.overall, models=run.models)
+    columns = ["prompts", "attribute"]
+    for model in run.models:
+        tag = f"{model} (baseline)" if model == run.baseline else model
+        columns += [f"HOF · {tag}", f"mean entropy · {tag}"]
+    rows = []
+    for (kind, attribute), group in frame.groupby(["kind", "attribute"], sort=False):
+        by_model = group.set_index("model")
+        row = [kind, attribute]
+        for model in run.models:
+            if model not in by_model.index:
+                row += [DASH, DASH]
+                continue
+            r = by_model.loc[model]
+            row += [with_interval(r["hof"], r["hof_ci_low"], r["hof_ci_high"]),
+                    with_interval(r["mean_entropy"], r["mean_entropy_ci_low"], r["mean_entropy_ci_high"])]
+        rows.append(row)
+    return table(columns, rows)
+
+
+def significant_table(run: data.RunData, *, alpha: float) -> dict:
+    frame = data.significant_differences(run.comparison, alpha=alpha)
+    rows = [[r.prompt_id, run.prompt_text(r.prompt_id), r.attribute, r.metric, r.model,
+             number(r.value), number(r.baseline_value), with_interval(r.delta, r.ci_low, r.ci_high),
+             number(r.p_value, 4), number(r.q_value, 4)]
+            for r in frame.itertuples(index=False)]
+    return table(["prompt", "text", "attribute", "metric", "model", "value", "baseline",
+                  "difference [95% CI]", "p", "q (BH)"], rows)
+
+
+def ahistorical_table(run: data.RunData) -> dict:
+    frame = data.ahistorical(run.summary)
+    keys = list(dict.fromkeys(zip(frame["prompt_id"], frame["attribute"], frame["expected"])))
+    indexed = frame.set_index(["prompt_id", "attribute", "model"])
+    rows = []
+    for prompt_id, attribute, expected in keys:
+        row = [prompt_id, run.prompt_text(prompt_id), attribute, expected]
+        for model in run.models:
+            key = (prompt_id, attribute, model)
+            if key in indexed.index:
+                r = indexed.loc[key]
+                row.append(f"{percent(r['match_rate'])} of {int(r['n_known'])}"
+                           if "n_known" in r else percent(r["match_rate"]))
+            else:
+                row.append(DASH)
+        rows.append(row)
+    return table(["prompt", "text", "attribute", "expected"] + [f"match · {m}" for m in run.models], rows)
+
+
+def rates_table(run: data.RunData) -> dict:
+    columns = [c for c in ("unclear_share", "no_person_share", "refusal_rate", "error_rate")
+               if c in run.rates]
+    by_model = run.rates.set_index("model")
+    rows = [[m] + [percent(by_model.loc[m, c]) if m in by_model.index else DASH for c in columns]
+            for m in run.models]
+    return table(["model"] + [c.replace("_", " ") for c in columns], rows)
+
+
+def frame_table(frame: pd.DataFrame) -> dict:
+    return table(frame.columns, frame.itertuples(index=False))
+
+
+def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries: list[dict],
+                  alpha: float, title: str | None = None) -> dict:
+    """Everything the templates show (no file paths or secrets beyond redacted run.json)."""
+    run_name = run.config.get("name") or run.run_dir.resolve().name
+    return {
+        "title": title or f"biaskit report: {run_name}",
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "models": run.models,
+        "baseline": run.baseline,
+        "suite_name": run.suite.name if run.suite is not None else run.config.get("suite_name", ""),
+        "alpha": alpha,
+        "figures": figures,
+        "figures_by_name": {f.name: f for f in figures},
+        "headline": headline_table(run),
+        "significant": significant_table(run, alpha=alpha),
+        "ahistorical": ahistorical_table(run),
+        "rates": rates_table(run),
+        "galleries": galleries,
+        "counts": frame_table(methods.counts(run)),
+        "taggers": frame_table(methods.taggers(run.observations)),
+        "settings": table(["setting", "value"], methods.settings(run.config)),
+        "versions": table(["package", "version"], methods.package_versions().items()),
+        "caveats": methods.CAVEATS,
+    }
+
+
+def _environment(*, markdown: bool):
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=not markdown,  # HTML: every prompt text and label is escaped
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = markdown_cell
+    env.filters["data_uri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return env
+
+
+_MD_SPECIAL = re.compile(r"([\\`*<>|])")
+
+
+def markdown_cell(text) -> str:
+    """Text safe inside a Markdown table cell: specials backslash-escaped, one line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def render_html(context: dict) -> str:
+    return _environment(markdown=False).get_template("report.html.j2").render(**context)
+
+
+def render_markdown(context: dict, *, figure_dir: str) -> str:
+    return (_environment(markdown=True).get_template("report.md.j2")
+            .render(figure_dir=figure_dir, **context))

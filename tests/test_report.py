@@ -1,0 +1,207 @@
+"""The report shows the run's numbers, embeds everything, escapes text and leaks no secret."""
+
+import base64
+import io
+import json
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from biaskit.report import compute_rates, load_run, write_report
+from biaskit.report.render import markdown_cell
+from report_support import EVIL_TEXT, SECRET, make_run
+
+
+class ReportParser(HTMLParser):
+    """Tables (by class) as lists of cell-text rows, and every <img> src."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images, self.links = {}, [], []
+        self._table = self._row = self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = self.tables.setdefault(attrs.get("class", ""), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag == "img":
+            self.images.append(attrs.get("src", ""))
+        elif tag in ("link", "script"):
+            self.links.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._row is not None:
+            self._row.append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    made = make_run(run_dir)
+    paths = write_report(run_dir, thumbnails=2)
+    html = paths["html"].read_text(encoding="utf-8")
+    parser = ReportParser()
+    parser.feed(html)
+    return {"run_dir": run_dir, "paths": paths, "html": html, "parsed": parser,
+            "markdown": paths["markdown"].read_text(encoding="utf-8"), **made}
+
+
+def test_writes_html_markdown_and_figure_files(report):
+    paths = report["paths"]
+    assert paths["html"] == report["run_dir"] / "report.html"
+    assert paths["markdown"] == report["run_dir"] / "report.md"
+    names = sorted(p.stem for p in paths["figures"].glob("*.png"))
+    assert names == ["ahistorical", "entropy_gender_cand", "entropy_skin_tone_cand", "rates",
+                     "shares_gender", "shares_skin_tone", "summary"]
+    for name in names:  # each figure file is referenced by the markdown
+        assert f"](figures/{name}.png)" in report["markdown"]
+
+
+def test_html_is_self_contained(report):
+    parsed = report["parsed"]
+    assert parsed.links == []  # no stylesheet link, no script
+    assert all(src.startswith("data:image/") for src in parsed.images)
+    assert "http://" not in report["html"].replace("http://127.0.0.1:1", "")
+    # 7 figures + 2 thumbnails x 2 models x 3 prompts.
+    pngs = [s for s in parsed.images if s.startswith("data:image/png")]
+    jpegs = [s for s in parsed.images if s.startswith("data:image/jpeg")]
+    assert len(pngs) == 7 and len(jpegs) == 12
+    for src in pngs[:1] + jpegs[:1]:
+        image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        image.load()
+        assert image.width > 0
+    thumb = Image.open(io.BytesIO(base64.b64decode(jpegs[0].split(",", 1)[1])))
+    assert thumb.format == "JPEG" and max(thumb.size) == 160
+
+
+def test_embedded_summary_figure_is_the_file(report):
+    src = report["parsed"].images[0]
+    assert base64.b64decode(src.split(",", 1)[1]) == (report["paths"]["figures"] / "summary.png").read_bytes()
+
+
+def test_headline_table_has_values_and_intervals(report):
+    rows = report["parsed"].tables["headline"]
+    assert rows[0] == ["prompts", "attribute", "HOF · base (baseline)", "mean entropy · base (baseline)",
+                       "HOF · cand", "mean entropy · cand"]
+    assert rows[1] == ["individual", "gender", "0.00 [0.00, 0.00]", "0.05 [0.00, 0.10]",
+                       "0.45 [0.30, 0.60]", "0.62 [0.50, 0.70]"]
+    assert rows[2][1] == "skin_tone" and rows[2][4] == "0.20 [0.10, 0.30]"
+    assert len(rows) == 3  # ahistorical rows are not diversity headlines
+    assert "| individual | gender | 0.00 [0.00, 0.00] | 0.05 [0.00, 0.10] | 0.45 [0.30, 0.60] |" in report["markdown"]
+
+
+def test_significant_differences_only_below_alpha_and_never_the_all_row(report):
+    rows = report["parsed"].tables["significant"]
+    assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("doctor", "gender", "entropy"),
+                                                     ("founders", "skin_tone", "distribution")]
+    assert rows[1][7] == "0.62 [0.40, 0.80]" and rows[1][9] == "0.0030"
+
+
+def test_ahistorical_table(report):
+    rows = report["parsed"].tables["ahistorical"]
+    assert rows[1] == ["founders", "the US founding fathers", "gender", "Male", "100.0% of 4", "75.0% of 4"]
+
+
+def test_rates_are_computed_from_images_and_observations(report):
+    rows = {r[0]: r[1:] for r in report["parsed"].tables["rates"][1:]}
+    # cand: 1 refused + 1 error of 8 samples; 1 unclear of 20 labels; every ok image has a person.
+    assert rows["cand"] == ["5.0%", "0.0%", "12.5%", "12.5%"]
+    assert rows["base"] == ["0.0%", "0.0%", "0.0%", "0.0%"]
+
+
+def test_compute_rates_counts_images_without_people():
+    images = pd.DataFrame({"model": ["m"] * 4, "prompt_id": ["p"] * 4, "sample": range(4),
+                           "status": ["ok", "ok", "ok", "refused"], "sha256": ["a", "b", "c", None]})
+    people = pd.DataFrame({"sha256": ["a", "a"], "person": [0, 1]})
+    observations = pd.DataFrame({"model": ["m"] * 4, "label": ["Male", "unclear", "unclear", "MST3"]})
+    rates = compute_rates(images=images, people=people, observations=observations).set_index("model")
+    assert rates.loc["m", "refusal_rate"] == pytest.approx(1 / 4)
+    assert rates.loc["m", "error_rate"] == 0
+    assert rates.loc["m", "no_person_share"] == pytest.approx(2 / 3)
+    assert rates.loc["m", "unclear_share"] == pytest.approx(2 / 4)
+
+
+def test_prompt_text_is_escaped_in_html_and_markdown(report):
+    html, markdown = report["html"], report["markdown"]
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; doctor | &amp; co" in html
+    assert "<script>" not in markdown
+    assert markdown_cell(EVIL_TEXT) in markdown
+    assert markdown_cell("a | b\nc") == "a \\| b c"
+
+
+def test_no_secret_in_any_output(report):
+    for path in [report["paths"]["html"], report["paths"]["markdown"],
+                 *report["paths"]["figures"].iterdir()]:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert "[redacted]" in report["html"]
+
+
+def test_gallery_labels_and_notes(report):
+    html = report["html"]
+    assert "1: Male, MST3" in html  # base doctor: one person
+    assert "3: Male, MST3" in html  # a workers image: three numbered persons
+    assert "2: Female, MST3" in html  # cand workers sample 0, person 1
+    assert html.count('class="prompt-gallery"') == 3
+
+
+def test_methods_section(report):
+    counts = {r[0]: r[1:] for r in report["parsed"].tables["counts"][1:]}
+    assert counts["cand"] == ["3", "8", "6", "1", "1", "10"]
+    taggers = report["parsed"].tables["taggers"]
+    assert ["skin_tone", "colorimetry", "20", "1"] in taggers
+    settings = dict(tuple(r) for r in report["parsed"].tables["settings"][1:])
+    assert settings["seed"] == "7" and settings["openai.api_key"] == "[redacted]"
+    versions = dict(tuple(r) for r in report["parsed"].tables["versions"][1:])
+    assert versions["pandas"] == pd.__version__
+    assert "perceived" in html_text(report["html"]).lower()
+
+
+def html_text(html):
+    return html.replace("\n", " ")
+
+
+def test_unreadable_image_costs_one_thumbnail(tmp_path):
+    made = make_run(tmp_path)
+    first = made["images"].iloc[0]
+    (tmp_path / first["path"]).write_bytes(b"not an image")
+    paths = write_report(tmp_path, thumbnails=1)
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "image unreadable" in html
+    parser = ReportParser()
+    parser.feed(html)
+    assert len([s for s in parser.images if s.startswith("data:image/jpeg")]) == 5
+
+
+def test_missing_metrics_and_unknown_baseline_are_clear_errors(tmp_path):
+    make_run(tmp_path)
+    with pytest.raises(ValueError, match="baseline 'nobody'"):
+        load_run(tmp_path, baseline="nobody")
+    (tmp_path / "metrics" / "overall.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"overall.*biaskit measure"):
+        write_report(tmp_path)
+
+
+def test_baseline_from_run_json_comes_first(tmp_path):
+    make_run(tmp_path)
+    config = json.loads((tmp_path / "run.json").read_text())
+    config["baseline"] = "cand"
+    (tmp_path / "run.json").write_text(json.dumps(config))
+    run = load_run(tmp_path)
+    assert run.models == ["cand", "base"] and run.candidates == ["base"]
