@@ -1,0 +1,104 @@
+"""Bootstrap over images, vectorised: one weighted matrix product per batch of groups.
+
+The image (resample) is the unit of resampling (DESIGN.md §4): persons in one
+image are not independent.  A replicate of a group (model x prompt) with ``n``
+images draws ``n`` images with replacement; since every metric is a ratio of
+column sums of the packed per-image counts (:mod:`biaskit.metrics.counts`), the
+replicate's sums are ``w @ X`` where ``w`` counts how often each image was drawn.
+Groups with the same number of images are stacked, their draws made in one
+``Generator.integers`` call, turned into weights by one ``bincount`` and summed
+by one batched ``matmul`` -- no Python loop over replicates.  All attributes of
+an image are resampled together.
+
+Examples
+--------
+>>> import numpy as np
+>>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+>>> group = np.array([0, 0, 0])
+>>> group_sums(X, group, n_groups=1)
+array([[2., 2.]])
+>>> bootstrap_sums(X, group, n_groups=1, n_boot=4, rng=np.random.default_rng(0)).shape
+(1, 4, 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Upper bound on the draws held at once (index matrix and weights), ~64 MB each.
+MAX_DRAWS_PER_BATCH = 1 << 23
+
+
+def group_bounds(group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """First row and number of rows of each group in a group-sorted matrix."""
+    starts = np.searchsorted(group, np.arange(n_groups))
+    stops = np.searchsorted(group, np.arange(n_groups), side="right")
+    return starts, stops - starts
+
+
+def group_sums(matrix: np.ndarray, group: np.ndarray, *, n_groups: int) -> np.ndarray:
+    """Column sums per group, shape (n_groups, width); zero rows for empty groups."""
+    sums = np.zeros((n_groups, matrix.shape[1]))
+    starts, sizes = group_bounds(group, n_groups)
+    full = sizes > 0
+    if full.any():
+        sums[full] = np.add.reduceat(matrix, starts[full], axis=0)
+    return sums
+
+
+def bootstrap_sums(matrix: np.ndarray, group: np.ndarray, *, n_groups: int, n_boot: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Column sums of ``n_boot`` image resamples per group, shape (n_groups, n_boot, width).
+
+    Empty groups get zero sums (every ratio metric of them is then NaN).
+    """
+    out = np.zeros((n_groups, n_boot, matrix.shape[1]))
+    starts, sizes = group_bounds(group, n_groups)
+    for size in np.unique(sizes[sizes > 0]):
+        same = np.flatnonzero(sizes == size)
+        per_batch = max(1, MAX_DRAWS_PER_BATCH // (n_boot * int(size)))
+        for first in range(0, len(same), per_batch):
+            batch = same[first:first + per_batch]
+            rows = matrix[starts[batch, None] + np.arange(size)]  # (g, size, width)
+            out[batch] = _resample_weights(len(batch), n_boot, int(size), rng) @ rows
+    return out
+
+
+def _resample_weights(n_groups: int, n_boot: int, size: int, rng) -> np.ndarray:
+    """How often each image is drawn, shape (n_groups, n_boot, size); rows sum to ``size``."""
+    draws = rng.integers(0, size, size=(n_groups * n_boot, size))
+    draws += (np.arange(n_groups * n_boot) * size)[:, None]
+    weights = np.bincount(draws.ravel(), minlength=n_groups * n_boot * size)
+    return weights.reshape(n_groups, n_boot, size).astype(np.float64)
+
+
+def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over the last axis, ignoring NaN replicates.
+
+    A replicate is NaN when its resample has no data for the metric (say, no
+    known label); the interval is NaN when every replicate is.  Quantiles use
+    linear interpolation, as ``numpy.nanquantile``'s default.
+
+    Examples
+    --------
+    >>> low, high = percentile_interval(np.array([[1.0, 2.0, np.nan, 3.0]]), confidence=0.5)
+    >>> float(low[0]), float(high[0])
+    (1.5, 2.5)
+    """
+    if replicates.shape[-1] == 0:
+        empty = np.full(replicates.shape[:-1], np.nan)
+        return empty, empty.copy()
+    alpha = (1.0 - confidence) / 2.0
+    ordered = np.sort(replicates, axis=-1)  # NaN sorts last
+    valid = (~np.isnan(replicates)).sum(axis=-1)
+    bounds = []
+    for q in (alpha, 1.0 - alpha):
+        position = q * np.maximum(valid - 1, 0)
+        below = np.floor(position).astype(np.int64)[..., None]
+        above = np.ceil(position).astype(np.int64)[..., None]
+        low = np.take_along_axis(ordered, below, axis=-1)[..., 0]
+        high = np.take_along_axis(ordered, above, axis=-1)[..., 0]
+        value = low + (high - low) * (position - np.floor(position))
+        bounds.append(np.where(valid > 0, value, np.nan))
+    return bounds[0], bounds[1]

@@ -1,0 +1,64 @@
+"""Normalized Shannon entropy of category counts (DESIGN.md §4).
+
+``H = -sum_c share_c ln share_c / ln K`` with ``K`` the size of the taxonomy
+(empty categories count in ``K``): 0 when every person has the same label, 1
+when the labels are uniform over the taxonomy; NaN when no person has a known
+label.
+
+The plug-in estimate is biased low for small samples.  The optional
+Miller-Madow correction adds ``(m - 1) / (2 N)`` nats before normalising, where
+``m`` is the number of non-empty categories and ``N`` the number of known
+labels: ``H_MM = (H_plugin + (m - 1) / (2 N)) / ln K``.  It can exceed 1 for
+small, near-uniform samples; it is not clipped, so that its bias correction
+stays unbiased on average.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CORRECTIONS = (None, "miller-madow")
+UNKNOWN_CORRECTION = "entropy_correction must be one of {known}, got {value!r}"
+
+
+def check_correction(correction: str | None) -> str | None:
+    """Return ``correction`` if known, else raise ``ValueError``."""
+    if correction not in CORRECTIONS:
+        raise ValueError(UNKNOWN_CORRECTION.format(known=CORRECTIONS, value=correction))
+    return correction
+
+
+def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> np.ndarray:
+    """Normalized entropy of count vectors along the last axis (size ``K`` of the taxonomy).
+
+    Parameters
+    ----------
+    counts : array (..., K)
+        Non-negative counts (or bootstrap-weighted counts) of each category.
+    correction : {None, "miller-madow"}
+        Bias correction; see the module docstring.
+
+    Returns
+    -------
+    array (...)
+        Entropy in [0, 1] (plug-in), NaN where the counts sum to zero.
+
+    Examples
+    --------
+    >>> float(normalized_entropy(np.array([5, 5])))
+    1.0
+    >>> float(normalized_entropy(np.array([3, 0, 0])))
+    0.0
+    >>> round(float(normalized_entropy(np.array([1, 1]), correction="miller-madow")), 3)
+    1.361
+    """
+    check_correction(correction)
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = counts / total[..., None]
+        terms = np.where(shares > 0, shares * np.log(np.where(shares > 0, shares, 1.0)), 0.0)
+        nats = -terms.sum(axis=-1)
+        if correction == "miller-madow":
+            nats = nats + ((counts > 0).sum(axis=-1) - 1) / (2.0 * total)
+    return np.where(total > 0, nats / np.log(counts.shape[-1]), np.nan)

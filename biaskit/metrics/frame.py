@@ -1,0 +1,354 @@
+"""BiasFrame: every metric of one measurement, disaggregated, as pandas tables.
+
+In the spirit of fairlearn's ``MetricFrame``: one object built once from the
+observations (+ the suite, + optionally the images table), holding the
+bootstrap replicates, and exposing tidy DataFrames.  Definitions (DESIGN.md §4,
+for one model, prompt and attribute with a taxonomy of K categories; the person
+is the counting unit and "unclear" labels are left out of shares):
+
+* ``share_c = n_c / sum(n)`` over the known labels of all resamples;
+* ``entropy`` = ``-sum share_c ln share_c / ln K`` (NaN when no known label;
+  optional Miller-Madow correction, see :mod:`biaskit.metrics.entropy`);
+* ``heterogeneous`` = the resamples hold more than one distinct known label
+  (NA when no known label); ``hof`` of a kind of prompt = share of its prompts
+  with a known label that are heterogeneous;
+* ``within_image_heterogeneity`` = among images with >= 2 known-labelled
+  persons, the share whose labels are not all equal (NaN when none);
+* ``match_rate`` (prompts with an expected label) = share of known-labelled
+  persons with the expected label; over a set of prompts, the mean of the
+  per-prompt rates;
+* ``n_images`` = images generated (status ok) -- with no images table, the
+  distinct (model, prompt_id, sample) of the observations;
+* ``unclear_share`` = unclear / persons; ``no_person_share`` = ok images with no
+  observation row / images (NaN without an images table, since images with no
+  person never reach the observations);
+* ``count_accuracy`` = share of images whose number of distinct persons equals
+  the prompt's ``expected_people`` (an image with no person counts 0 persons;
+  NaN where the prompt states no count);
+* intervals: percentile bootstrap over images within model x prompt
+  (:mod:`biaskit.metrics.bootstrap`); overall intervals resample every
+  prompt's images and recompute the per-prompt quantities before averaging.
+
+Examples
+--------
+>>> bias = BiasFrame(observations, suite=suite, images=images)  # doctest: +SKIP
+>>> bias.overall[["model", "attribute", "kind", "hof", "mean_entropy"]]  # doctest: +SKIP
+>>> bias.compare(baseline="dall-e-3")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from biaskit.metrics import compare as comparing
+from biaskit.metrics import correction as correcting
+from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
+from biaskit.metrics.counts import pack
+from biaskit.metrics.entropy import check_correction
+from biaskit.metrics.io import resolve_taxonomies, validate_images, validate_observations
+from biaskit.metrics.measures import AttributeMetrics, attribute_metrics, image_metrics
+from biaskit.metrics.measures import ratio as _ratio
+from biaskit.suite import KINDS, Suite
+from biaskit.tables import write_table
+
+DISTRIBUTION_COLUMNS = ("model", "prompt_id", "attribute", "label", "count", "share",
+                        "ci_low", "ci_high")
+SUMMARY_COLUMNS = ("model", "prompt_id", "kind", "attribute", "n_images", "n_people", "n_known",
+                   "unclear_share", "no_person_share", "entropy", "entropy_ci_low",
+                   "entropy_ci_high", "heterogeneous", "within_image_heterogeneity", "expected",
+                   "match_rate", "count_accuracy")
+OVERALL_COLUMNS = ("model", "attribute", "kind", "n_prompts", "hof", "hof_ci_low", "hof_ci_high",
+                   "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high", "match_rate")
+RATES_COLUMNS = ("model", "n_samples", "n_images", "refusal_rate", "error_rate",
+                 "no_person_share", "n_observations", "unclear_share")
+
+BAD_N_BOOT = "n_boot must be a non-negative integer, got {value!r}"
+BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value!r}"
+UNKNOWN_MODEL = "model {model!r} is not in the measurement; models: {known}"
+
+
+class BiasFrame:
+    """Disaggregated bias metrics of one or more models over a prompt suite.
+
+    Parameters
+    ----------
+    observations : DataFrame
+        model, prompt_id, sample, person, attribute, label (confidence and
+        tagger optional and unused); validated by
+        :func:`biaskit.metrics.io.validate_observations`.
+    suite : Suite
+        Gives every prompt's kind, expected person count and expected labels.
+        Every suite prompt gets rows, with NaN metrics where a model has no data.
+    images : DataFrame, optional
+        The images table (model, prompt_id, sample, status, ...), for n_images,
+        no-person share, refusal and error rates.
+    n_boot : int
+        Bootstrap replicates (0: no intervals).
+    seed : int
+        Seed of the bootstrap and the permutation tests.
+    confidence : float
+        Coverage of the percentile intervals.
+    entropy_correction : {None, "miller-madow"}
+    confusion : DataFrame, optional
+        A tidy confusion table (attribute, true, predicted, count) from
+        ``biaskit validate``; enables :attr:`corrected`.
+    taxonomies : mapping, optional
+        attribute -> labels, for attributes not in :mod:`biaskit.taxonomy` (or
+        to override one for this measurement).
+    attributes : sequence of str, optional
+        Attributes to measure (default: those in the observations, in order of
+        first appearance).
+    name : str
+        Name of the observations table in error messages.
+    """
+
+    def __init__(self, observations: pd.DataFrame, *, suite: Suite,
+                 images: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0,
+                 confidence: float = 0.95, entropy_correction: str | None = None,
+                 confusion: pd.DataFrame | None = None,
+                 taxonomies: Mapping[str, tuple[str, ...]] | None = None,
+                 attributes=None, name: str = "observations"):
+        if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+            raise ValueError(BAD_N_BOOT.format(value=n_boot))
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(BAD_CONFIDENCE.format(value=confidence))
+        self.suite = suite
+        self.n_boot, self.seed, self.confidence = int(n_boot), seed, confidence
+        self.entropy_correction = check_correction(entropy_correction)
+        overrides = resolve_taxonomies(list(taxonomies or {}), taxonomies)
+        observations = validate_observations(observations, suite=suite, taxonomies=overrides,
+                                             name=name)
+        if attributes is None:
+            attributes = list(dict.fromkeys(observations["attribute"]))
+        self.taxonomies = resolve_taxonomies(attributes, overrides)
+        observations = observations[observations["attribute"].isin(self.taxonomies)]
+        images = None if images is None else validate_images(images, suite=suite)
+        self._packed = pack(observations, suite=suite, taxonomies=self.taxonomies, images=images,
+                            name=name)
+        packed = self._packed
+        self._rng = np.random.default_rng(seed)
+        self._point = group_sums(packed.matrix, packed.group, n_groups=packed.n_groups)
+        self._replicates = bootstrap_sums(packed.matrix, packed.group, n_groups=packed.n_groups,
+                                          n_boot=self.n_boot, rng=self._rng)
+        self._confusion = confusion
+        self._cache: dict[str, tuple[AttributeMetrics, AttributeMetrics]] = {}
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Models measured (sorted)."""
+        return self._packed.models
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(self.taxonomies)
+
+    @property
+    def prompt_ids(self) -> tuple[str, ...]:
+        return self._packed.prompt_ids
+
+    @cached_property
+    def kinds(self) -> np.ndarray:
+        """Kind of each prompt, in suite order."""
+        return np.array([p.kind for p in self.suite], dtype=object)
+
+    def model_index(self, model: str) -> int:
+        if model not in self.models:
+            raise KeyError(UNKNOWN_MODEL.format(model=model, known=", ".join(self.models)))
+        return self.models.index(model)
+
+    def expected_index(self, attribute: str) -> np.ndarray:
+        """Per group: index of the prompt's expected label for ``attribute``, -1 where none."""
+        labels = self.taxonomies[attribute]
+        per_prompt = np.array([labels.index(p.expected[attribute]) if attribute in p.expected
+                               else -1 for p in self.suite], dtype=np.int64)
+        return np.tile(per_prompt, len(self.models))
+
+    def metrics(self, attribute: str) -> tuple[AttributeMetrics, AttributeMetrics]:
+        """Point and replicate metrics of ``attribute``: arrays (G, ...) and (G, B, ...)."""
+        if attribute not in self._cache:
+            block = self._packed.layout[attribute]
+            kw = dict(expected=self.expected_index(attribute), correction=self.entropy_correction)
+            self._cache[attribute] = (attribute_metrics(self._point, block, **kw),
+                                      attribute_metrics(self._replicates, block, **kw))
+        return self._cache[attribute]
+
+    def interval(self, replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval over the last axis at this frame's confidence."""
+        return percentile_interval(replicates, confidence=self.confidence)
+
+    def index_columns(self, repeat: int = 1) -> dict[str, np.ndarray]:
+        """model and prompt_id columns for per-group rows, each group repeated ``repeat`` times."""
+        n_models, n_prompts = len(self.models), len(self.prompt_ids)
+        return {"model": np.repeat(np.array(self.models, dtype=object), n_prompts * repeat),
+                "prompt_id": np.tile(np.repeat(np.array(self.prompt_ids, dtype=object), repeat),
+                                     n_models)}
+
+    # ------------------------------------------------------------------ tables
+    @cached_property
+    def distribution(self) -> pd.DataFrame:
+        """Category distribution per model x prompt x attribute, zero-count labels included.
+
+        Columns: model, prompt_id, attribute, label, count (persons), share
+        (NaN when the prompt has no known label), ci_low, ci_high.
+        """
+        parts = []
+        for attribute, labels in self.taxonomies.items():
+            point, reps = self.metrics(attribute)
+            low, high = self.interval(np.moveaxis(reps.shares, 1, -1))
+            parts.append(pd.DataFrame({
+                **self.index_columns(repeat=len(labels)), "attribute": attribute,
+                "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),
+                "count": point.counts.ravel().astype(np.int64), "share": point.shares.ravel(),
+                "ci_low": low.ravel(), "ci_high": high.ravel()}))
+        return _concat(parts, DISTRIBUTION_COLUMNS)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per model x prompt x attribute; columns :data:`SUMMARY_COLUMNS`."""
+        images = image_metrics(self._point, self._packed.layout)
+        states_count = np.tile([p.expected_people is not None for p in self.suite], len(self.models))
+        no_person = images["no_person_share"] if self._packed.has_images_table else np.nan
+        parts = []
+        for attribute in self.taxonomies:
+            point, reps = self.metrics(attribute)
+            low, high = self.interval(reps.entropy)
+            expected = self.expected_index(attribute)
+            labels = np.array(self.taxonomies[attribute] + (None,), dtype=object)
+            parts.append(pd.DataFrame({
+                **self.index_columns(), "kind": np.tile(self.kinds, len(self.models)),
+                "attribute": attribute, "n_images": images["n_images"].astype(np.int64),
+                "n_people": point.people.astype(np.int64), "n_known": point.known.astype(np.int64),
+                "unclear_share": _ratio(point.unclear, point.people),
+                "no_person_share": no_person, "entropy": point.entropy,
+                "entropy_ci_low": low, "entropy_ci_high": high,
+                "heterogeneous": pd.array(np.where(np.isnan(point.heterogeneous), None,
+                                                   point.heterogeneous == 1), dtype="boolean"),
+                "within_image_heterogeneity": point.within_image,
+                "expected": pd.array(labels[expected], dtype="string"),
+                "match_rate": point.match_rate,
+                "count_accuracy": np.where(states_count, images["count_accuracy"], np.nan)}))
+        return _concat(parts, SUMMARY_COLUMNS)
+
+    @cached_property
+    def overall(self) -> pd.DataFrame:
+        """One row per model x attribute x kind (kinds present in the suite, in KINDS order).
+
+        ``n_prompts`` counts the prompts of the kind with at least one known
+        label; ``hof`` and ``mean_entropy`` average over them (each prompt
+        weighs the same); ``match_rate`` is the mean of the per-prompt match
+        rates of those with an expected label (NaN if none).
+        """
+        rows = []
+        for attribute in self.taxonomies:
+            for model in self.models:
+                for kind in self.suite_kinds:
+                    agg = self.aggregate(model=model, attribute=attribute, kind=kind)
+                    row = {"model": model, "attribute": attribute, "kind": kind,
+                           "n_prompts": agg["n_prompts"]}
+                    for metric in ("hof", "mean_entropy"):
+                        low, high = self.interval(agg[f"{metric}_replicates"])
+                        row.update({metric: agg[metric], f"{metric}_ci_low": float(low),
+                                    f"{metric}_ci_high": float(high)})
+                    rows.append({**row, "match_rate": agg["match_rate"]})
+        return _concat([pd.DataFrame(rows)] if rows else [], OVERALL_COLUMNS)
+
+    @cached_property
+    def rates(self) -> pd.DataFrame:
+        """One row per model: refusal, error, no-person and unclear rates.
+
+        Columns: model, n_samples (rows of the images table, or observed images
+        without one), n_images (ok), refusal_rate, error_rate (NaN without an
+        images table), no_person_share, n_observations (person x attribute
+        rows), unclear_share (unclear rows / rows, over all attributes).
+        """
+        layout, n_prompts = self._packed.layout, len(self.prompt_ids)
+        per_model = self._point.reshape(len(self.models), n_prompts, -1).sum(axis=1)
+        status = self._packed.status_counts
+        unclear = np.zeros(len(self.models))
+        rows = np.zeros(len(self.models))
+        for block in layout.blocks:
+            unclear += per_model[:, block.unclear]
+            rows += per_model[:, block.label_columns].sum(axis=1) + per_model[:, block.unclear]
+        frame = pd.DataFrame({
+            "model": list(self.models), "n_samples": status["n_samples"].to_numpy(),
+            "n_images": status["n_images"].to_numpy(),
+            "refusal_rate": _ratio(status["n_refused"].to_numpy(float), status["n_samples"]),
+            "error_rate": _ratio(status["n_error"].to_numpy(float), status["n_samples"]),
+            "no_person_share": (_ratio(per_model[:, layout.no_person], per_model[:, layout.image])
+                                if self._packed.has_images_table else np.nan),
+            "n_observations": rows.astype(np.int64),
+            "unclear_share": _ratio(unclear, rows)})
+        return frame.loc[:, list(RATES_COLUMNS)]
+
+    @cached_property
+    def corrected(self) -> pd.DataFrame | None:
+        """Distribution corrected for classifier error (None without ``confusion``).
+
+        See :func:`biaskit.metrics.correction.corrected_distribution`.
+        """
+        if self._confusion is None:
+            return None
+        return correcting.corrected_distribution(self, self._confusion)
+
+    @property
+    def suite_kinds(self) -> tuple[str, ...]:
+        present = set(self.kinds)
+        return tuple(k for k in KINDS if k in present)
+
+    def aggregate(self, *, model: str, attribute: str, kind: str) -> dict:
+        """HOF, mean entropy and mean match rate over one kind of prompt, with replicates."""
+        m, n_prompts = self.model_index(model), len(self.prompt_ids)
+        point, reps = self.metrics(attribute)
+        rows = slice(m * n_prompts, (m + 1) * n_prompts)
+        used = (self.kinds == kind) & (point.known[rows] > 0)
+        with_expected = used & (self.expected_index(attribute)[rows] >= 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # mean of nothing is NaN
+            return {
+                "n_prompts": int(used.sum()),
+                "hof": float(np.mean(point.heterogeneous[rows][used])) if used.any() else np.nan,
+                "hof_replicates": np.nanmean(reps.heterogeneous[rows][used], axis=0),
+                "mean_entropy": float(np.mean(point.entropy[rows][used])) if used.any() else np.nan,
+                "mean_entropy_replicates": np.nanmean(reps.entropy[rows][used], axis=0),
+                "match_rate": (float(np.mean(point.match_rate[rows][with_expected]))
+                               if with_expected.any() else np.nan),
+                "match_rate_replicates": np.nanmean(reps.match_rate[rows][with_expected], axis=0),
+            }
+
+    # --------------------------------------------------------------- compare
+    def compare(self, *, baseline: str, model: str | None = None) -> pd.DataFrame:
+        """Each model (or ``model``) against ``baseline``; see :mod:`biaskit.metrics.compare`."""
+        self.model_index(baseline)
+        models = [model] if model is not None else [m for m in self.models if m != baseline]
+        for name in models:
+            self.model_index(name)
+        return comparing.comparison_table(self, baseline=baseline, models=models)
+
+    def save(self, out_dir: str | Path, *, baseline: str | None = None) -> dict[str, Path]:
+        """Write distribution, summary, overall, rates (+ comparison, corrected) as parquet + CSV."""
+        out_dir = Path(out_dir)
+        tables = {"distribution": self.distribution, "summary": self.summary,
+                  "overall": self.overall, "rates": self.rates}
+        if baseline is not None:
+            tables["comparison"] = self.compare(baseline=baseline)
+        if self.corrected is not None:
+            tables["corrected"] = self.corrected
+        return {name: write_table(table, out_dir / f"{name}.parquet", csv=True)
+                for name, table in tables.items()}
+
+    def __repr__(self) -> str:
+        return (f"BiasFrame(models={list(self.models)}, prompts={len(self.prompt_ids)}, "
+                f"attributes={list(self.attributes)}, n_boot={self.n_boot})")
+
+
+def _concat(parts, columns) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=list(columns))
+    return pd.concat(parts, ignore_index=True).loc[:, list(columns)]

@@ -1,0 +1,56 @@
+"""Measure a run directory: RUN/observations.parquet (+ RUN/images.parquet) -> RUN/metrics/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from biaskit.metrics.frame import BiasFrame
+from biaskit.suite import Suite, load_suite
+from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table
+
+
+def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
+    """A DataFrame as is, a path read with :func:`biaskit.tables.read_table`, None as None."""
+    if value is None or isinstance(value, pd.DataFrame):
+        return value
+    return read_table(value)
+
+
+def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str | None = None,
+                out: str | Path | None = None, **options) -> BiasFrame:
+    """Measure the observations of a run and write its tables to ``RUN/metrics/``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory holding ``observations.parquet`` and, when present,
+        ``images.parquet`` (used for no-person, refusal and error rates).
+    suite : Suite or path of a suite YAML file
+    baseline : str, optional
+        Model to compare the others with (writes ``comparison``).
+    out : path, optional
+        Output folder (default ``RUN/metrics``).
+    **options
+        Passed to :class:`BiasFrame` (``n_boot``, ``seed``, ``confidence``,
+        ``entropy_correction``, ``taxonomies``, ``attributes``, ``confusion``
+        -- a DataFrame or a table path).
+
+    Examples
+    --------
+    >>> bias = measure_run("runs/demo", suite="prompts/smoke.yaml", baseline="skewed")  # doctest: +SKIP
+    >>> sorted(p.name for p in (Path("runs/demo") / "metrics").glob("*.parquet"))  # doctest: +SKIP
+    ['comparison.parquet', 'distribution.parquet', 'overall.parquet', 'rates.parquet', 'summary.parquet']
+    """
+    run_dir = Path(run_dir)
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    observations_path = run_dir / OBSERVATIONS_TABLE
+    images_path = run_dir / IMAGES_TABLE
+    options["confusion"] = as_table(options.get("confusion"))
+    frame = BiasFrame(read_table(observations_path), suite=suite,
+                      images=read_table(images_path) if images_path.exists() else None,
+                      name=str(observations_path), **options)
+    frame.save(Path(out) if out is not None else run_dir / METRICS_DIR, baseline=baseline)
+    return frame

@@ -1,0 +1,112 @@
+"""Tests of equal label distributions, and Benjamini-Hochberg q-values.
+
+:func:`equal_distribution_test` compares two models' known-label counts for one
+prompt and attribute, as a 2 x K contingency table (categories empty in both
+rows dropped):
+
+* every expected count >= 5: Pearson's chi-square test
+  (``scipy.stats.chi2_contingency`` without continuity correction);
+* otherwise, for a 2 x 2 table: Fisher's exact test (two-sided);
+* otherwise: a Monte-Carlo exact conditional (permutation) test -- tables with
+  the observed margins are drawn from the multivariate hypergeometric
+  distribution (the distribution of the first row under equal distributions
+  given the margins), and the p-value is the share of draws, counting the
+  observed table, with a chi-square statistic at least the observed one.
+
+Like all tests on person counts, these treat persons as independent; the
+bootstrap intervals of the deltas, which resample images, do not.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+MIN_EXPECTED = 5.0
+N_PERMUTATIONS = 9999
+TEST_TABLE_SHAPE = "equal_distribution_test: expected two count vectors of the same length, got {a} and {b}"
+
+
+class DistributionTest(NamedTuple):
+    """A test's p-value and the method used (``chi-square``, ``fisher``, ``permutation``, ``none``)."""
+
+    p_value: float
+    method: str
+
+
+def equal_distribution_test(counts: np.ndarray, baseline_counts: np.ndarray, *,
+                            rng: np.random.Generator | None = None,
+                            n_permutations: int = N_PERMUTATIONS) -> DistributionTest:
+    """Test that two count vectors come from the same category distribution.
+
+    Returns a NaN p-value when either vector is empty, and 1.0 when both put
+    every person in the same single category (nothing to tell apart).
+
+    Examples
+    --------
+    >>> equal_distribution_test(np.array([30, 10]), np.array([10, 30])).method
+    'chi-square'
+    """
+    a = np.asarray(counts, dtype=np.int64)
+    b = np.asarray(baseline_counts, dtype=np.int64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(TEST_TABLE_SHAPE.format(a=a.shape, b=b.shape))
+    table = np.stack([a, b])
+    table = table[:, table.sum(axis=0) > 0]
+    if a.sum() == 0 or b.sum() == 0:
+        return DistributionTest(float("nan"), "none")
+    if table.shape[1] < 2:
+        return DistributionTest(1.0, "none")
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    if expected.min() >= MIN_EXPECTED:
+        return DistributionTest(float(stats.chi2_contingency(table, correction=False).pvalue), "chi-square")
+    if table.shape[1] == 2:
+        return DistributionTest(float(stats.fisher_exact(table).pvalue), "fisher")
+    rng = np.random.default_rng(0) if rng is None else rng
+    return DistributionTest(_permutation_p_value(table, rng=rng, n_permutations=n_permutations),
+                      "permutation")
+
+
+def _chi_square_statistic(first_rows: np.ndarray, *, column_totals, row_totals) -> np.ndarray:
+    """Pearson statistic of 2 x K tables given their first rows (..., K) and the margins."""
+    total = row_totals.sum()
+    expected = np.outer(row_totals, column_totals) / total  # (2, K)
+    second_rows = column_totals - first_rows
+    return (((first_rows - expected[0]) ** 2) / expected[0]).sum(axis=-1) + \
+        (((second_rows - expected[1]) ** 2) / expected[1]).sum(axis=-1)
+
+
+def _permutation_p_value(table: np.ndarray, *, rng, n_permutations: int) -> float:
+    column_totals, row_totals = table.sum(axis=0), table.sum(axis=1)
+    draws = rng.multivariate_hypergeometric(column_totals, int(row_totals[0]), size=n_permutations)
+    kw = dict(column_totals=column_totals, row_totals=row_totals)
+    observed = _chi_square_statistic(table[0], **kw)
+    simulated = _chi_square_statistic(draws, **kw)
+    # A small tolerance so that ties in floating point count as ties.
+    extreme = np.count_nonzero(simulated >= observed - 1e-9 * max(observed, 1.0))
+    return float((1 + extreme) / (1 + n_permutations))
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN entries stay NaN and do not count.
+
+    ``q_(i) = min_{j >= i} m p_(j) / j`` over the ``m`` non-NaN p-values sorted
+    ascending, capped at 1 (the same as ``scipy.stats.false_discovery_control``).
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, np.nan, 0.03]).round(3).tolist()
+    [0.03, 0.04, nan, 0.04]
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    if len(valid) == 0:
+        return q
+    order = valid[np.argsort(p[valid], kind="stable")]
+    ranks = np.arange(1, len(order) + 1)
+    scaled = p[order] * len(order) / ranks
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q
