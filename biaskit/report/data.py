@@ -16,7 +16,10 @@ import pandas as pd
 from biaskit import tables, taxonomy
 from biaskit.suite import Suite, load_suite
 
-METRIC_TABLES = ("distribution", "summary", "overall", "comparison")
+METRIC_TABLES = ("distribution", "summary", "overall")
+#: comparison.parquet exists only when the run has a baseline; an empty table stands in.
+COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "value",
+                      "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
 NO_METRICS = ("{run}: no metrics tables in {metrics} (missing {missing}); "
               "run `biaskit measure` or `biaskit run` first")
 NO_MODELS = "{run}: the metrics tables name no model"
@@ -120,6 +123,9 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     if missing:
         raise FileNotFoundError(NO_METRICS.format(run=run_dir, metrics=metrics_dir, missing=missing))
     metric = {n: tables.read_table(metrics_dir / f"{n}.parquet") for n in METRIC_TABLES}
+    comparison_path = metrics_dir / "comparison.parquet"
+    metric["comparison"] = (tables.read_table(comparison_path) if comparison_path.exists()
+                            else pd.DataFrame(columns=list(COMPARISON_COLUMNS)))
     images = _optional_table(run_dir / tables.IMAGES_TABLE)
     people = _optional_table(run_dir / tables.PEOPLE_TABLE)
     observations = _optional_table(run_dir / tables.OBSERVATIONS_TABLE)

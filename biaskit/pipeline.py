@@ -1,0 +1,132 @@
+"""One call for the whole evaluation: generate -> tag -> measure -> report.
+
+Every stage is resumable on its own (the image store never regenerates a stored
+sample; the tagger's cache makes re-tagging instant), so running the same
+pipeline again after a crash, a kill or a finished run completes what is
+missing and rewrites the metrics and the report.
+
+Examples
+--------
+>>> from biaskit.pipeline import run_pipeline
+>>> result = run_pipeline("prompts/smoke.yaml",
+...                       models={"mixed": "python:biaskit.demo:mixed",
+...                               "skewed": "python:biaskit.demo:skewed"},
+...                       baseline="skewed", out="runs/demo")   # doctest: +SKIP
+>>> result.report["html"]                                        # doctest: +SKIP
+PosixPath('runs/demo/report.html')
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from biaskit.suite import Suite, load_suite
+from biaskit.tables import RUN_CONFIG
+
+log = logging.getLogger(__name__)
+
+BASELINE_NOT_A_MODEL = "baseline {baseline!r} is not one of the models {models}"
+BASELINE_CHANGED = ("{path}: this run's baseline is {old!r}; pass --baseline {old}=... or write "
+                    "to a new --out directory")
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run_pipeline` made: the run directory, its tables and the report's paths."""
+
+    run_dir: Path
+    images: pd.DataFrame
+    observations: pd.DataFrame
+    bias: Any  # biaskit.metrics.BiasFrame
+    report: dict[str, Path]
+
+
+def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseline: str,
+                 out: str | Path, samples: int | None = None, seed: int = 0,
+                 attributes: Sequence[str] | None = None, tagger: Any = None,
+                 device: str | None = None, concurrency: int = 8, thumbnails: int = 8,
+                 progress: bool = True) -> PipelineResult:
+    """Generate, tag, measure and report a candidate model (or several) against a baseline.
+
+    Parameters
+    ----------
+    suite : Suite or path
+        The prompt suite.
+    models : mapping
+        Model name -> generator spec (``folder:PATH``, ``openai:MODEL``,
+        ``diffusers:HUB_ID``, ``python:module:function``, ...) or object; must
+        include the baseline.
+    baseline : str
+        Name of the baseline model in ``models``; recorded in ``RUN/run.json``.
+    out : path
+        The run directory (created, or resumed when it exists).
+    samples, seed, concurrency :
+        As for :func:`biaskit.generate.generate`.
+    attributes, tagger, device :
+        As for :func:`biaskit.perception.tag_run`.
+    thumbnails : int
+        Gallery thumbnails per prompt and model in the report.
+    progress : bool
+        Progress bars for generation and tagging.
+
+    Returns
+    -------
+    PipelineResult
+    """
+    from biaskit.generate import generate
+    from biaskit.metrics import measure_run
+    from biaskit.perception import tag_run
+    from biaskit.report import write_report
+
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    if baseline not in models:
+        raise ValueError(BASELINE_NOT_A_MODEL.format(baseline=baseline, models=list(models)))
+    run_dir = Path(out)
+    _check_baseline(run_dir, baseline=baseline)
+    log.info("pipeline: generating %s into %s", ", ".join(models), run_dir)
+    images = generate(suite, models, out=run_dir, samples=samples, seed=seed,
+                      concurrency=concurrency, progress=progress)
+    record_run_settings(run_dir, baseline=baseline, attributes=attributes, tagger=tagger)
+    log.info("pipeline: tagging")
+    observations = tag_run(run_dir, attributes=attributes, tagger=tagger, device=device,
+                           progress=progress)
+    log.info("pipeline: measuring")
+    bias = measure_run(run_dir, suite=suite, baseline=baseline)
+    log.info("pipeline: writing the report")
+    report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails)
+    return PipelineResult(run_dir=run_dir, images=images, observations=observations, bias=bias,
+                          report=report)
+
+
+def _check_baseline(run_dir: Path, *, baseline: str) -> None:
+    """A resumed run keeps its baseline: switching it silently would mislabel the report."""
+    from biaskit.report.data import read_run_config
+
+    old = read_run_config(run_dir).get("baseline")
+    if old is not None and old != baseline:
+        raise ValueError(BASELINE_CHANGED.format(path=run_dir / RUN_CONFIG, old=old))
+
+
+def record_run_settings(run_dir: str | Path, *, baseline: str,
+                        attributes: Sequence[str] | None = None, tagger: Any = None) -> Path:
+    """Add the pipeline's keys to ``RUN/run.json``, keeping every key the stages wrote.
+
+    ``baseline`` is the model the report compares against; ``pipeline`` holds
+    the tagging choices (attributes, tagger) as text.
+    """
+    from biaskit.report.data import read_run_config
+    from biaskit.store import write_json_atomic
+
+    path = Path(run_dir) / RUN_CONFIG
+    config = read_run_config(Path(run_dir))
+    config["baseline"] = baseline
+    config["pipeline"] = {
+        "attributes": list(attributes) if attributes else "default",
+        "tagger": tagger if tagger is None or isinstance(tagger, str) else type(tagger).__name__,
+    }
+    return write_json_atomic(path, config)
