@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL = "images.journal.jsonl"
 LOCK_FILE = ".biaskit.lock"
+_PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 RUN_NOT_FOUND = "{path}: no such run directory"
@@ -127,8 +128,8 @@ class ImageStore:
             frame[column] = frame[column].astype("int64")
         for column in ("width", "height"):
             frame[column] = pd.array(frame[column], dtype="Int64")
-        for column in ("error", "revised_prompt", "path", "sha256"):
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        for column in ("model", "prompt_id", "status", "error", "revised_prompt", "path", "sha256"):
+            frame[column] = _strings(frame[column])
         return frame
 
     def status_of(self, model: str, prompt_id: str, sample: int) -> str | None:
@@ -310,6 +311,13 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _strings(column: pd.Series) -> pd.Series:
+    """Text with missing values, typed as a parquet round trip gives it back."""
+    if _PANDAS3:
+        return column.astype("str")
+    return column.astype(object).where(column.notna(), None)
 
 
 def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import threading
@@ -84,8 +85,12 @@ def _read_image(path: Path) -> Result:
 
     try:
         data = path.read_bytes()
-        with Image.open(path) as image:
-            image.load()  # a full decode: truncated files fail here, not later in tagging
+        # verify() checks structure and checksums (a lost IEND chunk), load() decodes
+        # the pixels (a cut IDAT): bad files fail here, naming the file, not in tagging.
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
     except Exception as exc:  # noqa: BLE001 - named in the sample's error row
         return Result.error(BAD_IMAGE.format(path=path, reason=describe_exception(exc)))
     return Result.ok(data=data)

@@ -19,6 +19,7 @@ REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 SDK_MISSING = "the OpenAI adapter needs the openai package: pip install 'biaskit[openai]'"
 GAVE_UP = "{reason} (gave up after {attempts} attempt(s))"
 EMPTY_RESPONSE = "the API returned no image"
+CLIENT_FAILED = "openai:{model}: cannot create the OpenAI client: {reason}"
 
 
 class OpenAIGenerator(BaseGenerator):
@@ -61,7 +62,10 @@ class OpenAIGenerator(BaseGenerator):
         self._openai = openai
         self.model = model
         # Retries are ours (counted, with a test-friendly backoff), not the SDK's.
-        self.client = client or openai.OpenAI(max_retries=0, timeout=timeout)
+        try:
+            self.client = client or openai.OpenAI(max_retries=0, timeout=timeout)
+        except openai.OpenAIError as exc:  # typically: OPENAI_API_KEY is not set
+            raise RuntimeError(CLIENT_FAILED.format(model=model, reason=exc)) from None
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff

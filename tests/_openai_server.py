@@ -1,0 +1,158 @@
+"""A local HTTP server on 127.0.0.1 speaking the OpenAI Images API, for tests and benchmarks.
+
+What it answers depends on words in the prompt, so concurrent requests behave
+deterministically:
+
+* ``REFUSE`` -- 400 ``content_policy_violation`` (a refusal);
+* ``FLAKY``  -- 429 with ``retry-after-ms: 10`` on the first request of that prompt, then success;
+* ``BROKEN`` -- 500 every time;
+* ``SLOW``   -- sleeps ``slow_s`` seconds before answering (client timeouts);
+* ``LEAK``   -- 400 whose message echoes the bearer token (a hostile server), to test redaction;
+* otherwise  -- 200 with a PNG (``b64_json``, or a ``url`` served by this server when the
+  request asked for ``response_format: url``) and ``revised_prompt = "REVISED: " + prompt``.
+
+Every request waits ``latency_s`` first (200 ms in the benchmark).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from PIL import Image
+
+REFUSAL_MESSAGE = "Your request was rejected as a result of our safety system."
+
+
+class FakeImagesAPI:
+    """Start with ``with FakeImagesAPI(api_key=...) as api:``; ``api.base_url`` ends in ``/v1``."""
+
+    def __init__(self, *, api_key: str, latency_s: float = 0.0, slow_s: float = 2.0, size: int = 32):
+        self.api_key = api_key
+        self.latency_s = latency_s
+        self.slow_s = slow_s
+        self.size = size
+        self.requests: list[dict] = []  # bodies of image requests, in arrival order
+        self.prompt_hits: Counter = Counter()
+        self.files: dict[str, bytes] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once (bounded concurrency)
+        self._counter = itertools.count()
+        self._mutex = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "FakeImagesAPI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def png(self) -> bytes:
+        """A distinct small PNG per call (its pixels encode a counter)."""
+        n = next(self._counter)
+        image = Image.new("RGB", (self.size, self.size), (n % 256, (n // 256) % 256, 77))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
+    def answer(self, body: dict, authorization: str) -> tuple[int, dict, dict]:
+        """Status, JSON body and extra headers for one image request."""
+        if authorization != f"Bearer {self.api_key}":
+            return 401, _error("invalid_api_key", "Incorrect API key provided."), {}
+        prompt = body.get("prompt", "")
+        with self._mutex:
+            self.requests.append(body)
+            self.prompt_hits[prompt] += 1
+            hits = self.prompt_hits[prompt]
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.latency_s)
+            return self._respond(body, prompt, hits, authorization)
+        finally:
+            with self._mutex:
+                self.in_flight -= 1
+
+    def _respond(self, body: dict, prompt: str, hits: int, authorization: str) -> tuple[int, dict, dict]:
+        if "REFUSE" in prompt:
+            return 400, _error("content_policy_violation", REFUSAL_MESSAGE), {}
+        if "LEAK" in prompt:
+            return 400, _error("invalid_request", f"bad request with key {authorization}"), {}
+        if "BROKEN" in prompt:
+            return 500, _error("server_error", "The server had an error."), {}
+        if "FLAKY" in prompt and hits == 1:
+            return 429, _error("rate_limit_exceeded", "Slow down."), {"retry-after-ms": "10"}
+        if "SLOW" in prompt:
+            time.sleep(self.slow_s)
+        png = self.png()
+        item = {"revised_prompt": f"REVISED: {prompt}"}
+        if body.get("response_format") == "url":
+            name = f"{len(self.files)}.png"
+            self.files[name] = png
+            item["url"] = f"{self.base_url.rsplit('/v1', 1)[0]}/files/{name}"
+        else:
+            item["b64_json"] = base64.b64encode(png).decode("ascii")
+        return 200, {"created": int(time.time()), "data": [item]}, {}
+
+    def _handler_class(self):
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.endswith("/images/generations"):
+                    return self._send(404, _error("not_found", self.path), {})
+                status, payload, headers = api.answer(body, self.headers.get("authorization", ""))
+                self._send(status, payload, headers)
+
+            def do_GET(self):  # noqa: N802
+                name = self.path.rsplit("/", 1)[-1]
+                data = api.files.get(name)
+                if data is None:
+                    return self._send(404, _error("not_found", self.path), {})
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _send(self, status, payload, headers):
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and hung up
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        return Handler
+
+
+def _error(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "type": "invalid_request_error", "param": None}}
