@@ -119,14 +119,20 @@ def _write_metrics(run_dir):
          ("cand", "gender", "ahistorical", 1, 1.0, 1.0, 1.0, 0.81, 0.6, 1.0, 0.75)],
         columns=["model", "attribute", "kind", "n_prompts", "hof", "hof_ci_low", "hof_ci_high",
                  "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high", "match_rate"])
+    q = {"doctor": 0.003, "workers": 0.3, "founders": 0.049}
     comparison = pd.DataFrame(
-        [("doctor", "gender", "entropy", "cand", "base", 0.62, 0.0, 0.62, 0.4, 0.8, 0.001, 0.003),
-         ("workers", "gender", "entropy", "cand", "base", 0.3, 0.2, 0.1, -0.1, 0.3, 0.2, 0.3),
-         ("founders", "skin_tone", "distribution", "cand", "base", np.nan, np.nan, np.nan, np.nan,
-          np.nan, 0.01, 0.049),
-         ("all", "gender", "hof", "cand", "base", 0.45, 0.0, 0.45, 0.3, 0.6, 0.0001, 0.0001)],
-        columns=["prompt_id", "attribute", "metric", "model", "baseline", "value", "baseline_value",
-                 "delta", "ci_low", "ci_high", "p_value", "q_value"])
+        [("doctor", "gender", "entropy", 0.62, 0.0, 0.62, 0.4, 0.8),
+         ("doctor", "gender", "share:Male", 0.5, 1.0, -0.5, -0.8, -0.2),
+         ("doctor", "gender", "share:Female", 0.5, 0.0, 0.5, 0.2, 0.8),
+         ("workers", "gender", "entropy", 0.3, 0.2, 0.1, -0.1, 0.3),
+         ("workers", "gender", "share:Male", 0.9, 1.0, -0.1, -0.3, 0.1),
+         ("founders", "skin_tone", "share:MST3", 0.9, 1.0, -0.1, -0.2, 0.0),
+         ("founders", "skin_tone", "share:MST5", 0.05, 0.0, 0.05, 0.0, 0.1),
+         ("all:individual", "gender", "hof", 0.45, 0.0, 0.45, 0.3, 0.6)],
+        columns=["prompt_id", "attribute", "metric", "value", "baseline_value", "delta", "ci_low",
+                 "ci_high"]).assign(model="cand", baseline="base")
+    comparison["q_value"] = comparison["prompt_id"].map(q).fillna(0.0001)
+    comparison["p_value"] = comparison["q_value"] / 3
     for name, frame in (("distribution", distribution), ("summary", summary),
                         ("overall", overall), ("comparison", comparison)):
         write_table(frame, metrics / f"{name}.parquet", csv=True)

@@ -106,11 +106,16 @@ def test_headline_table_has_values_and_intervals(report):
     assert "| individual | gender | 0.00 [0.00, 0.00] | 0.05 [0.00, 0.10] | 0.45 [0.30, 0.60] |" in report["markdown"]
 
 
-def test_significant_differences_only_below_alpha_and_never_the_all_row(report):
+def test_significant_differences_one_row_per_prompt_below_alpha(report):
     rows = report["parsed"].tables["significant"]
-    assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("doctor", "gender", "entropy"),
-                                                     ("founders", "skin_tone", "distribution")]
-    assert rows[1][7] == "0.62 [0.40, 0.80]" and rows[1][9] == "0.0030"
+    # workers (q = 0.3) and the all:individual aggregate are left out; smallest q first.
+    assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("doctor", "gender", "cand"),
+                                                     ("founders", "skin_tone", "cand")]
+    doctor, founders = rows[1], rows[2]
+    assert doctor[4:] == ["0.62", "0.00", "+0.62 [0.40, 0.80]", "Male -0.50 [-0.80, -0.20]",
+                          "0.0010", "0.0030"]
+    # No entropy row for founders: dashes, and the larger of the two share moves.
+    assert founders[4:8] == ["–", "–", "–", "MST3 -0.10 [-0.20, 0.00]"]
 
 
 def test_ahistorical_table(report):

@@ -212,12 +212,54 @@ def headline(overall: pd.DataFrame, *, models: list[str]) -> pd.DataFrame:
             .drop(columns=["_kind", "_model"]).reset_index(drop=True))
 
 
+def _per_prompt(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Rows about one prompt (not the ``all`` / ``all:<kind>`` aggregates; ids never hold ':')."""
+    ids = comparison["prompt_id"].astype(str)
+    return comparison[(ids != "all") & ~ids.str.startswith("all:")]
+
+
 def significant_differences(comparison: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA
                             ) -> pd.DataFrame:
-    """Per-prompt comparisons with a Benjamini-Hochberg q-value under ``alpha``, smallest first."""
-    per_prompt = comparison[comparison["prompt_id"] != "all"]
-    q = pd.to_numeric(per_prompt["q_value"], errors="coerce")
-    return per_prompt[q < alpha].sort_values(["q_value", "prompt_id"]).reset_index(drop=True)
+    """One row per prompt, attribute and model whose distribution differs from the baseline's.
+
+    A (prompt, attribute, model) is listed when its Benjamini-Hochberg q-value is
+    under ``alpha``; the row gives the entropy of both models with the difference
+    and its interval, and the category share that moved most (``share:<label>``
+    row with the largest absolute difference).  Smallest q first.
+
+    Columns: prompt_id, attribute, model, baseline, entropy, baseline_entropy,
+    delta, ci_low, ci_high, shift_label, shift, shift_ci_low, shift_ci_high,
+    p_value, q_value.
+    """
+    rows = _per_prompt(comparison)
+    rows = rows[pd.to_numeric(rows["q_value"], errors="coerce") < alpha]
+    out = []
+    for (prompt_id, attribute, model), group in rows.groupby(
+            ["prompt_id", "attribute", "model"], sort=False):
+        entropy = group[group["metric"] == "entropy"]
+        shares = group[group["metric"].astype(str).str.startswith("share:")]
+        shares = shares[shares["delta"].notna()]
+        record = {"prompt_id": prompt_id, "attribute": attribute, "model": model,
+                  "baseline": group["baseline"].iloc[0], "p_value": group["p_value"].min(),
+                  "q_value": group["q_value"].min()}
+        first = entropy.iloc[0] if len(entropy) else None
+        record.update(entropy=_get(first, "value"), baseline_entropy=_get(first, "baseline_value"),
+                      delta=_get(first, "delta"), ci_low=_get(first, "ci_low"),
+                      ci_high=_get(first, "ci_high"))
+        moved = shares.loc[shares["delta"].abs().idxmax()] if len(shares) else None
+        record.update(shift_label=str(moved["metric"]).split(":", 1)[1] if moved is not None else None,
+                      shift=_get(moved, "delta"), shift_ci_low=_get(moved, "ci_low"),
+                      shift_ci_high=_get(moved, "ci_high"))
+        out.append(record)
+    columns = ["prompt_id", "attribute", "model", "baseline", "entropy", "baseline_entropy", "delta",
+               "ci_low", "ci_high", "shift_label", "shift", "shift_ci_low", "shift_ci_high",
+               "p_value", "q_value"]
+    frame = pd.DataFrame(out, columns=columns)
+    return frame.sort_values(["q_value", "prompt_id"], kind="stable").reset_index(drop=True)
+
+
+def _get(row, column):
+    return np.nan if row is None else row[column]
 
 
 def ahistorical(summary: pd.DataFrame) -> pd.DataFrame:

@@ -38,6 +38,12 @@ def with_interval(value, low, high, digits: int = 2) -> str:
     return f"{text} [{number(low, digits)}, {number(high, digits)}]"
 
 
+def signed_interval(value, low, high, digits: int = 2) -> str:
+    """Like :func:`with_interval` with an explicit sign on the value: ``"+0.50 [0.20, 0.80]"``."""
+    text = with_interval(value, low, high, digits)
+    return text if text == DASH or text.startswith("-") else "+" + text
+
+
 def percent(value) -> str:
     text = number(value, 3)
     return text if text == DASH else f"{float(value) * 100:.1f}%"
@@ -72,12 +78,15 @@ def headline_table(run: data.RunData) -> dict:
 
 def significant_table(run: data.RunData, *, alpha: float) -> dict:
     frame = data.significant_differences(run.comparison, alpha=alpha)
-    rows = [[r.prompt_id, run.prompt_text(r.prompt_id), r.attribute, r.metric, r.model,
-             number(r.value), number(r.baseline_value), with_interval(r.delta, r.ci_low, r.ci_high),
+    rows = [[r.prompt_id, run.prompt_text(r.prompt_id), r.attribute, r.model,
+             number(r.entropy), number(r.baseline_entropy), signed_interval(r.delta, r.ci_low, r.ci_high),
+             DASH if r.shift_label is None else
+             f"{r.shift_label} {signed_interval(r.shift, r.shift_ci_low, r.shift_ci_high)}",
              number(r.p_value, 4), number(r.q_value, 4)]
             for r in frame.itertuples(index=False)]
-    return table(["prompt", "text", "attribute", "metric", "model", "value", "baseline",
-                  "difference [95% CI]", "p", "q (BH)"], rows)
+    return table(["prompt", "text", "attribute", "model", "entropy", "baseline entropy",
+                  "entropy difference [95% CI]", "largest share change [95% CI]", "p", "q (BH)"],
+                 rows)
 
 
 def ahistorical_table(run: data.RunData) -> dict:
