@@ -53,6 +53,8 @@ def bootstrap_sums(matrix: np.ndarray, group: np.ndarray, *, n_groups: int, n_bo
     Empty groups get zero sums (every ratio metric of them is then NaN).
     """
     out = np.zeros((n_groups, n_boot, matrix.shape[1]))
+    if n_boot == 0:
+        return out
     starts, sizes = group_bounds(group, n_groups)
     for size in np.unique(sizes[sizes > 0]):
         same = np.flatnonzero(sizes == size)
