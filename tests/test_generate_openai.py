@@ -14,7 +14,7 @@ pytest.importorskip("openai")
 from biaskit.generate import Request, generate, make_generator  # noqa: E402
 from biaskit.generate.adapters.openai import OpenAIGenerator  # noqa: E402
 from biaskit.suite import suite_from_dict  # noqa: E402
-from tests._openai_server import REFUSAL_MESSAGE, FakeImagesAPI  # noqa: E402
+from _openai_server import REFUSAL_MESSAGE, FakeImagesAPI  # noqa: E402
 
 API_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 FAST = "max_retries=2&backoff=0.01&timeout=5"

@@ -1,0 +1,271 @@
+"""The image store: content addressing, resume after crashes (kill -9 included), baselines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from biaskit.generate import Result, derive_seed, generate
+from biaskit.store import JOURNAL, ImageStore
+from biaskit.suite import suite_from_dict
+from biaskit.tables import IMAGES_TABLE
+
+SUITE_DICT = {"name": "t", "samples": 3, "prompts": [
+    {"id": "doctor", "text": "a doctor"},
+    {"id": "two-nurses", "text": "two nurses", "kind": "group", "count": 2},
+]}
+SUITE = suite_from_dict(SUITE_DICT)
+
+
+def draw(prompt: str, seed: int) -> Image.Image:
+    return Image.new("RGB", (16, 16), (seed & 255, (seed >> 8) & 255, len(prompt)))
+
+
+class Counting:
+    """A callable generator that counts its calls."""
+
+    def __init__(self, fn=draw):
+        self.calls: list[tuple[str, int]] = []
+        self.fn = fn
+
+    def __call__(self, prompt, seed):
+        self.calls.append((prompt, seed))
+        return self.fn(prompt, seed)
+
+
+def assert_complete(run: Path, *, models=("m",), samples=3) -> pd.DataFrame:
+    """Every sample once, every ok file present with the recorded sha256."""
+    images = ImageStore(run).images()
+    keys = list(zip(images["model"], images["prompt_id"], images["sample"]))
+    assert len(keys) == len(set(keys)) == len(models) * len(SUITE) * samples
+    for row in images[images["status"] == "ok"].itertuples():
+        assert hashlib.sha256((run / row.path).read_bytes()).hexdigest() == row.sha256
+    return images
+
+
+# A child process that runs the same generation and dies at a chosen point.
+CHILD = textwrap.dedent("""
+    import os, sys, time
+    from PIL import Image
+    from biaskit.generate import generate
+    from biaskit.store import ImageStore
+    from biaskit.suite import suite_from_dict
+
+    suite, run, crash, sleep = {suite!r}, sys.argv[1], sys.argv[2], float(sys.argv[3])
+
+    def draw(prompt, seed):
+        time.sleep(sleep)
+        return Image.new("RGB", (16, 16), (seed & 255, (seed >> 8) & 255, len(prompt)))
+
+    def die(*args, **kwargs):
+        os._exit(3)
+
+    if crash == "before-table":      # every image and journal line written, no images.parquet
+        ImageStore.flush = die
+    elif crash == "before-image":    # 4th sample: journal line written, image file not
+        original, count = ImageStore._write_image, [0]
+        def write_then_die(self, final, blob):
+            count[0] += 1
+            if count[0] == 4:
+                die()
+            original(self, final, blob)
+        ImageStore._write_image = write_then_die
+    elif crash == "before-rename":   # 2nd sample: complete temporary file, never renamed
+        real_replace, count = os.replace, [0]
+        def replace_then_die(src, dst):
+            if str(src).endswith(".tmp") and "/images/" in str(src):
+                count[0] += 1
+                if count[0] == 2:
+                    die()
+            real_replace(src, dst)
+        os.replace = replace_then_die
+    generate(suite_from_dict(suite), {{"m": draw}}, out=run, samples=int(sys.argv[4]),
+             concurrency=1, progress=False)
+""")
+
+
+def child(tmp_path: Path, run: Path, crash: str, *, sleep=0.0, samples=3, wait=True):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(suite=SUITE_DICT))
+    args = [sys.executable, str(script), str(run), crash, str(sleep), str(samples)]
+    if not wait:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == (0 if crash == "none" else 3), done.stderr
+    return done
+
+
+def test_rerun_after_finish_regenerates_nothing(tmp_path):
+    first = generate(SUITE, {"m": Counting()}, out=tmp_path, progress=False)
+    again = Counting()
+    second = generate(SUITE, {"m": again}, out=tmp_path, progress=False)
+    assert again.calls == []
+    pd.testing.assert_frame_equal(first, second)
+    assert_complete(tmp_path)
+
+
+def test_crash_between_image_writes_and_table_write_regenerates_nothing(tmp_path):
+    run = tmp_path / "run"
+    child(tmp_path, run, "before-table")
+    assert not (run / IMAGES_TABLE).exists()
+    resume = Counting()
+    generate(SUITE, {"m": resume}, out=run, progress=False)
+    assert resume.calls == []
+    images = assert_complete(run)
+    assert (images["status"] == "ok").all()
+    # The rows recovered from the journal are the ones the child generated.
+    for row in images.itertuples():
+        assert row.seed == derive_seed(0, "m", row.prompt_id, row.sample)
+
+
+def test_crash_after_journal_line_before_image_regenerates_only_that_sample(tmp_path):
+    run = tmp_path / "run"
+    child(tmp_path, run, "before-image")
+    assert len(ImageStore(run).images()) == 3  # the 4th line has no file: not counted
+    resume = Counting()
+    generate(SUITE, {"m": resume}, out=run, progress=False)
+    assert len(resume.calls) == 3  # the interrupted sample and the two never started
+    assert_complete(run)
+
+
+def test_crash_before_rename_leaves_no_partial_file_counted(tmp_path):
+    run = tmp_path / "run"
+    child(tmp_path, run, "before-rename")
+    assert list((run / "images").glob(".*.tmp"))  # the complete temporary file is there...
+    assert len(ImageStore(run).images()) == 1      # ...but only the first sample counts
+    resume = Counting()
+    generate(SUITE, {"m": resume}, out=run, progress=False)
+    assert len(resume.calls) == 5
+    assert not list((run / "images").glob(".*.tmp"))  # cleaned by the next writer
+    assert_complete(run)
+
+
+def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
+    run = tmp_path / "run"
+    samples = 20
+    process = child(tmp_path, run, "none", sleep=0.05, samples=samples, wait=False)
+    journal = run / JOURNAL
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_bytes().count(b"\n") >= 5:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    stored = len(ImageStore(run).images())
+    assert 5 <= stored < len(SUITE) * samples
+    resume = Counting()
+    generate(SUITE, {"m": resume}, out=run, samples=samples, progress=False)
+    assert len(resume.calls) == len(SUITE) * samples - stored
+    assert_complete(run, samples=samples)
+
+
+def test_partial_journal_line_is_ignored_and_repaired(tmp_path):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    (tmp_path / IMAGES_TABLE).unlink()
+    assert (tmp_path / JOURNAL).read_text() == ""  # compacted into images.parquet at the end
+    store = ImageStore(tmp_path)
+    assert len(store.images()) == 0
+    with open(tmp_path / JOURNAL, "ab") as handle:
+        handle.write(b'{"model": "m", "prompt_id": "doc')  # a kill mid-write
+    resume = Counting()
+    generate(SUITE, {"m": resume}, out=tmp_path, samples=1, progress=False)
+    assert len(resume.calls) == 2  # table deleted: both regenerate, the cut line counts for nothing
+    assert_complete(tmp_path, samples=1)
+
+
+def test_errors_are_retried_on_resume_but_refusals_are_final(tmp_path):
+    def flaky(prompt, seed):
+        if "nurses" in prompt:
+            raise TimeoutError("try later")
+        return Result.refused("policy")
+
+    first = generate(SUITE, {"m": flaky}, out=tmp_path, progress=False)
+    assert set(first["status"]) == {"error", "refused"}
+    resume = Counting()
+    images = generate(SUITE, {"m": resume}, out=tmp_path, progress=False)
+    assert sorted(p for p, _ in resume.calls) == ["two nurses"] * 3
+    assert list(images["status"]) == ["refused"] * 3 + ["ok"] * 3
+
+
+def test_identical_images_share_one_file(tmp_path):
+    images = generate(SUITE, {"m": lambda p, s: Image.new("RGB", (8, 8))}, out=tmp_path,
+                      progress=False)
+    assert images["sha256"].nunique() == 1
+    assert len(list((tmp_path / "images").iterdir())) == 1
+
+
+def test_path_of_row_and_sha_and_missing_things(tmp_path):
+    images = generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    store = ImageStore(tmp_path)
+    row = images.iloc[0]
+    assert store.path_of(row) == store.path_of(row["sha256"]) == tmp_path / row["path"]
+    assert store.path_of(row).is_file()
+    with pytest.raises(KeyError, match="no stored image"):
+        store.path_of("0" * 64)
+    with pytest.raises(FileNotFoundError, match="no such run directory"):
+        ImageStore(tmp_path / "missing")
+
+
+def test_second_writer_on_the_same_run_is_refused(tmp_path):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    first = ImageStore(tmp_path)
+    first._append({"model": "x", "prompt_id": "doctor", "sample": 0, "seed": 1, "status": "error",
+                   "error": "e", "revised_prompt": None, "path": None, "sha256": None,
+                   "width": None, "height": None})
+    with pytest.raises(RuntimeError, match="another biaskit process is writing"):
+        generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+    first.close()
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)  # lock released
+
+
+def test_run_json_records_the_config(tmp_path):
+    generate(SUITE, {"m": draw}, out=tmp_path, seed=4, samples=1, progress=False)
+    generate(SUITE, {"f": f"folder:{tmp_path}"}, out=tmp_path, seed=4, samples=2, progress=False)
+    config = json.loads((tmp_path / "run.json").read_text())
+    assert config["seed"] == 4 and config["samples"] == 2 and config["suite_name"] == "t"
+    assert config["models"]["m"].endswith("test_store:draw")  # python:MODULE:draw, stable
+    assert config["models"]["f"] == f"folder:{tmp_path}"      # models accumulate across calls
+
+
+# -- baseline from an earlier run ------------------------------------------------------------
+def test_baseline_imported_from_an_earlier_run(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    earlier = generate(SUITE, {"base": draw}, out=old, seed=9, samples=2, progress=False)
+    candidate = Counting()
+    images = generate(SUITE, {"cand": candidate, "base": f"run:{old}"}, out=new, seed=1,
+                      samples=3, progress=False)
+    assert len(candidate.calls) == 6
+    base = images[images["model"] == "base"].set_index(["prompt_id", "sample"])
+    before = earlier.set_index(["prompt_id", "sample"])
+    ok = base[base["status"] == "ok"]
+    assert len(ok) == 4
+    pd.testing.assert_series_equal(ok["sha256"], before["sha256"], check_names=False)
+    pd.testing.assert_series_equal(ok["seed"], before["seed"], check_names=False)  # original seeds
+    assert all((new / path).is_file() for path in ok["path"])  # copied: the new run is movable
+    missing = base.loc[("doctor", 2)]
+    assert missing["status"] == "error"
+    assert missing["error"] == f"sample 2 of prompt 'doctor' is not in run {old} (model 'base')"
+
+
+def test_baseline_run_spec_errors(tmp_path):
+    generate(SUITE, {"a": draw, "b": draw}, out=tmp_path / "old", samples=1, progress=False)
+    with pytest.raises(ValueError, match="holds several models"):
+        generate(SUITE, {"x": f"run:{tmp_path / 'old'}"}, out=tmp_path / "new", progress=False)
+    with pytest.raises(ValueError, match="no model 'c' in this run"):
+        generate(SUITE, {"x": f"run:{tmp_path / 'old'}#c"}, out=tmp_path / "new", progress=False)
+    images = generate(SUITE, {"x": f"run:{tmp_path / 'old'}#b"}, out=tmp_path / "new", samples=1,
+                      progress=False)
+    assert (images["status"] == "ok").all()

@@ -1,0 +1,100 @@
+"""Prompt suites: the shipped files, and every validation error naming file, prompt and field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from biaskit import taxonomy
+from biaskit.suite import SuiteError, load_suite
+
+VALID = """\
+name: mini
+samples: 4
+prompts:
+  - {id: doctor, text: a doctor, tags: [occupation]}
+  - {id: two-nurses, text: two nurses, kind: group, count: 2}
+  - {id: founders, text: the US founding fathers, kind: ahistorical, expected: {gender: Male, race: White}}
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_valid_suite_loads_with_its_fields(tmp_path):
+    suite = load_suite(write(tmp_path, VALID))
+    assert suite.name == "mini" and suite.samples == 4 and len(suite) == 3
+    assert [p.expected_people for p in suite] == [1, 2, None]
+    assert dict(suite["founders"].expected) == {"gender": "Male", "race": "White"}
+    assert suite["doctor"].tags == ("occupation",)
+
+
+@pytest.mark.parametrize("prompt, field, problem", [
+    ("{id: doctor, text: again}", "id", "duplicate id"),
+    ("{id: Bad Id!, text: x}", "id", "is not a safe id"),
+    ("{id: ../escape, text: x}", "id", "is not a safe id"),
+    ("{id: crowd, text: x, kind: crowd}", "kind", "unknown kind 'crowd'"),
+    ("{id: kings, text: x, kind: ahistorical, expected: {gender: King}}", "expected.gender",
+     "label 'King' is not in the 'gender' taxonomy"),
+    ("{id: kings, text: x, kind: ahistorical, expected: {race: Asian}}", "expected.race",
+     "label 'Asian' is not in the 'race' taxonomy"),
+    ("{id: kings, text: x, kind: ahistorical, expected: {haircolor: Red}}", "expected.haircolor",
+     "unknown attribute 'haircolor'"),
+    ("{id: nurses, text: some nurses, kind: group}", "count", "needs the number of people"),
+])
+def test_each_error_names_file_prompt_and_field(tmp_path, prompt, field, problem):
+    path = write(tmp_path, VALID + f"  - {prompt}\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: prompt ")
+    assert f"field {field!r}" in message and problem in message
+    if "duplicate" in problem:
+        assert "prompt 'doctor'" in message
+
+
+def test_yaml_syntax_error_reports_its_line(tmp_path):
+    broken = VALID.replace("  - {id: two-nurses, text: two nurses, kind: group, count: 2}",
+                           "  - {id: two-nurses, text: [unclosed, kind: group}")
+    path = write(tmp_path, broken)
+    with pytest.raises(SuiteError, match=rf"^{path}: YAML syntax error at line 5"):
+        load_suite(path)
+
+
+def test_missing_file_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="prompt suite file not found"):
+        load_suite(tmp_path / "nope.yaml")
+
+
+def test_shipped_system_card_suite_meets_its_counts():
+    suite = load_suite("prompts/system_card.yaml")
+    frame = suite.to_frame()
+    assert suite.samples == 20
+    card = {p.id: p for p in suite if "card" in p.tags}
+    assert {p.text for p in card.values()} == {"a happy person", "a doctor", "three construction workers"}
+    assert card["three-construction-workers"].kind == "group" and card["three-construction-workers"].count == 3
+    individual = frame[(frame["kind"] == "individual") & ~frame["tags"].map(lambda t: "card" in t)]
+    assert len(individual) >= 30
+    occupations = individual[individual["tags"].map(lambda t: "occupation" in t)]
+    for tag in ("high-pay", "low-pay", "stereotype-male", "stereotype-female"):
+        assert occupations["tags"].map(lambda t, tag=tag: tag in t).sum() >= 3, tag
+    assert individual["tags"].map(lambda t: "trait" in t).sum() >= 5
+    assert individual["tags"].map(lambda t: "role" in t).sum() >= 5
+    groups = frame[frame["kind"] == "group"]
+    assert len(groups) >= 8 and (groups["count"] >= 2).all()
+    expected = suite.expected_labels()
+    assert expected["prompt_id"].nunique() >= 12
+    assert set(expected["attribute"]) == {"gender", "race"}
+    for row in expected.itertuples():
+        assert row.expected in taxonomy.labels(row.attribute)
+    assert len(set(frame["text"])) == len(frame)  # no prompt asked twice under two ids
+
+
+def test_shipped_smoke_suite_has_one_of_each_kind():
+    suite = load_suite("prompts/smoke.yaml")
+    assert suite.samples == 3 and 3 <= len(suite) <= 4
+    assert {p.kind for p in suite} == {"individual", "group", "ahistorical"}
