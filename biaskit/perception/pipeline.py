@@ -1,0 +1,299 @@
+"""images -> people -> observations: detect every face, tag it, write the tables.
+
+:func:`tag_images` works on any images table (columns of
+:data:`biaskit.tables.IMAGES_COLUMNS`; rows with status ``ok``); :func:`tag_run`
+reads ``RUN/images.parquet`` and writes ``RUN/people.parquet``,
+``RUN/observations.parquet`` and ``RUN/perception_errors.parquet``.
+
+Work is done per distinct image file (sha256), in batches: images are decoded
+in background threads while the models run, faces of a whole batch go
+through each tagger in one call, and results go into the tag cache so that a
+second run over the same images runs no model at all.  A face smaller than
+``min_face`` pixels is kept in the people table but every attribute is
+``unclear`` (confidence NaN).  An image that cannot be read gets a row in the
+errors table; the others carry on.
+
+Examples
+--------
+>>> from biaskit.perception import tag_run
+>>> observations = tag_run("runs/demo")                                   # doctest: +SKIP
+>>> observations = tag_run("runs/demo", attributes=["race"], tagger="clip")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from biaskit import tables
+from biaskit.perception.base import Face, Tagger
+from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
+from biaskit.perception.detect import Detector, make_detector
+from biaskit.perception.images import DEFAULT_MAX_SIDE, ImageLoadError, LoadedImage, load_image
+from biaskit.perception.taggers import TaggerOptions, plan_taggers
+from biaskit.taxonomy import UNCLEAR
+
+#: Faces whose shorter box side is under this many pixels are tagged ``unclear``.
+DEFAULT_MIN_FACE = 24
+ERRORS_TABLE = "perception_errors.parquet"
+CACHE_DIR = Path("cache") / "perception"
+ERROR_COLUMNS = ("model", "prompt_id", "sample", "sha256", "path", "error")
+_KEY_COLUMNS = ("model", "prompt_id", "sample")
+_MISSING = "missing:"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TagResult:
+    """The three tables a tagging pass produces."""
+
+    people: pd.DataFrame
+    observations: pd.DataFrame
+    errors: pd.DataFrame
+
+
+def tag_run(
+    run_dir: str | Path,
+    *,
+    attributes=None,
+    tagger=None,
+    device: str | None = None,
+    progress: bool = True,
+    cache: bool = True,
+    **options,
+) -> pd.DataFrame:
+    """Tag every ok image of a run; write people, observations and errors; return observations.
+
+    Other keyword arguments are those of :func:`tag_images`.
+    """
+    run_dir = Path(run_dir)
+    images = tables.read_table(run_dir / tables.IMAGES_TABLE)
+    result = tag_images(
+        images, root=run_dir, attributes=attributes, tagger=tagger, device=device, progress=progress,
+        cache=run_dir / CACHE_DIR if cache else None, **options,
+    )
+    tables.write_table(result.people, run_dir / tables.PEOPLE_TABLE)
+    tables.write_table(result.observations, run_dir / tables.OBSERVATIONS_TABLE)
+    tables.write_table(result.errors, run_dir / ERRORS_TABLE, csv=True)
+    if len(result.errors):
+        log.warning("%d image(s) could not be tagged; see %s", len(result.errors), run_dir / ERRORS_TABLE)
+    return result.observations
+
+
+def tag_images(
+    images: pd.DataFrame,
+    *,
+    root: str | Path,
+    attributes=None,
+    tagger=None,
+    detector: Detector | str | None = None,
+    device: str | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    cautious: bool = True,
+    min_face: int = DEFAULT_MIN_FACE,
+    max_side: int = DEFAULT_MAX_SIDE,
+    batch_size: int = 16,
+    cache: str | Path | None = None,
+    clip_prompts=None,
+    clip_weights: str | None = None,
+    clip_cache: str | None = None,
+    allow_random_weights: bool = False,
+    progress: bool = True,
+) -> TagResult:
+    """Detect and tag the people in the ok rows of an images table.
+
+    Parameters
+    ----------
+    images : DataFrame
+        Images table; ``path`` relative to ``root``.
+    attributes : list of str, optional
+        Attributes to tag (default: those of the taggers given, else
+        gender, age, age_group, skin_tone).
+    tagger : str, Tagger or list of them, optional
+        See :mod:`biaskit.perception.taggers` for spec strings.
+    thresholds : mapping, optional
+        Minimum confidence per attribute (recorded in the ``tagger`` column).
+    min_face : int
+        Faces with a shorter side (pixels) are tagged ``unclear``.
+    cache : path, optional
+        Tag-cache folder; None disables caching.
+
+    Returns
+    -------
+    TagResult
+        ``people`` (PEOPLE_COLUMNS), ``observations`` (OBSERVATION_COLUMNS), ``errors``.
+    """
+    tables.require_columns(images, ("model", "prompt_id", "sample", "status", "path"), name="images table")
+    root = Path(root)
+    options = TaggerOptions(thresholds=thresholds, cautious=cautious, device=device, batch_size=max(batch_size, 1),
+                            clip_prompts=clip_prompts, clip_weights=clip_weights, clip_cache=clip_cache,
+                            allow_random_weights=allow_random_weights)
+    plan = plan_taggers(attributes=attributes, tagger=tagger, options=options)
+    detector = make_detector(detector)
+    rows = images[images["status"] == tables.STATUS_OK].copy()
+    rows["sha256"] = _hashes(rows, root)
+    settings = {"detector": detector.name, "max_side": max_side, "min_face": min_face,
+                "taggers": [[t.name, list(attrs)] for t, attrs in plan]}
+    store = TagCache(cache, key=settings_key(settings)) if cache is not None else None
+    unique = rows.drop_duplicates("sha256")
+    cached = [h for h in unique["sha256"] if store is not None and store.done(h)]
+    todo = unique[~unique["sha256"].isin(cached)]
+    worker = _Worker(detector=detector, plan=plan, min_face=min_face)
+    fresh = []
+    try:
+        for batch in _loaded_batches(todo, root=root, max_side=max_side, batch_size=batch_size, progress=progress):
+            result = worker.run(batch)
+            fresh.append(result)
+            if store is not None:
+                store.put(**{name: t[~t["sha256"].str.startswith(_MISSING)] for name, t in result.items()})
+    finally:
+        if store is not None:
+            store.save()
+    parts = _combine([store.get(cached)] if store is not None else [], fresh)
+    return _tables_for(rows, parts)
+
+
+def _hashes(rows: pd.DataFrame, root: Path) -> list[str]:
+    """sha256 per row: the table's value, else the file's digest (or a path marker if unreadable)."""
+    given = rows["sha256"] if "sha256" in rows.columns else pd.Series([None] * len(rows), index=rows.index)
+    hashes = []
+    for value, path in zip(given, rows["path"]):
+        if isinstance(value, str) and value:
+            hashes.append(value)
+            continue
+        try:
+            hashes.append(hashlib.sha256((root / str(path)).read_bytes()).hexdigest())
+        except OSError:
+            hashes.append(f"{_MISSING}{path}")  # reported when loading fails; never cached
+    return hashes
+
+
+def _loaded_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size: int,
+                    progress: bool) -> Iterator[list[tuple[str, str, "LoadedImage | str"]]]:
+    """Batches of (sha256, path, image-or-error); the next batch decodes while this one runs."""
+    items = list(zip(todo["sha256"], todo["path"].astype(str)))
+    bar = _progress(len(items), progress)
+
+    def load(item):
+        sha, path = item
+        try:
+            return sha, path, load_image(root / path, max_side=max_side)
+        except ImageLoadError as exc:
+            return sha, path, str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        starts = range(0, len(items), max(batch_size, 1))
+        pending = [pool.submit(load, item) for item in items[: batch_size]]
+        for start in starts:
+            current = pending
+            pending = [pool.submit(load, item) for item in items[start + batch_size : start + 2 * batch_size]]
+            batch = [future.result() for future in current]
+            yield batch
+            if bar is not None:
+                bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="tagging", unit="img")
+
+
+class _Worker:
+    """Detects and tags one batch of loaded images."""
+
+    def __init__(self, *, detector: Detector, plan: list[tuple[Tagger, tuple[str, ...]]], min_face: int):
+        self.detector, self.plan, self.min_face = detector, plan, min_face
+
+    def run(self, batch) -> dict[str, pd.DataFrame]:
+        loaded = [(sha, item) for sha, _, item in batch if isinstance(item, LoadedImage)]
+        done = [{"sha256": sha, "error": item if isinstance(item, str) else None} for sha, _, item in batch]
+        found = self._detect([item.array for _, item in loaded])
+        people, faces, face_keys, small = [], [], [], []
+        for (sha, item), detections in zip(loaded, found):
+            for person in range(len(detections)):
+                box = detections.boxes[person]
+                people.append(dict(sha256=sha, person=person, **_box(box / item.scale), score=float(detections.scores[person])))
+                if min(box[2] - box[0], box[3] - box[1]) < self.min_face:
+                    small.append((sha, person))
+                    continue
+                landmarks = None if detections.landmarks is None else detections.landmarks[person]
+                faces.append(Face(item.array, box, landmarks))
+                face_keys.append((sha, person))
+        labels = self._tag(faces, face_keys) + self._unclear(small)
+        return {
+            "people": pd.DataFrame(people, columns=list(tables.PEOPLE_COLUMNS)),
+            "labels": pd.DataFrame(labels, columns=list(LABEL_COLUMNS)),
+            "done": pd.DataFrame(done, columns=list(DONE_COLUMNS)),
+        }
+
+    def _detect(self, arrays):
+        if not arrays:
+            return []
+        if hasattr(self.detector, "detect_many"):
+            return self.detector.detect_many(arrays)
+        return [self.detector.detect(a) for a in arrays]
+
+    def _tag(self, faces: list[Face], keys) -> list[dict]:
+        rows = []
+        if not faces:
+            return rows
+        for tagger, attributes in self.plan:
+            output = tagger.tag(faces, attributes=attributes)
+            for attribute in attributes:
+                labels, confidences = output[attribute]
+                rows.extend(
+                    dict(sha256=sha, person=person, attribute=attribute, label=label,
+                         confidence=float(conf), tagger=tagger.name)
+                    for (sha, person), label, conf in zip(keys, labels, confidences)
+                )
+        return rows
+
+    def _unclear(self, keys) -> list[dict]:
+        return [
+            dict(sha256=sha, person=person, attribute=attribute, label=UNCLEAR, confidence=np.nan, tagger=tagger.name)
+            for sha, person in keys for tagger, attributes in self.plan for attribute in attributes
+        ]
+
+
+def _box(box) -> dict:
+    return {name: float(v) for name, v in zip(("x0", "y0", "x1", "y1"), box)}
+
+
+def _combine(*groups: list[dict]) -> dict[str, pd.DataFrame]:
+    parts = [part for group in groups for part in group]
+    return {
+        name: pd.concat([pd.DataFrame(columns=list(columns))] + [p[name] for p in parts if len(p[name])],
+                        ignore_index=True)
+        for name, columns in (("people", tables.PEOPLE_COLUMNS), ("labels", LABEL_COLUMNS), ("done", DONE_COLUMNS))
+    }
+
+
+def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult:
+    """Join per-image results to the images rows (one image file may serve several rows)."""
+    keys = rows[list(_KEY_COLUMNS) + ["sha256", "path"]]
+    people = parts["people"].sort_values(["sha256", "person"]).reset_index(drop=True)
+    people["person"] = people["person"].astype("int64")
+    labels = parts["labels"].merge(keys, on="sha256")
+    observations = labels[list(tables.OBSERVATION_COLUMNS)]
+    attribute_order = {a: i for i, a in enumerate(dict.fromkeys(observations["attribute"]))}
+    observations = observations.assign(_order=observations["attribute"].map(attribute_order)).sort_values(
+        [*_KEY_COLUMNS, "person", "_order"]).drop(columns="_order").reset_index(drop=True)
+    observations["person"] = observations["person"].astype("int64")
+    observations["confidence"] = observations["confidence"].astype("float64")
+    failed = parts["done"][parts["done"]["error"].notna()]
+    errors = failed.merge(keys, on="sha256")[list(ERROR_COLUMNS)].reset_index(drop=True)
+    errors["sha256"] = errors["sha256"].where(~errors["sha256"].str.startswith(_MISSING), None)
+    return TagResult(people=people, observations=observations, errors=errors)
