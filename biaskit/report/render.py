@@ -27,7 +27,9 @@ def number(value, digits: int = 2) -> str:
         value = float(value)
     except (TypeError, ValueError):
         return DASH
-    return DASH if math.isnan(value) else f"{value:.{digits}f}"
+    if math.isnan(value):
+        return DASH
+    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0: no "-0.00"
 
 
 def with_interval(value, low, high, digits: int = 2) -> str:

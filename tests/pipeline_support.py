@@ -1,0 +1,17 @@
+"""Counting wrappers around the demo generators, importable as ``python:pipeline_support:NAME``."""
+
+from collections import Counter
+
+from biaskit import demo
+
+CALLS: Counter = Counter()
+
+
+def mixed(prompt, seed):
+    CALLS["mixed"] += 1
+    return demo.mixed(prompt, seed)
+
+
+def skewed(prompt, seed):
+    CALLS["skewed"] += 1
+    return demo.skewed(prompt, seed)
