@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
-from biaskit.metrics.io import DUPLICATE_ROW, OBSERVATION_KEY
+from biaskit.metrics.io import DUPLICATE_ROW, OBSERVATION_KEY, plain
 from biaskit.suite import Suite
 from biaskit.tables import STATUS_ERROR, STATUS_OK, STATUS_REFUSED
 
@@ -199,7 +199,7 @@ def _check_duplicates(observations, *, image_of_row, name) -> None:
     repeated = np.flatnonzero(key[order][1:] == key[order][:-1])
     if len(repeated):
         row = int(order[repeated[0] + 1])
-        where = ", ".join(f"{c} {observations[c][row]!r}" for c in OBSERVATION_KEY)
+        where = ", ".join(f"{c} {plain(observations[c][row])!r}" for c in OBSERVATION_KEY)
         raise ValueError(DUPLICATE_ROW.format(name=name, row=row + 1, key=where))
 
 
@@ -227,7 +227,7 @@ def _warn_not_ok(keys, *, models, prompt_ids, sample_values, n_samples) -> None:
         model, prompt = divmod(group, len(prompt_ids))
         warnings.warn(NOT_OK_IMAGES.format(count=len(keys), model=models[model],
                                            prompt_id=prompt_ids[prompt],
-                                           sample=sample_values[sample]), stacklevel=4)
+                                           sample=plain(sample_values[sample])), stacklevel=4)
 
 
 def _status_counts(images, *, models, keys, n_samples, n_prompts) -> pd.DataFrame:

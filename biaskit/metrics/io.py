@@ -118,9 +118,14 @@ def validate_images(frame: pd.DataFrame, *, suite: Suite, name: str = "images") 
     duplicated = images.duplicated(subset=list(IMAGE_KEY))
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        key = ", ".join(f"{c} {images[c][row]!r}" for c in IMAGE_KEY)
+        key = ", ".join(f"{c} {plain(images[c][row])!r}" for c in IMAGE_KEY)
         raise ValueError(DUPLICATE_ROW.format(name=name, row=row + 1, key=key))
     return images
+
+
+def plain(value):
+    """A numpy scalar as the Python value (so messages read ``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _check_not_empty(frame: pd.DataFrame, *, name: str) -> None:

@@ -1,0 +1,96 @@
+"""Classifier-error correction on simulated data: a known truth, a simulated tagger."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biaskit.metrics import BiasFrame, unmix
+from biaskit.metrics.correction import confusion_counts, row_stochastic
+from biaskit.suite import suite_from_dict
+from biaskit.taxonomy import RACE4
+
+# A tagger that confuses race4 categories: C[i, j] = P(predicted j | true i).
+CONFUSION = np.array([
+    [0.80, 0.05, 0.10, 0.05],
+    [0.10, 0.75, 0.05, 0.10],
+    [0.15, 0.05, 0.70, 0.10],
+    [0.10, 0.15, 0.05, 0.70],
+])
+TRUTH = np.array([0.55, 0.15, 0.20, 0.10])
+
+
+def simulate(n, truth, rng):
+    true = rng.choice(len(truth), size=n, p=truth)
+    predicted = np.array([rng.choice(4, p=CONFUSION[t]) for t in true])
+    return true, predicted
+
+
+def validation_table(rng, per_class=500):
+    """A tidy confusion table as `biaskit validate` writes it, with some 'unclear' predictions."""
+    rows = []
+    for i, true in enumerate(RACE4):
+        predicted = rng.choice(4, size=per_class, p=CONFUSION[i])
+        for j, label in enumerate(RACE4):
+            rows.append(("race4", true, label, int((predicted == j).sum())))
+        rows.append(("race4", true, "unclear", 7))
+    return pd.DataFrame(rows, columns=["attribute", "true", "predicted", "count"])
+
+
+def test_unmix_inverts_an_exact_mixture():
+    observed = CONFUSION.T @ TRUTH
+    assert unmix(observed, CONFUSION) == pytest.approx(TRUTH)
+
+
+def test_unmix_stays_on_the_simplex_when_the_inverse_leaves_it():
+    truth = np.array([0.7, 0.3, 0.0, 0.0])
+    observed = CONFUSION.T @ truth
+    observed[2] -= 0.03  # sampling noise pushes the exact inverse below zero
+    observed[0] += 0.03
+    assert (np.linalg.solve(CONFUSION.T, observed) < 0).any()
+    estimate = unmix(observed, CONFUSION)
+    assert (estimate >= 0).all() and estimate.sum() == pytest.approx(1.0)
+    assert estimate == pytest.approx(truth, abs=0.06)
+
+
+def test_unmix_of_no_data_is_nan():
+    assert np.isnan(unmix(np.zeros(4), CONFUSION)).all()
+
+
+def test_confusion_table_drops_unclear_and_checks_labels():
+    table = validation_table(np.random.default_rng(0))
+    counts = confusion_counts(table, attribute="race4", labels=RACE4)
+    assert counts.sum(axis=1).tolist() == [500.0] * 4
+    bad = pd.concat([table, pd.DataFrame([("race4", "Martian", "White", 3)], columns=table.columns)],
+                    ignore_index=True)
+    with pytest.raises(ValueError, match=r"confusion: row 21: label 'Martian' is not in the 'race4'"):
+        confusion_counts(bad, attribute="race4", labels=RACE4)
+    with pytest.warns(UserWarning, match="no validation example with true label 'Indian'"):
+        matrix = row_stochastic(np.vstack([counts[:3], np.zeros(4)]), attribute="race4",
+                                labels=RACE4)
+    assert matrix[3].tolist() == [0, 0, 0, 1]
+
+
+def test_recovers_true_shares_of_2000_persons_within_0_03():
+    rng = np.random.default_rng(42)
+    true, predicted = simulate(2000, TRUTH, rng)
+    naive = np.bincount(predicted, minlength=4) / 2000
+    assert np.abs(naive - TRUTH).max() > 0.05  # the tagger's error is visible uncorrected
+    suite = suite_from_dict({"name": "c", "prompts": [{"id": "crowd", "text": "people"}]})
+    obs = pd.DataFrame({"model": "m", "prompt_id": "crowd", "sample": np.arange(2000) // 4,
+                        "person": np.arange(2000) % 4, "attribute": "race4",
+                        "label": np.array(RACE4, dtype=object)[predicted]})
+    bf = BiasFrame(obs, suite=suite, n_boot=300, seed=0, confusion=validation_table(rng))
+    corrected = bf.corrected.set_index("label").loc[list(RACE4)]
+    assert corrected.observed_share.to_numpy() == pytest.approx(naive)
+    assert np.abs(corrected.share.to_numpy() - TRUTH).max() < 0.03
+    assert np.isclose(corrected.share.sum(), 1.0)
+    # Intervals carry image and validation-set uncertainty, and cover the truth here.
+    assert ((corrected.ci_low <= TRUTH) & (TRUTH <= corrected.ci_high)).all()
+    assert ((corrected.ci_low <= corrected.share) & (corrected.share <= corrected.ci_high)).all()
+
+
+def test_no_confusion_no_corrected_table():
+    suite = suite_from_dict({"name": "c", "prompts": [{"id": "p", "text": "a"}]})
+    obs = pd.DataFrame([("m", "p", 0, 0, "gender", "Male")],
+                       columns=["model", "prompt_id", "sample", "person", "attribute", "label"])
+    assert BiasFrame(obs, suite=suite, n_boot=0).corrected is None

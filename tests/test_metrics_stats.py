@@ -1,0 +1,144 @@
+"""Entropy, tests, q-values and the bootstrap against independent computations (scipy, by hand)."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import comb
+
+from biaskit.metrics import benjamini_hochberg, equal_distribution_test, normalized_entropy
+from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
+
+
+def test_entropy_matches_scipy_on_random_counts():
+    rng = np.random.default_rng(0)
+    for k in (2, 4, 7, 10):
+        counts = rng.integers(0, 6, size=(50, k))
+        counts[0] = 0
+        counts[1] = 0
+        counts[1, 0] = 9  # a single category
+        ours = normalized_entropy(counts)
+        for row, value in zip(counts, ours):
+            if row.sum() == 0:
+                assert math.isnan(value)
+            else:
+                assert value == pytest.approx(stats.entropy(row) / math.log(k))
+        assert ours[1] == 0.0
+
+
+def test_entropy_counts_empty_categories_in_k():
+    # Two of ten skin tones, evenly: ln 2 / ln 10, not 1.
+    counts = np.zeros(10)
+    counts[[2, 5]] = 4
+    assert normalized_entropy(counts) == pytest.approx(math.log(2) / math.log(10))
+
+
+def test_miller_madow_by_hand():
+    counts = np.array([3, 1, 0])
+    plugin = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert normalized_entropy(counts, correction="miller-madow") == pytest.approx(
+        (plugin + (2 - 1) / (2 * 4)) / math.log(3))
+    with pytest.raises(ValueError, match="entropy_correction"):
+        normalized_entropy(counts, correction="grassberger")
+
+
+def test_chi_square_path_matches_scipy():
+    a, b = np.array([40, 25, 35]), np.array([20, 45, 35])
+    result = equal_distribution_test(a, b)
+    assert result.method == "chi-square"
+    assert result.p_value == pytest.approx(
+        stats.chi2_contingency(np.stack([a, b]), correction=False).pvalue)
+
+
+def test_empty_category_columns_are_dropped_before_the_test():
+    a, b = np.array([40, 0, 35]), np.array([20, 0, 55])
+    assert equal_distribution_test(a, b).p_value == pytest.approx(
+        stats.chi2_contingency([[40, 35], [20, 55]], correction=False).pvalue)
+
+
+def exact_conditional_p(table):
+    """Fisher-Freeman-Halton style p by full enumeration: chi-square statistic as the order."""
+    table = np.asarray(table)
+    cols, n1, total = table.sum(0), table[0].sum(), table.sum()
+
+    def chi2(first):
+        rows = np.array([n1, total - n1])
+        expected = np.outer(rows, cols) / total
+        full = np.stack([first, cols - first])
+        return ((full - expected) ** 2 / expected).sum()
+
+    observed = chi2(table[0])
+    p = 0.0
+    for first in itertools.product(*[range(c + 1) for c in cols]):
+        if sum(first) != n1:
+            continue
+        prob = np.prod([comb(c, x) for c, x in zip(cols, first)]) / comb(total, n1)
+        if chi2(np.array(first)) >= observed - 1e-9:
+            p += prob
+    return p
+
+
+def test_permutation_path_matches_full_enumeration():
+    a, b = np.array([4, 1, 0]), np.array([1, 2, 3])
+    result = equal_distribution_test(a, b, rng=np.random.default_rng(0), n_permutations=40000)
+    assert result.method == "permutation"
+    assert result.p_value == pytest.approx(exact_conditional_p([a, b]), abs=0.01)
+
+
+def test_fisher_path_for_small_two_by_two():
+    result = equal_distribution_test(np.array([1, 1]), np.array([3, 0]))
+    assert result.method == "fisher" and result.p_value == pytest.approx(0.4)
+
+
+def test_degenerate_tables():
+    assert math.isnan(equal_distribution_test(np.array([0, 0]), np.array([3, 1])).p_value)
+    assert equal_distribution_test(np.array([5, 0]), np.array([2, 0])).p_value == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        equal_distribution_test(np.array([1, 2]), np.array([1, 2, 3]))
+
+
+def test_benjamini_hochberg_matches_scipy():
+    p = np.random.default_rng(1).uniform(size=40) ** 2
+    assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p, method="bh"))
+    with_nan = np.array([0.01, np.nan, 0.04, 0.03])
+    q = benjamini_hochberg(with_nan)
+    assert math.isnan(q[1])
+    assert q[[0, 2, 3]] == pytest.approx(stats.false_discovery_control([0.01, 0.04, 0.03]))
+
+
+def test_bootstrap_resamples_whole_groups_with_replacement():
+    rng = np.random.default_rng(0)
+    matrix = np.column_stack([np.arange(7.0), np.ones(7)])  # value, image count
+    group = np.array([0, 0, 0, 2, 2, 2, 2])  # group 1 empty
+    sums = bootstrap_sums(matrix, group, n_groups=3, n_boot=5000, rng=rng)
+    assert sums.shape == (3, 5000, 2)
+    assert (sums[0, :, 1] == 3).all() and (sums[2, :, 1] == 4).all()  # n images per replicate
+    assert (sums[1] == 0).all()
+    # E[sum of a resample] = n * mean; group 0 holds 0, 1, 2 -> 3; group 2 holds 3..6 -> 18.
+    assert sums[0, :, 0].mean() == pytest.approx(3.0, abs=0.05)
+    assert sums[2, :, 0].mean() == pytest.approx(18.0, abs=0.1)
+    # Exact bootstrap variance of the sum: n * population variance.
+    assert sums[2, :, 0].var() == pytest.approx(4 * np.var([3, 4, 5, 6]), rel=0.1)
+    assert group_sums(matrix, group, n_groups=3).tolist() == [[3, 3], [0, 0], [18, 4]]
+
+
+def test_bootstrap_is_seeded_and_batches_agree_with_sizes():
+    matrix = np.random.default_rng(2).integers(0, 3, size=(30, 4)).astype(float)
+    group = np.repeat(np.arange(6), 5)
+    one = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
+    two = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
+    assert np.array_equal(one, two)
+
+
+def test_percentile_interval_matches_numpy_and_ignores_nan():
+    reps = np.random.default_rng(3).normal(size=(4, 999))
+    reps[1, :100] = np.nan
+    low, high = percentile_interval(reps, confidence=0.9)
+    assert low == pytest.approx(np.nanpercentile(reps, 5, axis=1))
+    assert high == pytest.approx(np.nanpercentile(reps, 95, axis=1))
+    all_nan = percentile_interval(np.full((2, 10), np.nan))
+    assert np.isnan(all_nan[0]).all()
+    constant = percentile_interval(np.full((1, 10), 0.25))
+    assert constant[0][0] == constant[1][0] == 0.25
