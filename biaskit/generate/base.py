@@ -73,8 +73,9 @@ class Generator(Protocol):
     """Anything that turns a batch of requests into one result per request.
 
     Optional attributes read by the runner: ``batch_size`` (requests per call,
-    default 1) and ``max_concurrency`` (concurrent calls, default unbounded;
-    1 for a local GPU pipeline).
+    default 1), ``max_concurrency`` (concurrent calls, default unbounded; 1 for a
+    local GPU pipeline) and ``prepare()`` (called once before the first batch,
+    e.g. to load weights; an exception there stops the run with its message).
     """
 
     def generate_batch(self, requests: Sequence[Request]) -> list[Result]:

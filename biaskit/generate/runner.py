@@ -87,6 +87,8 @@ def generate(suite: Suite | str | Path, models: Mapping[str, Any], *, out: str |
             for name, requests in work.items():
                 if requests:
                     generator = make_generator(models[name])
+                    if hasattr(generator, "prepare"):
+                        generator.prepare()  # load weights once; a failure here is the run's
                     _run_model(name, generator, requests, store=store, bar=bar,
                                counts=counts, concurrency=concurrency)
     finally:

@@ -10,6 +10,7 @@ from biaskit.generate.base import Request, Result, describe_exception
 DIFFUSERS_MISSING = "the diffusers adapter needs diffusers: pip install 'biaskit[diffusers]'"
 FLAGGED = "the pipeline's safety checker flagged the image as NSFW"
 BATCH_FAILED = "pipeline call failed for the batch: {reason}"
+LOAD_FAILED = "diffusers:{hub_id}: cannot load the pipeline: {reason}"
 
 
 class DiffusersGenerator:
@@ -68,12 +69,20 @@ class DiffusersGenerator:
                 self._pipeline = self._load(self._source)
         return self._pipeline
 
+    def prepare(self) -> None:
+        """Load the pipeline now: the runner calls this once, so a bad id stops the run early."""
+        _ = self.pipeline
+
     def _load(self, hub_id: str) -> Any:
         try:
             from diffusers import DiffusionPipeline
         except ImportError:
             raise RuntimeError(DIFFUSERS_MISSING) from None
-        pipeline = DiffusionPipeline.from_pretrained(hub_id, torch_dtype=self.dtype).to(self.device)
+        try:
+            pipeline = DiffusionPipeline.from_pretrained(hub_id, **{_dtype_keyword(): self.dtype})
+            pipeline = pipeline.to(self.device)
+        except Exception as exc:  # noqa: BLE001 - a config problem: one clear error, not N rows
+            raise RuntimeError(LOAD_FAILED.format(hub_id=hub_id, reason=describe_exception(exc))) from None
         if hasattr(pipeline, "set_progress_bar_config"):
             pipeline.set_progress_bar_config(disable=True)
         return pipeline
@@ -99,3 +108,12 @@ class DiffusersGenerator:
     def __repr__(self) -> str:
         source = self._source if isinstance(self._source, str) else type(self._source).__name__
         return f"DiffusersGenerator({source!r}, batch_size={self.batch_size})"
+
+
+def _dtype_keyword() -> str:
+    """``dtype`` on diffusers versions that deprecate ``torch_dtype``, else ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:  # pragma: no cover
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
