@@ -34,6 +34,9 @@ DEFAULT_MAX_SIDE = 2048
 #: a skin colour nor an extreme that could bias colorimetry).
 ALPHA_BACKGROUND = (128, 128, 128)
 
+#: Formats whose ``verify()`` checks data integrity (PNG: CRC of every chunk).
+_VERIFIABLE = ("PNG",)
+
 LOAD_ERROR = "{path}: cannot read image: {reason}"
 
 
@@ -75,6 +78,9 @@ def load_image(path: str | Path, *, max_side: int = DEFAULT_MAX_SIDE) -> LoadedI
             # A "possible bomb" warning (between 1x and 2x the pixel limit) is
             # fine to decode; above 2x Pillow raises, and that guard stays.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.format in _VERIFIABLE:
+                    image.verify()  # chunk checksums: catches corruption decoding would let through
             with Image.open(path) as image:
                 return _decode(image, max_side=max_side)
     except FileNotFoundError:

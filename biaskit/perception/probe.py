@@ -43,7 +43,7 @@ def fit_logistic(features: np.ndarray, targets: np.ndarray, *, classes: int, l2:
     import torch
 
     x = torch.from_numpy(np.asarray(features, np.float32))
-    y = torch.from_numpy(np.asarray(targets, np.int64))
+    y = torch.from_numpy(np.array(targets, dtype=np.int64))
     weight = torch.zeros(x.shape[1], classes, requires_grad=True)
     bias = torch.zeros(classes, requires_grad=True)
     optimiser = torch.optim.LBFGS([weight, bias], max_iter=iterations, line_search_fn="strong_wolfe")

@@ -26,6 +26,7 @@ from typing import Mapping
 from biaskit import taxonomy
 from biaskit.perception.base import Tagger
 
+RANDOM_WEIGHTS = "random"
 #: Attributes tagged when neither attributes nor taggers are given: all offline.
 DEFAULT_ATTRIBUTES = ("gender", "age", "age_group", "skin_tone")
 DEFAULT_BACKEND = {
@@ -75,7 +76,7 @@ def make_taggers(spec: "str | Tagger", options: TaggerOptions) -> list[Tagger]:
         from biaskit.perception import clip
 
         model, _, pretrained = rest.partition(":")
-        pretrained = options.clip_weights or pretrained or clip.DEFAULT_PRETRAINED
+        pretrained = _weights(options.clip_weights or pretrained or clip.DEFAULT_PRETRAINED)
         return [clip.ClipTagger(
             model=model or clip.DEFAULT_MODEL, pretrained=pretrained, prompts=options.clip_prompts,
             thresholds=options.thresholds, device=options.device, batch_size=options.batch_size,
@@ -89,10 +90,15 @@ def make_taggers(spec: "str | Tagger", options: TaggerOptions) -> list[Tagger]:
     if kind == "probe" and rest:
         from biaskit.perception.probe import ProbeTagger
 
-        return [ProbeTagger(path=rest, pretrained=options.clip_weights, thresholds=options.thresholds,
+        return [ProbeTagger(path=rest, pretrained=_weights(options.clip_weights), thresholds=options.thresholds,
                             device=options.device, batch_size=options.batch_size, cache_dir=options.clip_cache,
                             allow_random_weights=options.allow_random_weights)]
     raise ValueError(UNKNOWN_SPEC.format(spec=spec))
+
+
+def _weights(value):
+    """The CLIP weights argument; the word ``random`` stands for None (random init, if allowed)."""
+    return None if value == RANDOM_WEIGHTS else value
 
 
 def plan_taggers(

@@ -1,0 +1,106 @@
+"""``biaskit tag``: detect every face in a run's images and tag it (people + observations)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+RANDOM_WEIGHTS = "random"
+BAD_THRESHOLD = "--threshold {value!r}: expected ATTRIBUTE=NUMBER between 0 and 1, e.g. race=0.4"
+EXAMPLES = """\
+examples:
+  biaskit tag runs/card                                  # gender, age, age_group, skin_tone (offline)
+  biaskit tag runs/card --attributes race race4 gender --tagger clip
+  biaskit tag runs/card --tagger clip --tagger embedded  # race from CLIP, the rest embedded
+  biaskit tag runs/card --tagger fairface:res34_fair_align_multi_7.pt
+  biaskit tag runs/card --tagger probe:probe.pt --threshold race=0.5
+  biaskit tag runs/card --tagger clip --clip-prompts my_attributes.yaml
+
+taggers: embedded | dlib | skin | clip[:MODEL[:PRETRAINED]] | fairface:PATH | probe:PATH.
+CLIP weights (default ViT-B-32 laion2b_s34b_b79k) download on first use; offline, give
+--clip-weights FILE or --clip-cache DIR. Results are cached in RUN/cache/perception.
+"""
+
+
+def add_tagger_arguments(parser: argparse.ArgumentParser, *, attributes: bool = True) -> None:
+    """Options shared by ``tag``, ``validate`` and ``train-probe``."""
+    if attributes:
+        parser.add_argument("--attributes", "-a", nargs="+", metavar="ATTR",
+                            help="attributes to tag (default: the taggers', else gender age age_group skin_tone)")
+        parser.add_argument("--tagger", "-t", action="append", metavar="SPEC",
+                            help="tagger backend (repeatable; the first that provides an attribute tags it)")
+        parser.add_argument("--threshold", action="append", default=[], metavar="ATTR=P",
+                            help="minimum confidence for ATTR, else 'unclear' (repeatable)")
+        parser.add_argument("--no-cautious", action="store_true",
+                            help="age_group: likelier group wins (default: borderline faces are called child)")
+        parser.add_argument("--clip-prompts", type=Path, metavar="YAML",
+                            help="user attributes for CLIP: attribute -> label -> prompts")
+        parser.add_argument("--detector", default="centerface", choices=("centerface", "hog"),
+                            help="face detector (default centerface)")
+    parser.add_argument("--clip-weights", metavar="TAG|FILE",
+                        help="CLIP pretrained tag or local checkpoint file")
+    parser.add_argument("--clip-cache", type=Path, metavar="DIR", help="folder holding downloaded CLIP weights")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    # Random CLIP weights are for tests and benchmarks only; never offered in --help.
+    parser.add_argument("--allow-random-weights", action="store_true", help=argparse.SUPPRESS)
+
+
+def parse_thresholds(values: list[str]) -> dict[str, float]:
+    thresholds = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            threshold = float(number)
+        except ValueError:
+            raise ValueError(BAD_THRESHOLD.format(value=value)) from None
+        if not sep or not name or not 0 <= threshold <= 1:
+            raise ValueError(BAD_THRESHOLD.format(value=value))
+        thresholds[name.strip()] = threshold
+    return thresholds
+
+
+def clip_weights(args: argparse.Namespace):
+    """``--clip-weights random`` means no weights (refused unless the hidden test flag is given)."""
+    return None if args.clip_weights == RANDOM_WEIGHTS else args.clip_weights
+
+
+def tagger_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments for tag_images / validate from the shared options."""
+    return dict(
+        attributes=args.attributes, tagger=args.tagger, detector=args.detector,
+        thresholds=parse_thresholds(args.threshold) or None, cautious=not args.no_cautious,
+        device=args.device, clip_prompts=args.clip_prompts, clip_weights=args.clip_weights,
+        clip_cache=args.clip_cache, allow_random_weights=args.allow_random_weights,
+    )
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tag", help="find every person in a run's images and tag gender, age, race, skin tone",
+        description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
+    add_tagger_arguments(parser)
+    parser.add_argument("--min-face", type=int, default=None, help="faces smaller than this (px) are 'unclear'")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every model (ignore the tag cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from biaskit import tables
+    from biaskit.perception import ERRORS_TABLE, tag_run
+
+    options = tagger_options(args)
+    if args.min_face is not None:
+        options["min_face"] = args.min_face
+    observations = tag_run(args.run, progress=not args.no_progress, cache=not args.no_cache,
+                           batch_size=args.batch_size, **options)
+    people = tables.read_table(args.run / tables.PEOPLE_TABLE)
+    errors = tables.read_table(args.run / ERRORS_TABLE)
+    print(f"tagged {people['sha256'].nunique()} image(s) with {len(people)} person(s): "
+          f"{len(observations)} observations -> {args.run / tables.OBSERVATIONS_TABLE}")
+    if len(errors):
+        print(f"{len(errors)} image(s) could not be read; see {args.run / ERRORS_TABLE}")
+    return 0

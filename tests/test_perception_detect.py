@@ -1,0 +1,173 @@
+"""Detection on real photos (scikit-image's astronaut) and robust image loading."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _faces import astronaut, collage
+from biaskit.perception import CenterFaceDetector, HogDetector, ImageLoadError, load_image, make_detector
+from biaskit.perception.centerface import nms
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return CenterFaceDetector()
+
+
+def _centres_inside(boxes, tiles):
+    """For each tile, how many detected box centres fall inside it."""
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    return [int(((cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)).sum()) for x0, y0, x1, y1 in tiles]
+
+
+def test_astronaut_has_one_face_with_landmarks_on_the_face(detector):
+    faces = detector.detect(astronaut())
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces.boxes[0]
+    # the face lies around x 180-270, y 60-180 in the 512x512 photo
+    assert 160 < x0 < 200 and 250 < x1 < 290 and 40 < y0 < 80 and 160 < y1 < 200
+    left_eye, right_eye, nose, mouth_left, mouth_right = faces.landmarks[0]
+    assert left_eye[0] < nose[0] < right_eye[0]
+    assert left_eye[1] < nose[1] < mouth_left[1]
+    assert abs(left_eye[1] - right_eye[1]) < 10  # upright face: eyes level
+    assert faces.scores[0] > 0.8
+
+
+def test_collage_of_scaled_copies_every_face_found_down_to_about_22px(detector):
+    # head widths; the face is ~57 % of the head, so the smallest face is ~23 px wide
+    sizes = [300, 220, 160, 120, 90, 70, 55, 45, 40]
+    image, tiles = collage(sizes)
+    faces = detector.detect(image)
+    assert len(faces) == len(sizes)
+    assert _centres_inside(faces.boxes, tiles) == [1] * len(sizes)
+    assert (faces.boxes[:, 2] - faces.boxes[:, 0]).min() < 30
+
+
+def test_collage_of_flipped_and_rotated_copies_every_face_counted(detector):
+    transforms = [None, "flip", 15, -15, 30, -30, "flip", 20]
+    image, tiles = collage([160, 120, 160, 120, 160, 120, 100, 100], transforms=transforms)
+    faces = detector.detect(image)
+    assert len(faces) == len(transforms)
+    assert _centres_inside(faces.boxes, tiles) == [1] * len(transforms)
+
+
+def test_batched_detection_equals_one_by_one(detector):
+    small, _ = collage([120, 60], canvas=256)
+    images = [astronaut(), small, astronaut()[:, ::-1].copy()]
+    together = detector.detect_many(images)
+    for image, batched in zip(images, together):
+        alone = detector.detect(image)
+        np.testing.assert_allclose(batched.boxes, alone.boxes, atol=1e-3)
+
+
+def test_no_face_in_a_flat_image(detector):
+    assert len(detector.detect(np.full((300, 200, 3), 128, np.uint8))) == 0
+
+
+def test_hog_detector_finds_the_astronaut_without_landmarks():
+    faces = HogDetector(upsample=0).detect(astronaut())
+    assert len(faces) >= 1 and faces.landmarks is None
+    cx = (faces.boxes[:, 0] + faces.boxes[:, 2]) / 2
+    assert np.any((cx > 190) & (cx < 260))
+
+
+def test_make_detector_names_and_errors():
+    assert isinstance(make_detector("hog"), HogDetector)
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        make_detector("yolo")
+
+
+def test_nms_drops_overlaps_and_keeps_the_best():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], float)
+    assert list(nms(boxes, np.array([0.5, 0.9, 0.7]), iou=0.3)) == [1, 2]
+
+
+# ---- image loading ---------------------------------------------------------------------------
+
+def _saved(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return Image.fromarray(astronaut())
+
+
+@pytest.mark.parametrize("mode, fmt", [
+    ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("RGB", "JPEG"), ("1", "PNG"),
+])
+def test_every_mode_loads_as_rgb_and_the_face_is_found(tmp_path, photo, mode, fmt, detector):
+    path = tmp_path / f"img.{fmt.lower()}"
+    path.write_bytes(_saved(photo.convert(mode), fmt))
+    loaded = load_image(path)
+    assert loaded.array.shape == (512, 512, 3) and loaded.array.dtype == np.uint8
+    if mode != "1":  # a 1-bit image keeps too little of a face
+        assert len(detector.detect(loaded.array)) == 1
+
+
+def test_sixteen_bit_grey_is_scaled_by_full_range(tmp_path):
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16).repeat(4, axis=0)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values, mode="I;16").save(path)
+    array = load_image(path).array
+    assert Image.open(path).mode in ("I;16", "I")
+    np.testing.assert_array_equal(array[0, :, 0], [0, 128, 255])
+
+
+def test_transparent_pixels_become_grey_not_black(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255  # red, fully transparent except one pixel
+    rgba[0, 0, 3] = 255
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    array = load_image(path).array
+    assert tuple(array[0, 0]) == (255, 0, 0) and tuple(array[1, 1]) == (128, 128, 128)
+
+
+def test_exif_orientation_is_applied(tmp_path, photo, detector):
+    rotated = photo.rotate(90, expand=True)  # stored sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with the tag that says "rotate 90 CW to view"
+    path = tmp_path / "exif.jpg"
+    rotated.save(path, exif=exif)
+    loaded = load_image(path)
+    faces = detector.detect(loaded.array)
+    assert len(faces) == 1
+    left_eye, right_eye = faces.landmarks[0][:2]
+    assert abs(left_eye[1] - right_eye[1]) < 12  # upright again
+
+
+def test_large_image_downscaled_and_scale_reported(tmp_path, photo):
+    path = tmp_path / "big.png"
+    photo.resize((3000, 3000)).save(path)
+    loaded = load_image(path, max_side=1000)
+    assert loaded.array.shape[:2] == (1000, 1000)
+    assert loaded.scale == pytest.approx(1000 / 3000)
+    assert loaded.original_size == (3000, 3000)
+
+
+def test_decompression_bomb_guard_stays_on(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (300, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 90k pixels > 2x the limit
+    with pytest.raises(ImageLoadError, match="bomb.png.*refused"):
+        load_image(path)
+
+
+def test_truncated_corrupt_missing_and_non_images_raise_naming_the_file(tmp_path, photo):
+    data = _saved(photo, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("hello")
+    corrupt = bytearray(_saved(photo, "PNG"))
+    corrupt[100:400] = b"\x00" * 300
+    (tmp_path / "corrupt.png").write_bytes(bytes(corrupt))
+    for name, reason in [("cut.jpg", "truncated"), ("text.png", "not an image"),
+                         ("corrupt.png", "corrupt"), ("absent.png", "no such file")]:
+        with pytest.raises(ImageLoadError, match=f"{name}.*{reason}"):
+            load_image(tmp_path / name)
