@@ -91,12 +91,15 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     log.info("pipeline: generating %s into %s", ", ".join(models), run_dir)
     images = generate(suite, models, out=run_dir, samples=samples, seed=seed,
                       concurrency=concurrency, progress=progress)
-    record_run_settings(run_dir, baseline=baseline, attributes=attributes, tagger=tagger)
+    record_run_settings(run_dir, baseline=baseline, tagging=_tagging_settings(attributes, tagger))
     log.info("pipeline: tagging")
     observations = tag_run(run_dir, attributes=attributes, tagger=tagger, device=device,
                            progress=progress)
     log.info("pipeline: measuring")
     bias = measure_run(run_dir, suite=suite, baseline=baseline)
+    record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,
+                                          "confidence": bias.confidence,
+                                          "entropy_correction": bias.entropy_correction})
     log.info("pipeline: writing the report")
     report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails)
     return PipelineResult(run_dir=run_dir, images=images, observations=observations, bias=bias,
@@ -112,21 +115,29 @@ def _check_baseline(run_dir: Path, *, baseline: str) -> None:
         raise ValueError(BASELINE_CHANGED.format(path=run_dir / RUN_CONFIG, old=old))
 
 
-def record_run_settings(run_dir: str | Path, *, baseline: str,
-                        attributes: Sequence[str] | None = None, tagger: Any = None) -> Path:
+def _tagging_settings(attributes, tagger) -> dict:
+    from biaskit.perception.pipeline import DEFAULT_MIN_FACE
+
+    return {"attributes": list(attributes) if attributes else "default",
+            "tagger": tagger if tagger is None or isinstance(tagger, str) else type(tagger).__name__,
+            "detector": "default", "min_face_px": DEFAULT_MIN_FACE}
+
+
+def record_run_settings(run_dir: str | Path, *, baseline: str | None = None,
+                        tagging: Mapping[str, Any] | None = None,
+                        metrics: Mapping[str, Any] | None = None) -> Path:
     """Add the pipeline's keys to ``RUN/run.json``, keeping every key the stages wrote.
 
-    ``baseline`` is the model the report compares against; ``pipeline`` holds
-    the tagging choices (attributes, tagger) as text.
+    ``baseline`` is the model the report compares against; ``tagging`` and
+    ``metrics`` hold the settings of those stages (thresholds are also in each
+    observation's ``tagger`` text).  Keys left as None are not touched.
     """
     from biaskit.report.data import read_run_config
     from biaskit.store import write_json_atomic
 
     path = Path(run_dir) / RUN_CONFIG
     config = read_run_config(Path(run_dir))
-    config["baseline"] = baseline
-    config["pipeline"] = {
-        "attributes": list(attributes) if attributes else "default",
-        "tagger": tagger if tagger is None or isinstance(tagger, str) else type(tagger).__name__,
-    }
+    for key, value in (("baseline", baseline), ("tagging", tagging), ("metrics", metrics)):
+        if value is not None:
+            config[key] = dict(value) if isinstance(value, Mapping) else value
     return write_json_atomic(path, config)

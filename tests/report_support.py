@@ -75,6 +75,10 @@ def make_run(run_dir):
     write_table(pd.DataFrame(observations, columns=["model", "prompt_id", "sample", "person",
                                                     "attribute", "label", "confidence", "tagger"]),
                 run_dir / "observations.parquet")
+    # The tagger could not read one of the candidate's images.
+    write_table(pd.DataFrame([("cand", "workers", 1, "ab" * 32, "images/x.png", "truncated file")],
+                             columns=["model", "prompt_id", "sample", "sha256", "path", "error"]),
+                run_dir / "perception_errors.parquet")
     _write_metrics(run_dir)
     config = {"name": "report-test-run", "suite": {"path": str(suite_path)}, "seed": 7,
               "samples": 2, "baseline": "base",

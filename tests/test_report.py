@@ -168,7 +168,8 @@ def test_gallery_labels_and_notes(report):
 
 def test_methods_section(report):
     counts = {r[0]: r[1:] for r in report["parsed"].tables["counts"][1:]}
-    assert counts["cand"] == ["3", "8", "6", "1", "1", "10"]
+    assert counts["cand"] == ["3", "8", "6", "1", "1", "1", "10"]
+    assert counts["base"] == ["3", "6", "6", "0", "0", "0", "10"]
     taggers = report["parsed"].tables["taggers"]
     assert ["skin_tone", "colorimetry", "20", "1"] in taggers
     settings = dict(tuple(r) for r in report["parsed"].tables["settings"][1:])
@@ -210,3 +211,22 @@ def test_baseline_from_run_json_comes_first(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(config))
     run = load_run(tmp_path)
     assert run.models == ["cand", "base"] and run.candidates == ["base"]
+
+
+def test_validation_tables_in_the_run_are_shown(tmp_path):
+    from biaskit.tables import write_table
+
+    make_run(tmp_path)
+    confusion = pd.DataFrame({"attribute": ["gender"] * 3, "true": ["Male", "Female", "Female"],
+                              "predicted": ["Male", "Female", "unclear"], "count": [40, 35, 5]})
+    summary = pd.DataFrame({"attribute": ["gender"], "n": [80], "accuracy": [0.9375],
+                            "ci_low": [0.86], "ci_high": [0.97], "unclear_rate": [0.0625]})
+    write_table(confusion, tmp_path / "validation" / "confusion.parquet")
+    write_table(summary, tmp_path / "validation" / "summary.parquet")
+    paths = write_report(tmp_path, thumbnails=0)
+    assert (paths["figures"] / "confusion_gender.png").exists()
+    parser = ReportParser()
+    parser.feed(paths["html"].read_text(encoding="utf-8"))
+    assert parser.tables["validation"][1] == ["gender", "80", "0.938", "0.86", "0.97", "0.062"]
+    assert len(parser.images) == 8  # the 7 figures and the confusion matrix
+    assert "| gender | 80 | 0.938 | 0.86 | 0.97 | 0.062 |" in paths["markdown"].read_text()

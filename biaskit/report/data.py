@@ -26,6 +26,9 @@ NO_MODELS = "{run}: the metrics tables name no model"
 UNKNOWN_BASELINE = "{run}: baseline {baseline!r} is not a model of this run; models: {models}"
 RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
 
+VALIDATION_DIR = "validation"  # biaskit validate --out RUN/validation
+PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
+
 #: Headline kinds, in the order the headline table lists them.
 HEADLINE_KINDS = ("all", "individual", "group")
 DEFAULT_ALPHA = 0.05
@@ -52,6 +55,8 @@ class RunData:
     people: pd.DataFrame = field(default_factory=pd.DataFrame)
     observations: pd.DataFrame = field(default_factory=pd.DataFrame)
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    validation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    perception_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
     suite: Suite | None = None
 
     @property
@@ -114,7 +119,9 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
         Default: ``baseline`` in run.json.
     confusion : DataFrame or path, optional
         A tidy validation confusion table to draw (default
-        ``RUN/validation/confusion.parquet`` when present).
+        ``RUN/validation/confusion.parquet`` when present, as written by
+        ``biaskit validate --out RUN/validation``, whose ``summary`` table --
+        accuracy per attribute -- is shown too).
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -146,13 +153,15 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     if isinstance(suite, (str, Path)):
         suite = load_suite(suite)
     if confusion is None:
-        confusion = _optional_table(run_dir / "validation" / "confusion.parquet")
+        confusion = _optional_table(run_dir / VALIDATION_DIR / "confusion.parquet")
     elif not isinstance(confusion, pd.DataFrame):
         confusion = tables.read_table(confusion)
     return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
                    rates=rates, images=images, people=people, observations=observations,
-                   confusion=confusion, suite=suite or _suite_from_config(run_dir, config),
-                   **metric)
+                   confusion=confusion,
+                   validation=_optional_table(run_dir / VALIDATION_DIR / "summary.parquet"),
+                   perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
+                   suite=suite or _suite_from_config(run_dir, config), **metric)
 
 
 def _models(summary: pd.DataFrame, images: pd.DataFrame) -> list[str]:

@@ -72,7 +72,8 @@ def taggers(observations: pd.DataFrame) -> pd.DataFrame:
 
 
 def counts(run: RunData) -> pd.DataFrame:
-    """Per model: samples requested, images generated, refused, errors, persons found."""
+    """Per model: samples requested, images generated, refused, errors, images the tagger
+    could not read, persons found."""
     images = run.images
     rows = []
     for model in run.models:
@@ -85,10 +86,13 @@ def counts(run: RunData) -> pd.DataFrame:
         elif not run.observations.empty:
             obs = run.observations[run.observations["model"] == model]
             persons = len(obs.drop_duplicates(["prompt_id", "sample", "person"]))
+        errors = run.perception_errors
+        untagged = int((errors["model"] == model).sum()) if "model" in errors else 0
         rows.append({"model": model, "prompts": int(mine["prompt_id"].nunique()) if len(mine) else 0,
                      "samples": len(mine), "ok": int((status == tables.STATUS_OK).sum()),
                      "refused": int((status == tables.STATUS_REFUSED).sum()),
-                     "error": int((status == tables.STATUS_ERROR).sum()), "persons": persons})
+                     "error": int((status == tables.STATUS_ERROR).sum()),
+                     "untaggable": untagged, "persons": persons})
     return pd.DataFrame(rows)
 
 

@@ -143,6 +143,7 @@ def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries
         "galleries": galleries,
         "counts": frame_table(methods.counts(run)),
         "taggers": frame_table(methods.taggers(run.observations)),
+        "validation": frame_table(run.validation.round(3)),
         "settings": table(["setting", "value"], methods.settings(run.config)),
         "versions": table(["package", "version"], methods.package_versions().items()),
         "caveats": methods.CAVEATS,
