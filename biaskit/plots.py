@@ -242,8 +242,7 @@ def entropy_scatter(summary: pd.DataFrame, *, attribute: str, model: str, baseli
                 fmt="o", color="#1f77b4", ecolor="#9ecae1", elinewidth=1, capsize=2, markersize=4)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="equal diversity")
     if annotate and len(pair) <= 40:
-        for prompt_id, xi, yi in zip(pair.index, x, y):
-            ax.annotate(prompt_id, (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        _annotate_points(ax, pair.index, x, y)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_aspect("equal")
@@ -251,6 +250,16 @@ def entropy_scatter(summary: pd.DataFrame, *, attribute: str, model: str, baseli
     ax.set_ylabel(f"normalized entropy, {model}")
     ax.set_title(f"{attribute}: entropy per prompt (above the line = more diverse)")
     return ax
+
+
+def _annotate_points(ax, names, x, y) -> None:
+    """Label each point; points at the same place share one label, so ids stay readable."""
+    spots: dict[tuple[float, float], list[str]] = {}
+    for name, xi, yi in zip(names, x, y):
+        spots.setdefault((round(float(xi), 2), round(float(yi), 2)), []).append(str(name))
+    for (xi, yi), group in spots.items():
+        ax.annotate(", ".join(group), (xi, yi), xytext=(3, 3), textcoords="offset points",
+                    fontsize=7)
 
 
 def default_kind(overall: pd.DataFrame) -> str:
@@ -354,16 +363,22 @@ def ahistorical_match(summary: pd.DataFrame, *, models: Sequence[str] | None = N
     y = np.arange(len(keys), dtype=float)
     for i, model in enumerate(models):
         value = np.array([table.get((p, a, model), np.nan) for p, a, _ in keys], dtype=float)
-        ax.barh(y - 0.4 + height * (i + 0.5), np.nan_to_num(value), height=height * 0.95,
-                label=model, color=f"C{i}")
+        bars = ax.barh(y - 0.4 + height * (i + 0.5), np.nan_to_num(value), height=height * 0.95,
+                       label=model, color=f"C{i}")
+        ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, [f"{p} ({a} = {e})" for p, a, e in keys])
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.05)
+    ax.set_xlim(0, 1.12)
     ax.set_xlabel("share of known-labelled persons with the expected label (ideal 1)")
     ax.set_title("ahistorical / unrealistic prompts: match rate")
     ax.legend(fontsize="small", frameon=False, loc="lower right")
     return ax
+
+
+def _percent_label(value: float) -> str:
+    """Bar label: a zero bar is invisible, so its value is written out; n/a when missing."""
+    return "n/a" if np.isnan(value) else f"{value:.0%}"
 
 
 def rate_bars(rates: pd.DataFrame, *, models: Sequence[str] | None = None, ax=None):
@@ -391,8 +406,9 @@ def rate_bars(rates: pd.DataFrame, *, models: Sequence[str] | None = None, ax=No
     x = np.arange(len(columns), dtype=float)
     for i, model in enumerate(models):
         value = table.loc[model, columns].to_numpy(dtype=float)
-        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(value), width=width * 0.95,
-               label=model, color=f"C{i}")
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(value), width=width * 0.95,
+                      label=model, color=f"C{i}")
+        ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.set_xticks(x, [RATE_COLUMNS[c] for c in columns])
     ax.set_ylim(0, max(0.05, float(np.nanmax(table[columns].to_numpy(dtype=float), initial=0)) * 1.15))
     ax.set_ylabel("share")

@@ -126,6 +126,12 @@ def test_entropy_scatter_points_and_whiskers_are_the_intervals(summary):
     assert {t.get_text() for t in ax.texts} == {"doctor", "nurse"}
 
 
+def test_entropy_scatter_points_at_one_place_share_a_label(summary):
+    same = summary.assign(entropy=0.5, entropy_ci_low=0.4, entropy_ci_high=0.6)
+    ax = plots.entropy_scatter(same, attribute="gender", model="cand", baseline="base", ax=new_ax())
+    assert [t.get_text() for t in ax.texts] == ["doctor, nurse, chef"]
+
+
 def test_entropy_scatter_all_kinds_and_missing_model(summary):
     ax = plots.entropy_scatter(summary, attribute="gender", model="cand", baseline="base",
                                kinds=None, ax=new_ax())
@@ -188,6 +194,7 @@ def test_ahistorical_match_bars(summary):
     assert [b.get_label() for b in bars] == ["base", "cand"]
     assert [b.patches[0].get_width() for b in bars] == pytest.approx([1.0, 0.75])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["founders (gender = Male)"]
+    assert [t.get_text() for t in ax.texts] == ["100%", "75%"]  # values written on the bars
 
 
 def test_ahistorical_match_without_expected_labels(summary):
@@ -205,6 +212,7 @@ def test_rate_bars_heights():
     # Order of the rates: unclear, no person, refused, error.
     assert [p.get_height() for p in bars[0].patches] == pytest.approx([0.3, 0.15, 0.1, 0.0])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["unclear", "no person", "refused", "error"]
+    assert [t.get_text() for t in ax.texts[:4]] == ["30%", "15%", "10%", "0%"]
 
 
 def test_confusion_matrix_normalized_and_counts():
