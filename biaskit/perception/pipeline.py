@@ -295,5 +295,13 @@ def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult
     observations["confidence"] = observations["confidence"].astype("float64")
     failed = parts["done"][parts["done"]["error"].notna()]
     errors = failed.merge(keys, on="sha256")[list(ERROR_COLUMNS)].reset_index(drop=True)
-    errors["sha256"] = errors["sha256"].where(~errors["sha256"].str.startswith(_MISSING), None)
-    return TagResult(people=people, observations=observations, errors=errors)
+    errors["sha256"] = errors["sha256"].where(~errors["sha256"].astype(str).str.startswith(_MISSING), None)
+    return TagResult(people=_strings(people), observations=_strings(observations), errors=_strings(errors))
+
+
+def _strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as pandas' string dtype, as they read back from parquet (fresh == cached)."""
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("str")
+    return frame
