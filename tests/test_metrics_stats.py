@@ -9,6 +9,7 @@ from scipy import stats
 from scipy.special import comb
 
 from biaskit.metrics import benjamini_hochberg, equal_distribution_test, normalized_entropy
+from biaskit.metrics.stats import equal_distribution_tests
 from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
 
 
@@ -50,6 +51,29 @@ def test_chi_square_path_matches_scipy():
     assert result.method == "chi-square"
     assert result.p_value == pytest.approx(
         stats.chi2_contingency(np.stack([a, b]), correction=False).pvalue)
+
+
+def test_vectorised_tests_match_scipy_and_the_single_test():
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 40, size=(60, 5))
+    b = rng.integers(0, 40, size=(60, 5))
+    a[:5, 2:] = 0  # small / sparse tables take the exact paths
+    b[:5, 2:] = 0
+    a[5:10] //= 10
+    b[5:10, 0] = 0
+    b[10] = 0  # an empty side: NaN
+    p = equal_distribution_tests(a, b, rng=np.random.default_rng(1))
+    for t in range(60):
+        single = equal_distribution_test(a[t], b[t], rng=np.random.default_rng(1))
+        if single.method == "chi-square":
+            table = np.stack([a[t], b[t]])
+            table = table[:, table.sum(0) > 0]
+            assert p[t] == pytest.approx(stats.chi2_contingency(table, correction=False).pvalue)
+        elif single.method == "permutation":
+            assert p[t] == pytest.approx(single.p_value, abs=0.03)
+        else:
+            assert p[t] == pytest.approx(single.p_value, nan_ok=True)
+    assert math.isnan(p[10])
 
 
 def test_empty_category_columns_are_dropped_before_the_test():

@@ -23,10 +23,12 @@ side, and NaN delta, interval and p-value: it is not an error.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 import pandas as pd
 
-from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_test
+from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_tests
 
 COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "value",
                       "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
@@ -49,37 +51,54 @@ def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).loc[:, list(COMPARISON_COLUMNS)]
 
 
-def _per_prompt_metrics(frame, attribute, point, reps):
-    """metric name -> (point array (G,), replicates (G, B), prompts it applies to (P,))."""
+def _per_prompt_metrics(frame, attribute):
+    """metric name -> (extractor of an AttributeMetrics array, prompts it applies to (P,))."""
     every = np.ones(len(frame.prompt_ids), dtype=bool)
     has_expected = frame.expected_index(attribute)[: len(frame.prompt_ids)] >= 0
-    metrics = {"entropy": (point.entropy, reps.entropy, every)}
+    metrics = {"entropy": (attrgetter("entropy"), every)}
     for j, label in enumerate(frame.taxonomies[attribute]):
-        metrics[SHARE_METRIC.format(label=label)] = (point.shares[..., j], reps.shares[..., j], every)
-    metrics["within_image_heterogeneity"] = (point.within_image, reps.within_image,
+        metrics[SHARE_METRIC.format(label=label)] = (lambda m, j=j: m.shares[..., j], every)
+    metrics["within_image_heterogeneity"] = (attrgetter("within_image"),
                                              np.isin(frame.kinds, MULTI_PERSON_KINDS))
-    metrics["match_rate"] = (point.match_rate, reps.match_rate, has_expected)
+    metrics["match_rate"] = (attrgetter("match_rate"), has_expected)
     return metrics
+
+
+def _delta_intervals(frame, *, attribute, metrics, mine: int, theirs: int):
+    """Per metric: interval of model - baseline replicate deltas per prompt, chunk by chunk."""
+    n_prompts = len(frame.prompt_ids)
+    bounds = {name: (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan)) for name in metrics}
+    for prompts in frame.group_chunks(0, n_prompts):
+        model_reps = frame.replicate_metrics(attribute, _shift(prompts, mine * n_prompts))
+        base_reps = frame.replicate_metrics(attribute, _shift(prompts, theirs * n_prompts))
+        for name, (extract, _) in metrics.items():
+            low, high = frame.interval(extract(model_reps) - extract(base_reps))
+            bounds[name][0][prompts], bounds[name][1][prompts] = low, high
+    return bounds
+
+
+def _shift(rows: slice, offset: int) -> slice:
+    return slice(rows.start + offset, rows.stop + offset)
 
 
 def _prompt_rows(frame, *, model, baseline, attribute, rng) -> pd.DataFrame:
     n_prompts = len(frame.prompt_ids)
-    mine = slice(frame.model_index(model) * n_prompts, (frame.model_index(model) + 1) * n_prompts)
-    theirs = slice(frame.model_index(baseline) * n_prompts,
-                   (frame.model_index(baseline) + 1) * n_prompts)
-    point, reps = frame.metrics(attribute)
-    p_values = np.array([equal_distribution_test(a, b, rng=rng).p_value
-                         for a, b in zip(point.counts[mine], point.counts[theirs])])
+    mine, theirs = frame.model_index(model), frame.model_index(baseline)
+    point = frame.point_metrics(attribute)
+    model_rows = slice(mine * n_prompts, (mine + 1) * n_prompts)
+    base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
+    p_values = equal_distribution_tests(point.counts[model_rows], point.counts[base_rows], rng=rng)
     q_values = benjamini_hochberg(p_values)
+    metrics = _per_prompt_metrics(frame, attribute)
+    bounds = _delta_intervals(frame, attribute=attribute, metrics=metrics, mine=mine, theirs=theirs)
     parts = []
-    for metric, (values, replicates, applies) in _per_prompt_metrics(frame, attribute, point,
-                                                                     reps).items():
-        low, high = frame.interval(replicates[mine][applies] - replicates[theirs][applies])
+    for metric, (extract, applies) in metrics.items():
+        values = extract(point)
         parts.append(pd.DataFrame({
             "prompt_id": np.array(frame.prompt_ids, dtype=object)[applies],
             "order": np.flatnonzero(applies), "metric": metric,
-            "value": values[mine][applies], "baseline_value": values[theirs][applies],
-            "ci_low": low, "ci_high": high,
+            "value": values[model_rows][applies], "baseline_value": values[base_rows][applies],
+            "ci_low": bounds[metric][0][applies], "ci_high": bounds[metric][1][applies],
             "p_value": p_values[applies], "q_value": q_values[applies]}))
     rows = pd.concat(parts, ignore_index=True).sort_values("order", kind="stable")
     return _finish(rows.drop(columns="order"), model=model, baseline=baseline, attribute=attribute)

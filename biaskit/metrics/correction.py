@@ -141,10 +141,10 @@ def corrected_distribution(frame, confusion: pd.DataFrame) -> pd.DataFrame:
         labels = frame.taxonomies[attribute]
         counts = confusion_counts(confusion, attribute=attribute, labels=labels)
         matrix = row_stochastic(counts, attribute=attribute, labels=labels)
-        point, reps = frame.metrics(attribute)
+        point = frame.point_metrics(attribute)
         shares = unmix(point.counts, matrix)
-        replicates = unmix(reps.counts, resampled_matrices(counts, n_boot=frame.n_boot, rng=rng))
-        low, high = frame.interval(np.moveaxis(replicates, 1, -1))
+        matrices = resampled_matrices(counts, n_boot=frame.n_boot, rng=rng)
+        low, high = frame.replicate_intervals(attribute, lambda reps: unmix(reps.counts, matrices))
         parts.append(pd.DataFrame({
             **frame.index_columns(repeat=len(labels)), "attribute": attribute,
             "label": np.tile(np.array(labels, dtype=object), len(shares)),

@@ -38,7 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
@@ -71,6 +70,8 @@ RATES_COLUMNS = ("model", "n_samples", "n_images", "refusal_rate", "error_rate",
 BAD_N_BOOT = "n_boot must be a non-negative integer, got {value!r}"
 BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value!r}"
 UNKNOWN_MODEL = "model {model!r} is not in the measurement; models: {known}"
+#: Replicate values (groups x replicates x columns) turned into float metrics at once.
+REPLICATE_VALUES_PER_CHUNK = 1 << 22
 
 
 class BiasFrame:
@@ -125,7 +126,7 @@ class BiasFrame:
         observations = validate_observations(observations, suite=suite, taxonomies=overrides,
                                              name=name)
         if attributes is None:
-            attributes = list(dict.fromkeys(observations["attribute"]))
+            attributes = list(pd.unique(observations["attribute"]))
         self.taxonomies = resolve_taxonomies(attributes, overrides)
         observations = observations[observations["attribute"].isin(self.taxonomies)]
         images = None if images is None else validate_images(images, suite=suite)
@@ -137,7 +138,8 @@ class BiasFrame:
         self._replicates = bootstrap_sums(packed.matrix, packed.group, n_groups=packed.n_groups,
                                           n_boot=self.n_boot, rng=self._rng)
         self._confusion = confusion
-        self._cache: dict[str, tuple[AttributeMetrics, AttributeMetrics]] = {}
+        self._points: dict[str, AttributeMetrics] = {}
+        self._aggregates: dict[tuple[str, str], dict[str, dict]] = {}
 
     # ------------------------------------------------------------------ layout
     @property
@@ -170,14 +172,42 @@ class BiasFrame:
                                else -1 for p in self.suite], dtype=np.int64)
         return np.tile(per_prompt, len(self.models))
 
-    def metrics(self, attribute: str) -> tuple[AttributeMetrics, AttributeMetrics]:
-        """Point and replicate metrics of ``attribute``: arrays (G, ...) and (G, B, ...)."""
-        if attribute not in self._cache:
-            block = self._packed.layout[attribute]
-            kw = dict(expected=self.expected_index(attribute), correction=self.entropy_correction)
-            self._cache[attribute] = (attribute_metrics(self._point, block, **kw),
-                                      attribute_metrics(self._replicates, block, **kw))
-        return self._cache[attribute]
+    def point_metrics(self, attribute: str) -> AttributeMetrics:
+        """Point estimates of ``attribute`` per group (arrays of leading shape (G,))."""
+        if attribute not in self._points:
+            self._points[attribute] = attribute_metrics(
+                self._point, self._packed.layout[attribute],
+                expected=self.expected_index(attribute), correction=self.entropy_correction)
+        return self._points[attribute]
+
+    def replicate_metrics(self, attribute: str, rows: slice) -> AttributeMetrics:
+        """Bootstrap replicates of ``attribute`` for the groups ``rows`` (leading shape (g, B)).
+
+        Computed on demand from the compact replicate sums (they would not fit
+        in memory as float metrics for every group at once): see
+        :meth:`group_chunks`.
+        """
+        return attribute_metrics(self._replicates[rows].astype(np.float64),
+                                 self._packed.layout[attribute],
+                                 expected=self.expected_index(attribute)[rows],
+                                 correction=self.entropy_correction)
+
+    def group_chunks(self, start: int, stop: int):
+        """Slices covering groups ``start:stop`` whose replicates fit in a small working set."""
+        per_chunk = max(1, REPLICATE_VALUES_PER_CHUNK // max(1, self.n_boot * self._point.shape[1]))
+        for first in range(start, stop, per_chunk):
+            yield slice(first, min(first + per_chunk, stop))
+
+    def replicate_intervals(self, attribute: str, metric, *, start: int = 0,
+                            stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Interval of ``metric(replicate_metrics)`` (replicates on axis 1) for groups start:stop."""
+        stop = self._point.shape[0] if stop is None else stop
+        lows, highs = [], []
+        for rows in self.group_chunks(start, stop):
+            low, high = self.interval(np.moveaxis(metric(self.replicate_metrics(attribute, rows)), 1, -1))
+            lows.append(low)
+            highs.append(high)
+        return np.concatenate(lows), np.concatenate(highs)
 
     def interval(self, replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval over the last axis at this frame's confidence."""
@@ -200,8 +230,8 @@ class BiasFrame:
         """
         parts = []
         for attribute, labels in self.taxonomies.items():
-            point, reps = self.metrics(attribute)
-            low, high = self.interval(np.moveaxis(reps.shares, 1, -1))
+            point = self.point_metrics(attribute)
+            low, high = self.replicate_intervals(attribute, lambda reps: reps.shares)
             parts.append(pd.DataFrame({
                 **self.index_columns(repeat=len(labels)), "attribute": attribute,
                 "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),
@@ -217,8 +247,8 @@ class BiasFrame:
         no_person = images["no_person_share"] if self._packed.has_images_table else np.nan
         parts = []
         for attribute in self.taxonomies:
-            point, reps = self.metrics(attribute)
-            low, high = self.interval(reps.entropy)
+            point = self.point_metrics(attribute)
+            low, high = self.replicate_intervals(attribute, lambda reps: reps.entropy)
             expected = self.expected_index(attribute)
             labels = np.array(self.taxonomies[attribute] + (None,), dtype=object)
             parts.append(pd.DataFrame({
@@ -303,24 +333,48 @@ class BiasFrame:
         return tuple(k for k in KINDS if k in present)
 
     def aggregate(self, *, model: str, attribute: str, kind: str) -> dict:
-        """HOF, mean entropy and mean match rate over one kind of prompt, with replicates."""
+        """HOF, mean entropy and mean match rate over one kind of prompt, with replicates.
+
+        Returns n_prompts, hof, mean_entropy, match_rate and, for each of the
+        last three, ``<metric>_replicates`` (B,): the per-replicate mean over
+        the same prompts of the per-prompt quantities recomputed on that
+        replicate's resample (a prompt whose resample lost every known label
+        drops out of that replicate's mean).
+        """
+        key = (model, attribute)
+        if key not in self._aggregates:
+            self._aggregates[key] = self._aggregate_kinds(model=model, attribute=attribute)
+        return self._aggregates[key][kind]
+
+    def _aggregate_kinds(self, *, model: str, attribute: str) -> dict[str, dict]:
+        """One pass over the model's prompts, accumulating every kind's replicate means."""
         m, n_prompts = self.model_index(model), len(self.prompt_ids)
-        point, reps = self.metrics(attribute)
-        rows = slice(m * n_prompts, (m + 1) * n_prompts)
-        used = (self.kinds == kind) & (point.known[rows] > 0)
-        with_expected = used & (self.expected_index(attribute)[rows] >= 0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # mean of nothing is NaN
-            return {
-                "n_prompts": int(used.sum()),
-                "hof": float(np.mean(point.heterogeneous[rows][used])) if used.any() else np.nan,
-                "hof_replicates": np.nanmean(reps.heterogeneous[rows][used], axis=0),
-                "mean_entropy": float(np.mean(point.entropy[rows][used])) if used.any() else np.nan,
-                "mean_entropy_replicates": np.nanmean(reps.entropy[rows][used], axis=0),
-                "match_rate": (float(np.mean(point.match_rate[rows][with_expected]))
-                               if with_expected.any() else np.nan),
-                "match_rate_replicates": np.nanmean(reps.match_rate[rows][with_expected], axis=0),
-            }
+        start = m * n_prompts
+        point = self.point_metrics(attribute)
+        known = point.known[start:start + n_prompts] > 0
+        has_expected = self.expected_index(attribute)[start:start + n_prompts] >= 0
+        masks = {"hof": known, "mean_entropy": known, "match_rate": known & has_expected}
+        values = {"hof": "heterogeneous", "mean_entropy": "entropy", "match_rate": "match_rate"}
+        totals = {(kind, metric): [np.zeros(self.n_boot), np.zeros(self.n_boot)]
+                  for kind in self.suite_kinds for metric in masks}
+        for rows in self.group_chunks(start, start + n_prompts):
+            reps = self.replicate_metrics(attribute, rows)
+            local = slice(rows.start - start, rows.stop - start)
+            for (kind, metric), (total, count) in totals.items():
+                used = masks[metric][local] & (self.kinds[local] == kind)
+                chosen = getattr(reps, values[metric])[used]  # (prompts, B)
+                total += np.nansum(chosen, axis=0)
+                count += (~np.isnan(chosen)).sum(axis=0)
+        result = {}
+        for kind in self.suite_kinds:
+            of_kind = self.kinds == kind
+            result[kind] = {"n_prompts": int((known & of_kind).sum())}
+            for metric, mask in masks.items():
+                chosen = getattr(point, values[metric])[start:start + n_prompts][mask & of_kind]
+                total, count = totals[(kind, metric)]
+                result[kind][metric] = float(chosen.mean()) if len(chosen) else np.nan
+                result[kind][f"{metric}_replicates"] = _ratio(total, count)
+        return result
 
     # --------------------------------------------------------------- compare
     def compare(self, *, baseline: str, model: str | None = None) -> pd.DataFrame:

@@ -69,6 +69,38 @@ def equal_distribution_test(counts: np.ndarray, baseline_counts: np.ndarray, *,
                       "permutation")
 
 
+def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
+                             rng: np.random.Generator | None = None,
+                             n_permutations: int = N_PERMUTATIONS) -> np.ndarray:
+    """p-values of :func:`equal_distribution_test` for many pairs of count vectors (T, K).
+
+    The chi-square tests, usually most of them, are computed in one vectorised
+    step (the same statistic and degrees of freedom as ``chi2_contingency``);
+    the small tables go through :func:`equal_distribution_test` one by one.
+    """
+    a = np.asarray(counts, dtype=np.float64)
+    b = np.asarray(baseline_counts, dtype=np.float64)
+    column = a + b
+    n_a, n_b = a.sum(axis=1), b.sum(axis=1)
+    total = np.where(n_a + n_b > 0, n_a + n_b, 1.0)
+    present = column > 0
+    expected_a = n_a[:, None] * column / total[:, None]
+    expected_b = n_b[:, None] * column / total[:, None]
+    smallest = np.where(present, np.minimum(expected_a, expected_b), np.inf).min(axis=1)
+    dof = present.sum(axis=1) - 1
+    large = (n_a > 0) & (n_b > 0) & (dof >= 1) & (smallest >= MIN_EXPECTED)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (a - expected_a) ** 2 / expected_a + (b - expected_b) ** 2 / expected_b
+    statistic = np.where(present, terms, 0.0).sum(axis=1)
+    p_values = np.full(len(a), np.nan)
+    p_values[large] = stats.chi2.sf(statistic[large], dof[large])
+    rng = np.random.default_rng(0) if rng is None else rng
+    for t in np.flatnonzero(~large):
+        p_values[t] = equal_distribution_test(a[t], b[t], rng=rng,
+                                              n_permutations=n_permutations).p_value
+    return p_values
+
+
 def _chi_square_statistic(first_rows: np.ndarray, *, column_totals, row_totals) -> np.ndarray:
     """Pearson statistic of 2 x K tables given their first rows (..., K) and the margins."""
     total = row_totals.sum()
@@ -80,7 +112,9 @@ def _chi_square_statistic(first_rows: np.ndarray, *, column_totals, row_totals) 
 
 def _permutation_p_value(table: np.ndarray, *, rng, n_permutations: int) -> float:
     column_totals, row_totals = table.sum(axis=0), table.sum(axis=1)
-    draws = rng.multivariate_hypergeometric(column_totals, int(row_totals[0]), size=n_permutations)
+    # "count" is the fast method for the small tables that reach this test.
+    draws = rng.multivariate_hypergeometric(column_totals, int(row_totals[0]), size=n_permutations,
+                                            method="count" if table.sum() < 100_000 else "marginals")
     kw = dict(column_totals=column_totals, row_totals=row_totals)
     observed = _chi_square_statistic(table[0], **kw)
     simulated = _chi_square_statistic(draws, **kw)
