@@ -79,7 +79,10 @@ class ImageStore:
     create : bool
         Create the directory if missing (else a missing one is a ``FileNotFoundError``).
     durable : bool
-        ``fsync`` every image and journal line (survives power loss, not just kill -9).
+        ``fsync`` every image file before its rename, so that after a power loss a
+        file that exists is complete.  Journal lines are handed to the kernel at
+        once (enough for kill -9) and fsync'd at each compaction: a power loss can
+        only lose recent lines, whose samples are then generated again.
 
     Examples
     --------
@@ -206,8 +209,9 @@ class ImageStore:
                     handle.flush()
                     os.fsync(handle.fileno())
             os.replace(tmp, final)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
 
     def _append(self, row: dict[str, Any]) -> dict[str, Any]:
         line = json.dumps(row, ensure_ascii=False) + "\n"
@@ -215,9 +219,7 @@ class ImageStore:
             if self._journal is None:
                 self._open_for_writing()
             self._journal.write(line)
-            self._journal.flush()
-            if self.durable:
-                os.fsync(self._journal.fileno())
+            self._journal.flush()  # in the kernel now: a kill -9 cannot lose it
             self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
         return row
 
