@@ -34,7 +34,7 @@ def seed_colour(prompt: str, seed: int) -> Image.Image:
 def test_seed_is_stable_across_processes_with_hash_randomisation():
     code = "from biaskit.generate import derive_seed; print(derive_seed(5, 'gpt', 'doctor', 3))"
     outputs = set()
-    for hash_seed in ("1", "2", "random"):
+    for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         outputs.add(int(run.stdout))

@@ -165,7 +165,8 @@ def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     stored = len(ImageStore(run).images())
-    assert 5 <= stored < len(SUITE) * samples
+    # 5 journal lines were seen; the last one's image may not have been renamed yet.
+    assert 4 <= stored < len(SUITE) * samples
     resume = Counting()
     generate(SUITE, {"m": resume}, out=run, samples=samples, progress=False)
     assert len(resume.calls) == len(SUITE) * samples - stored
