@@ -96,11 +96,27 @@ def test_folder_with_too_few_images_reports_each_missing_sample(tmp_path, caplog
     assert "1 image(s) for prompt 'two-nurses'" in caplog.text
 
 
-def test_folder_corrupt_file_is_an_error_naming_the_file_and_the_run_goes_on(tmp_path):
+def noisy_png(size=64) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda data: data[:-12],                   # IEND chunk lost
+    lambda data: noisy_png()[:5000],           # pixel data cut mid-stream
+    lambda data: b"this is a text file named .png",
+])
+def test_folder_corrupt_file_is_an_error_naming_the_file_and_the_run_goes_on(tmp_path, corrupt):
     src = tmp_path / "src"
     make_folder(src, {"doctor": 3, "two-nurses": 3})
     bad = src / "doctor" / "img2.png"
-    bad.write_bytes(bad.read_bytes()[:-12])  # truncated PNG: its IEND chunk is gone
+    bad.write_bytes(corrupt(bad.read_bytes()))
     (src / "doctor" / "notes.txt").write_text("not an image, not listed")
     images = generate(SUITE, {"ext": f"folder:{src}"}, out=tmp_path / "run", progress=False)
     doctor = images[images["prompt_id"] == "doctor"].set_index("sample")

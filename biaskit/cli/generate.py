@@ -25,7 +25,8 @@ The API key comes from OPENAI_API_KEY (and OPENAI_BASE_URL); it is never written
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "generate", help="generate N resamples per prompt per model into a run directory",
-        description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+        description="Resample every prompt of a suite with one or more models into a run directory.",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", help="prompt suite YAML file (see prompts/README.md)")
     parser.add_argument("--model", "-m", action="append", required=True, metavar="NAME=SPEC",
