@@ -87,7 +87,8 @@ def _prompt_rows(frame, *, model, baseline, attribute, rng) -> pd.DataFrame:
     point = frame.point_metrics(attribute)
     model_rows = slice(mine * n_prompts, (mine + 1) * n_prompts)
     base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
-    p_values = equal_distribution_tests(point.counts[model_rows], point.counts[base_rows], rng=rng)
+    p_values = equal_distribution_tests(point.counts[model_rows], point.counts[base_rows], rng=rng,
+                                        n_permutations=frame.n_permutations)
     q_values = benjamini_hochberg(p_values)
     metrics = _per_prompt_metrics(frame, attribute)
     bounds = _delta_intervals(frame, attribute=attribute, metrics=metrics, mine=mine, theirs=theirs)

@@ -9,8 +9,7 @@ The plug-in estimate is biased low for small samples.  The optional
 Miller-Madow correction adds ``(m - 1) / (2 N)`` nats before normalising, where
 ``m`` is the number of non-empty categories and ``N`` the number of known
 labels: ``H_MM = (H_plugin + (m - 1) / (2 N)) / ln K``.  It can exceed 1 for
-small, near-uniform samples; it is not clipped, so that its bias correction
-stays unbiased on average.
+small, near-uniform samples; it is not clipped (clipping would bias it again).
 """
 
 from __future__ import annotations
@@ -53,12 +52,25 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
     1.361
     """
     check_correction(correction)
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum(axis=-1)
+    counts = np.asarray(counts)
+    if counts.dtype.kind == "u" and counts.dtype.itemsize <= 2:
+        # Integer counts (bootstrap sums): H = ln N - sum n_c ln n_c / N, with n ln n
+        # looked up in a table rather than taking a logarithm per cell.
+        total = counts.sum(axis=-1, dtype=np.int64)
+        weighted = _n_log_n(int(counts.max(initial=0)))[counts].sum(axis=-1)
+    else:
+        counts = counts.astype(np.float64)
+        total = counts.sum(axis=-1)
+        weighted = (counts * np.log(np.where(counts > 0, counts, 1.0))).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        shares = counts / total[..., None]
-        terms = np.where(shares > 0, shares * np.log(np.where(shares > 0, shares, 1.0)), 0.0)
-        nats = -terms.sum(axis=-1)
+        nats = np.log(np.where(total > 0, total, 1)) - weighted / np.where(total > 0, total, 1)
+        nats = np.maximum(nats, 0.0)  # -0.0 and rounding below zero for a single category
         if correction == "miller-madow":
             nats = nats + ((counts > 0).sum(axis=-1) - 1) / (2.0 * total)
     return np.where(total > 0, nats / np.log(counts.shape[-1]), np.nan)
+
+
+def _n_log_n(largest: int) -> np.ndarray:
+    """``n ln n`` for n = 0..largest (0 ln 0 = 0)."""
+    n = np.arange(largest + 1, dtype=np.float64)
+    return n * np.log(np.where(n > 0, n, 1.0))

@@ -51,6 +51,7 @@ from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_int
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
 from biaskit.metrics.io import resolve_taxonomies, validate_images, validate_observations
+from biaskit.metrics.stats import N_PERMUTATIONS
 from biaskit.metrics.measures import AttributeMetrics, attribute_metrics, image_metrics
 from biaskit.metrics.measures import ratio as _ratio
 from biaskit.suite import KINDS, Suite
@@ -105,6 +106,8 @@ class BiasFrame:
     attributes : sequence of str, optional
         Attributes to measure (default: those in the observations, in order of
         first appearance).
+    n_permutations : int
+        Draws of the permutation test used by :meth:`compare` for small tables.
     name : str
         Name of the observations table in error messages.
     """
@@ -114,13 +117,15 @@ class BiasFrame:
                  confidence: float = 0.95, entropy_correction: str | None = None,
                  confusion: pd.DataFrame | None = None,
                  taxonomies: Mapping[str, tuple[str, ...]] | None = None,
-                 attributes=None, name: str = "observations"):
+                 attributes=None, n_permutations: int = N_PERMUTATIONS,
+                 name: str = "observations"):
         if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
             raise ValueError(BAD_N_BOOT.format(value=n_boot))
         if not 0.0 < confidence < 1.0:
             raise ValueError(BAD_CONFIDENCE.format(value=confidence))
         self.suite = suite
         self.n_boot, self.seed, self.confidence = int(n_boot), seed, confidence
+        self.n_permutations = n_permutations
         self.entropy_correction = check_correction(entropy_correction)
         overrides = resolve_taxonomies(list(taxonomies or {}), taxonomies)
         observations = validate_observations(observations, suite=suite, taxonomies=overrides,
@@ -187,7 +192,7 @@ class BiasFrame:
         in memory as float metrics for every group at once): see
         :meth:`group_chunks`.
         """
-        return attribute_metrics(self._replicates[rows].astype(np.float64),
+        return attribute_metrics(self._replicates[rows],
                                  self._packed.layout[attribute],
                                  expected=self.expected_index(attribute)[rows],
                                  correction=self.entropy_correction)

@@ -9,7 +9,7 @@ shares and reported apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -17,22 +17,66 @@ from biaskit.metrics.counts import AttributeBlock, Layout
 from biaskit.metrics.entropy import normalized_entropy
 
 
-@dataclass(frozen=True)
 class AttributeMetrics:
-    """One attribute's metrics per group (and replicate)."""
+    """One attribute's metrics per group (and replicate), each computed on first access.
 
-    counts: np.ndarray  # (..., K) persons per known label
-    known: np.ndarray  # persons with a known label
-    unclear: np.ndarray  # persons labelled "unclear"
-    shares: np.ndarray  # (..., K) share_c = n_c / sum(n); NaN when no known label
-    entropy: np.ndarray  # normalized entropy; NaN when no known label
-    heterogeneous: np.ndarray  # 1.0 if > 1 distinct known label, 0.0 if one, NaN if none
-    match_rate: np.ndarray  # share of known labels equal to the expected one; NaN if none
-    within_image: np.ndarray  # share of images with >= 2 known persons whose labels differ
+    Built from group sums of shape (G, width) or replicate sums (G, B, width)
+    by :func:`attribute_metrics`; every array has that leading shape.  Lazy,
+    because each table needs only some of them and replicate arrays are large.
+    """
+
+    def __init__(self, sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
+                 correction: str | None = None):
+        self._sums, self._block, self._correction = sums, block, correction
+        # Index of the expected label per group, broadcast over replicates.
+        self._expected = expected.reshape(expected.shape + (1,) * (sums.ndim - 2))
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """(..., K) persons per known label."""
+        return self._sums[..., self._block.label_columns]
+
+    @cached_property
+    def known(self) -> np.ndarray:
+        """Persons with a known label."""
+        return self.counts.sum(axis=-1, dtype=np.int64 if self.counts.dtype.kind == "u" else None)
+
+    @cached_property
+    def unclear(self) -> np.ndarray:
+        """Persons labelled "unclear"."""
+        return self._sums[..., self._block.unclear]
 
     @property
     def people(self) -> np.ndarray:
         return self.known + self.unclear
+
+    @cached_property
+    def shares(self) -> np.ndarray:
+        """(..., K) share_c = n_c / sum(n); NaN when no known label."""
+        return ratio(self.counts, self.known[..., None])
+
+    @cached_property
+    def entropy(self) -> np.ndarray:
+        """Normalized entropy (see :mod:`biaskit.metrics.entropy`); NaN when no known label."""
+        return normalized_entropy(self.counts, correction=self._correction)
+
+    @cached_property
+    def heterogeneous(self) -> np.ndarray:
+        """1.0 if more than one distinct known label, 0.0 if one, NaN if none."""
+        distinct = (self.counts > 0).sum(axis=-1)
+        return np.where(self.known > 0, (distinct > 1).astype(np.float64), np.nan)
+
+    @cached_property
+    def match_rate(self) -> np.ndarray:
+        """Share of known labels equal to the expected one; NaN if none or no expectation."""
+        index = np.broadcast_to(np.maximum(self._expected, 0), self.known.shape)[..., None]
+        hit = np.take_along_axis(self.counts, index, axis=-1)[..., 0]
+        return np.where(self._expected >= 0, ratio(hit, self.known), np.nan)
+
+    @cached_property
+    def within_image(self) -> np.ndarray:
+        """Among images with >= 2 known-labelled persons, the share whose labels differ."""
+        return ratio(self._sums[..., self._block.mixed], self._sums[..., self._block.eligible])
 
 
 def ratio(numerator, denominator) -> np.ndarray:
@@ -50,27 +94,13 @@ def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.n
     Parameters
     ----------
     sums : array (G, width) or (G, B, width)
+        Float or unsigned-integer sums (replicate sums are stored compactly).
     block : the attribute's columns
     expected : int array (G,)
         Index of each group's expected label in ``block.labels``, -1 where none.
     correction : entropy bias correction (see :mod:`biaskit.metrics.entropy`)
     """
-    counts = sums[..., block.label_columns]
-    known = counts.sum(axis=-1)
-    expected = expected.reshape(expected.shape + (1,) * (known.ndim - 1))
-    hit = np.take_along_axis(counts, np.broadcast_to(np.maximum(expected, 0), known.shape)[..., None],
-                             axis=-1)[..., 0]
-    distinct = (counts > 0).sum(axis=-1)
-    return AttributeMetrics(
-        counts=counts,
-        known=known,
-        unclear=sums[..., block.unclear],
-        shares=ratio(counts, known[..., None]),
-        entropy=normalized_entropy(counts, correction=correction),
-        heterogeneous=np.where(known > 0, (distinct > 1).astype(np.float64), np.nan),
-        match_rate=np.where(expected >= 0, ratio(hit, known), np.nan),
-        within_image=ratio(sums[..., block.mixed], sums[..., block.eligible]),
-    )
+    return AttributeMetrics(sums, block, expected=expected, correction=correction)
 
 
 def image_metrics(sums: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
