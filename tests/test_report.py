@@ -230,3 +230,19 @@ def test_validation_tables_in_the_run_are_shown(tmp_path):
     assert parser.tables["validation"][1] == ["gender", "80", "0.938", "0.86", "0.97", "0.062"]
     assert len(parser.images) == 8  # the 7 figures and the confusion matrix
     assert "| gender | 80 | 0.938 | 0.86 | 0.97 | 0.062 |" in paths["markdown"].read_text()
+
+
+def test_boxes_stored_as_text_are_drawn_and_unreadable_ones_skipped(tmp_path):
+    from biaskit.report.gallery import _boxes
+
+    make_run(tmp_path)
+    people = pd.read_parquet(tmp_path / "people.parquet")
+    text = people.astype({c: str for c in ("x0", "y0", "x1", "y1")})
+    text.loc[0, "x0"] = "n/a"
+    text.to_parquet(tmp_path / "people.parquet")
+    boxes = _boxes(load_run(tmp_path))
+    assert sum(len(v) for v in boxes.values()) == len(people) - 1
+    second = people.iloc[1]
+    assert (int(second["person"]), float(second["x0"]), float(second["y0"]), float(second["x1"]),
+            float(second["y1"])) in boxes[second["sha256"]]
+    assert write_report(tmp_path, thumbnails=1)["html"].exists()

@@ -25,7 +25,7 @@ class RenderedFigure:
 
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI)  # constrained layout already fits legends
     return buffer.getvalue()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 THUMB_SIZE = 160
 JPEG_QUALITY = 70
 BOX_COLOR = (255, 215, 0)
+BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 UNREADABLE = "{path}: cannot make a thumbnail ({problem})"
 
 
@@ -37,9 +40,15 @@ def _boxes(run: RunData) -> dict[str, list[tuple]]:
     people = run.people
     if people.empty:
         return {}
+    # One set of boxes per image file, even if the table repeats a file's rows; coordinates
+    # stored as text (e.g. a CSV round trip) are read as numbers, unreadable ones skipped.
+    people = people.drop_duplicates(["sha256", "person"])
+    coords = people[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    keep = coords.notna().all(axis=1)
     grouped: dict[str, list[tuple]] = {}
-    for row in people.itertuples(index=False):
-        grouped.setdefault(row.sha256, []).append((row.person, row.x0, row.y0, row.x1, row.y1))
+    for sha, person, box in zip(people["sha256"][keep], people["person"][keep],
+                                coords[keep].itertuples(index=False)):
+        grouped.setdefault(sha, []).append((int(person), *map(float, box)))
     return grouped
 
 
@@ -95,16 +104,20 @@ def galleries(run: RunData, *, per_prompt: int = 8, size: int = THUMB_SIZE) -> l
     if run.suite is not None:  # suite order, as the reader knows the prompts
         order = {p.id: i for i, p in enumerate(run.suite)}
         prompt_ids.sort(key=lambda p: order.get(p, len(order)))
-    result = []
-    for prompt_id in prompt_ids:
-        of_prompt = images[images["prompt_id"] == prompt_id]
-        models = [{"model": model,
-                   "thumbnails": [_thumbnail(run, row, labels=labels, boxes=boxes, size=size)
-                                  for row in of_prompt[of_prompt["model"] == model]
-                                  .head(per_prompt).itertuples(index=False)]}
-                  for model in run.models if (of_prompt["model"] == model).any()]
-        result.append({"prompt_id": prompt_id, "text": run.prompt_text(prompt_id), "models": models})
-    return result
+    shown = (images[images["model"].isin(run.models)]
+             .groupby(["prompt_id", "model"], sort=False).head(per_prompt))
+    # Decoding and encoding release the GIL: a few threads make thumbnails faster.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        thumbs = list(pool.map(lambda row: _thumbnail(run, row, labels=labels, boxes=boxes,
+                                                      size=size),
+                               shown.itertuples(index=False)))
+    by_key: dict[tuple, list[Thumbnail]] = {}
+    for row, thumb in zip(shown.itertuples(index=False), thumbs):
+        by_key.setdefault((row.prompt_id, row.model), []).append(thumb)
+    return [{"prompt_id": prompt_id, "text": run.prompt_text(prompt_id),
+             "models": [{"model": model, "thumbnails": by_key[(prompt_id, model)]}
+                        for model in run.models if (prompt_id, model) in by_key]}
+            for prompt_id in prompt_ids]
 
 
 def _thumbnail(run: RunData, row, *, labels, boxes, size) -> Thumbnail:
