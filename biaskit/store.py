@@ -118,7 +118,7 @@ class ImageStore:
 
     def _accept(self, row: dict[str, Any]) -> None:
         # An ok row without its file is the trace of a crash before the rename.
-        if row["status"] == STATUS_OK and not (self.root / row["path"]).is_file():
+        if row["status"] == STATUS_OK and not (row["path"] and (self.root / row["path"]).is_file()):
             return
         self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
 
