@@ -126,7 +126,8 @@ def pack(observations: pd.DataFrame, *, suite: Suite, taxonomies: dict[str, tupl
     observed image it lacks or marks otherwise (a warning: they were evidently
     generated), and an ``ok`` image with no observation row is a no-person image.
     """
-    models = sorted(set(observations["model"]) | set(() if images is None else images["model"]))
+    models = sorted(set(pd.unique(observations["model"]))
+                    | set(() if images is None else pd.unique(images["model"])))
     prompt_ids = tuple(p.id for p in suite)
     layout = Layout.build(taxonomies)
     obs_group = _group_codes(observations, models=models, prompt_ids=prompt_ids)
