@@ -128,8 +128,8 @@ def test_cache_only_tags_new_images(run, tmp_path):
 
 def test_unknown_attribute_and_missing_columns_are_named(run):
     root, frame = run
-    with pytest.raises(KeyError, match="unknown attribute 'hat'"):
-        tag_images(frame, root=root, attributes=["hat"], progress=False)
+    with pytest.raises(KeyError, match="unknown attribute 'halo'"):
+        tag_images(frame, root=root, attributes=["halo"], progress=False)
     with pytest.raises(ValueError, match="images table: missing column"):
         tag_images(frame.drop(columns="status"), root=root, progress=False)
 
