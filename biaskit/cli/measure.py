@@ -27,8 +27,9 @@ from biaskit.tables import read_table
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "measure", help="compute bias metrics from an observations table",
-        description=__doc__.split("\n\n")[0] + ": distributions, HOF, entropy, "
-                    "ahistorical match, and model vs baseline with intervals and tests.")
+        description="Compute bias metrics from an observations table: category distributions, "
+                    "heterogeneous-output frequency, normalized entropy, ahistorical match, and "
+                    "model vs baseline with bootstrap intervals and tests.")
     parser.add_argument("observations", type=Path, metavar="OBSERVATIONS",
                         help="observations table (.csv or .parquet)")
     parser.add_argument("--prompts", required=True, type=Path, metavar="SUITE",

@@ -64,7 +64,8 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
         weighted = (counts * np.log(np.where(counts > 0, counts, 1.0))).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         nats = np.log(np.where(total > 0, total, 1)) - weighted / np.where(total > 0, total, 1)
-        nats = np.maximum(nats, 0.0)  # -0.0 and rounding below zero for a single category
+        # Keep rounding (ln N - ...) inside [0, ln K]: one category gives 0, uniform gives 1.
+        nats = np.clip(nats, 0.0, np.log(counts.shape[-1]))
         if correction == "miller-madow":
             nats = nats + ((counts > 0).sum(axis=-1) - 1) / (2.0 * total)
     return np.where(total > 0, nats / np.log(counts.shape[-1]), np.nan)

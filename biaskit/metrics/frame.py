@@ -29,6 +29,12 @@ is the counting unit and "unclear" labels are left out of shares):
   (:mod:`biaskit.metrics.bootstrap`); overall intervals resample every
   prompt's images and recompute the per-prompt quantities before averaging.
 
+Tables: :attr:`distribution`, :attr:`summary`, :attr:`overall`, :attr:`rates`,
+:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected`
+(see :mod:`biaskit.metrics.correction`); :meth:`save` writes them all.  The
+replicate sums of every group are kept (compactly, as small integers) so that
+tables and comparisons computed later use the same replicates.
+
 Examples
 --------
 >>> bias = BiasFrame(observations, suite=suite, images=images)  # doctest: +SKIP
@@ -51,9 +57,9 @@ from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_int
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
 from biaskit.metrics.io import resolve_taxonomies, validate_images, validate_observations
-from biaskit.metrics.stats import N_PERMUTATIONS
 from biaskit.metrics.measures import AttributeMetrics, attribute_metrics, image_metrics
 from biaskit.metrics.measures import ratio as _ratio
+from biaskit.metrics.stats import N_PERMUTATIONS
 from biaskit.suite import KINDS, Suite
 from biaskit.tables import write_table
 
