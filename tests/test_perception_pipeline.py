@@ -47,6 +47,10 @@ def test_tables_written_with_exact_columns(run, tagged):
     observations = tables.read_table(root / tables.OBSERVATIONS_TABLE)
     assert tuple(people.columns) == tables.PEOPLE_COLUMNS
     assert tuple(observations.columns) == tables.OBSERVATION_COLUMNS
+    # boxes and scores are numbers, in the image's own pixel frame
+    for column in ("x0", "y0", "x1", "y1", "score"):
+        assert people[column].dtype == "float64", column
+    assert (people["x1"] > people["x0"]).all() and (people["y1"] > people["y0"]).all()
     pd.testing.assert_frame_equal(observations, tagged)
 
 

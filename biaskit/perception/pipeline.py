@@ -285,7 +285,9 @@ def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult
     """Join per-image results to the images rows (one image file may serve several rows)."""
     keys = rows[list(_KEY_COLUMNS) + ["sha256", "path"]]
     people = parts["people"].sort_values(["sha256", "person"]).reset_index(drop=True)
-    people["person"] = people["person"].astype("int64")
+    # The empty frame _combine starts from has object columns: give numbers their dtype back,
+    # or _strings below would turn the boxes into text.
+    people = people.astype({"person": "int64", **{c: "float64" for c in ("x0", "y0", "x1", "y1", "score")}})
     labels = parts["labels"].merge(keys, on="sha256")
     observations = labels[list(tables.OBSERVATION_COLUMNS)]
     attribute_order = {a: i for i, a in enumerate(dict.fromkeys(observations["attribute"]))}
