@@ -118,8 +118,12 @@ def _check_baseline(run_dir: Path, *, baseline: str) -> None:
 def _tagging_settings(attributes, tagger) -> dict:
     from biaskit.perception.pipeline import DEFAULT_MIN_FACE
 
+    def describe(one):  # spec strings as given; tagger objects by their class
+        return one if one is None or isinstance(one, str) else type(one).__name__
+
+    taggers = [describe(t) for t in tagger] if isinstance(tagger, (list, tuple)) else describe(tagger)
     return {"attributes": list(attributes) if attributes else "default",
-            "tagger": tagger if tagger is None or isinstance(tagger, str) else type(tagger).__name__,
+            "tagger": taggers,
             "detector": "default", "min_face_px": DEFAULT_MIN_FACE}
 
 

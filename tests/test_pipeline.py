@@ -18,7 +18,8 @@ prompts:
   - {id: founders, text: the US founding fathers, kind: ahistorical, expected: {gender: Male}}
 """
 ARGS = ["--model", "mixed=python:pipeline_support:mixed",
-        "--baseline", "skewed=python:pipeline_support:skewed", "--seed", "3", "--no-progress"]
+        "--baseline", "skewed=python:pipeline_support:skewed", "--seed", "3", "--no-progress",
+        "--tagger", "embedded", "--tagger", "skin"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def test_run_json_records_the_baseline_beside_generation_settings(run):
     assert config["baseline"] == "skewed"
     assert config["seed"] == 3 and config["samples"] == 2  # written by the generate stage
     assert config["tagging"]["min_face_px"] > 0 and config["metrics"]["n_boot"] == 1000
+    assert config["tagging"]["tagger"] == ["embedded", "skin"]  # --tagger is repeatable
     assert config["models"] == {"mixed": "python:pipeline_support:mixed",
                                 "skewed": "python:pipeline_support:skewed"}
 

@@ -37,7 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed (default %(default)s)")
     parser.add_argument("--attributes", nargs="+", default=None, metavar="ATTRIBUTE",
                         help="attributes to tag (default: the tagger's)")
-    parser.add_argument("--tagger", default=None, help="tagger to use (default: embedded)")
+    parser.add_argument("--tagger", action="append", default=None, metavar="SPEC",
+                        help="tagger backend, as for `biaskit tag` (repeatable; default: embedded); "
+                             "e.g. --tagger embedded --tagger clip adds race from CLIP")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="generator calls in flight (default %(default)s)")

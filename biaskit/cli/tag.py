@@ -11,7 +11,7 @@ EXAMPLES = """\
 examples:
   biaskit tag runs/card                                  # gender, age, age_group, skin_tone (offline)
   biaskit tag runs/card --attributes race race4 gender --tagger clip
-  biaskit tag runs/card --tagger clip --tagger embedded  # race from CLIP, the rest embedded
+  biaskit tag runs/card --tagger embedded --tagger clip  # race from CLIP, the rest embedded
   biaskit tag runs/card --tagger fairface:res34_fair_align_multi_7.pt
   biaskit tag runs/card --tagger probe:probe.pt --threshold race=0.5
   biaskit tag runs/card --tagger clip --clip-prompts my_attributes.yaml
@@ -78,7 +78,7 @@ def tagger_options(args: argparse.Namespace) -> dict:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "tag", help="find every person in a run's images and tag gender, age, race, skin tone",
-        description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
     add_tagger_arguments(parser)

@@ -19,7 +19,7 @@ The labels CSV has FairFace's layout: file (relative to --images), race, gender,
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train-probe", help="train a linear-probe tagger on CLIP embeddings of labelled faces",
-        description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", required=True, type=Path, help="labels CSV (file, race, gender, age)")
     parser.add_argument("--images", required=True, type=Path, help="folder the 'file' column is relative to")

@@ -21,7 +21,7 @@ Tables written to --out (parquet + csv): summary, recall, confusion, predictions
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "validate", help="measure a tagger on a labelled face folder",
-        description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", required=True, type=Path, help="labels CSV (file, race, gender, age)")
     parser.add_argument("--images", required=True, type=Path, help="folder the 'file' column is relative to")
