@@ -12,7 +12,8 @@ rows dropped):
   distribution (the distribution of the first row under equal distributions
   given the margins), and the p-value is the share of draws, counting the
   observed table, with a chi-square statistic at least the observed one
-  (1,999 draws by default: p-values resolve to 1/2000).
+  (1,999 draws by default: p-values resolve to 1/2000).  The draws of all the
+  small tables are made together (:mod:`biaskit.metrics.conditional`).
 
 Like all tests on person counts, these treat persons as independent; the
 bootstrap intervals of the deltas, which resample images, do not.
@@ -24,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
+
+from biaskit.metrics.conditional import monte_carlo_p_values
 
 MIN_EXPECTED = 5.0
 N_PERMUTATIONS = 1999
@@ -66,8 +69,8 @@ def equal_distribution_test(counts: np.ndarray, baseline_counts: np.ndarray, *,
     if table.shape[1] == 2:
         return DistributionTest(float(stats.fisher_exact(table).pvalue), "fisher")
     rng = np.random.default_rng(0) if rng is None else rng
-    return DistributionTest(_permutation_p_value(table, rng=rng, n_permutations=n_permutations),
-                      "permutation")
+    p_value = monte_carlo_p_values(table[None], rng=rng, n_draws=n_permutations)[0]
+    return DistributionTest(float(p_value), "permutation")
 
 
 def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
@@ -77,7 +80,10 @@ def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
 
     The chi-square tests, usually most of them, are computed in one vectorised
     step (the same statistic and degrees of freedom as ``chi2_contingency``);
-    the small tables go through :func:`equal_distribution_test` one by one.
+    the Monte-Carlo tests of all small tables with three or more categories are
+    drawn together (:func:`biaskit.metrics.conditional.monte_carlo_p_values`);
+    the few remaining ones (2 x 2 Fisher, degenerate) go through
+    :func:`equal_distribution_test` one by one.
     """
     a = np.asarray(counts, dtype=np.float64)
     b = np.asarray(baseline_counts, dtype=np.float64)
@@ -96,32 +102,14 @@ def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
     p_values = np.full(len(a), np.nan)
     p_values[large] = stats.chi2.sf(statistic[large], dof[large])
     rng = np.random.default_rng(0) if rng is None else rng
-    for t in np.flatnonzero(~large):
+    monte_carlo = (~large) & (n_a > 0) & (n_b > 0) & (dof >= 2)
+    if monte_carlo.any():
+        tables = np.stack([a[monte_carlo], b[monte_carlo]], axis=1).astype(np.int64)
+        p_values[monte_carlo] = monte_carlo_p_values(tables, rng=rng, n_draws=n_permutations)
+    for t in np.flatnonzero(~large & ~monte_carlo):
         p_values[t] = equal_distribution_test(a[t], b[t], rng=rng,
                                               n_permutations=n_permutations).p_value
     return p_values
-
-
-def _chi_square_statistic(first_rows: np.ndarray, *, column_totals, row_totals) -> np.ndarray:
-    """Pearson statistic of 2 x K tables given their first rows (..., K) and the margins."""
-    total = row_totals.sum()
-    expected = np.outer(row_totals, column_totals) / total  # (2, K)
-    second_rows = column_totals - first_rows
-    return (((first_rows - expected[0]) ** 2) / expected[0]).sum(axis=-1) + \
-        (((second_rows - expected[1]) ** 2) / expected[1]).sum(axis=-1)
-
-
-def _permutation_p_value(table: np.ndarray, *, rng, n_permutations: int) -> float:
-    column_totals, row_totals = table.sum(axis=0), table.sum(axis=1)
-    # "count" is the fast method for the small tables that reach this test.
-    draws = rng.multivariate_hypergeometric(column_totals, int(row_totals[0]), size=n_permutations,
-                                            method="count" if table.sum() < 100_000 else "marginals")
-    kw = dict(column_totals=column_totals, row_totals=row_totals)
-    observed = _chi_square_statistic(table[0], **kw)
-    simulated = _chi_square_statistic(draws, **kw)
-    # A small tolerance so that ties in floating point count as ties.
-    extreme = np.count_nonzero(simulated >= observed - 1e-9 * max(observed, 1.0))
-    return float((1 + extreme) / (1 + n_permutations))
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:
