@@ -93,13 +93,15 @@ def _resample_weights(n_groups: int, n_boot: int, size: int, rng) -> np.ndarray:
     return weights.reshape(n_groups, n_boot, size)
 
 
-def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95,
+                        overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval over the last axis, ignoring NaN replicates.
 
     A replicate is NaN when its resample has no data for the metric (say, no
     known label); the interval is NaN when every replicate is.  Quantiles use
-    linear interpolation, as ``numpy.nanquantile``'s default.
+    linear interpolation, as ``numpy.nanquantile``'s default.  With
+    ``overwrite``, a C-contiguous float64 ``replicates`` is reordered in place
+    (no copy of a large temporary).
 
     Examples
     --------
@@ -114,6 +116,10 @@ def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95
     low, high = np.full(len(flat), np.nan), np.full(len(flat), np.nan)
     quantiles = ((1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0)
     complete = ~np.isnan(flat).any(axis=1)
+    if complete.all():
+        # A fresh conversion (or an overwritable input) is partitioned as it is.
+        ordered = flat if overwrite or not np.shares_memory(flat, replicates) else flat.copy()
+        return tuple(b.reshape(shape) for b in _complete_rows(ordered, quantiles))
     low[complete], high[complete] = _complete_rows(flat[complete], quantiles)
     partial = np.flatnonzero(~complete)
     low[partial], high[partial] = _rows_with_nan(flat[partial], quantiles)
@@ -131,12 +137,24 @@ def _interpolate(ordered, position):
     return take(below) + (position - below) * (take(above) - take(below))
 
 
-def _complete_rows(rows, quantiles):
-    """Rows without NaN: the same order statistics for all, found by partitioning (fast)."""
-    positions = [q * (rows.shape[1] - 1) for q in quantiles]
-    kth = sorted({int(np.floor(x)) for x in positions} | {int(np.ceil(x)) for x in positions})
-    ordered = np.partition(rows, kth, axis=1)
-    return tuple(_interpolate(ordered, np.float64(x)) for x in positions)
+def _complete_rows(ordered, quantiles):
+    """Rows without NaN: the order statistics around each quantile, by partitioning (fast).
+
+    ``ordered`` (float64, owned by the caller) is reordered in place.  One
+    single-``kth`` partition per quantile (numpy selects a single ``kth``
+    with SIMD, several ``kth`` at once much more slowly); the neighbouring
+    order statistic is then a max over one side of the partition.
+    """
+    rows = ordered
+    bounds = []
+    for q in quantiles:
+        position = np.float64(q * (rows.shape[1] - 1))
+        below, above = int(np.floor(position)), int(np.ceil(position))
+        ordered.partition(above, axis=1)
+        upper = ordered[:, above]
+        lower = ordered[:, :above].max(axis=1) if below < above else upper
+        bounds.append(lower + (position - below) * (upper - lower))
+    return tuple(bounds)
 
 
 def _rows_with_nan(rows, quantiles):

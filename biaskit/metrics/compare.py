@@ -68,11 +68,22 @@ def _delta_intervals(frame, *, attribute, metrics, mine: int, theirs: int):
     """Per metric: interval of model - baseline replicate deltas per prompt, chunk by chunk."""
     n_prompts = len(frame.prompt_ids)
     bounds = {name: (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan)) for name in metrics}
+    labels = frame.taxonomies[attribute]
     for prompts in frame.group_chunks(0, n_prompts):
-        model_reps = frame.replicate_metrics(attribute, _shift(prompts, mine * n_prompts))
-        base_reps = frame.replicate_metrics(attribute, _shift(prompts, theirs * n_prompts))
+        model_rows, base_rows = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
+        # Shares: all labels at once, replicates last, computed in place.
+        deltas = frame.share_replicates(attribute, model_rows)
+        deltas -= frame.share_replicates(attribute, base_rows)
+        low, high = frame.interval(deltas, overwrite=True)
+        for j, label in enumerate(labels):
+            name = SHARE_METRIC.format(label=label)
+            bounds[name][0][prompts], bounds[name][1][prompts] = low[:, j], high[:, j]
+        model_reps = frame.replicate_metrics(attribute, model_rows)
+        base_reps = frame.replicate_metrics(attribute, base_rows)
         for name, (extract, _) in metrics.items():
-            low, high = frame.interval(extract(model_reps) - extract(base_reps))
+            if name.startswith(SHARE_METRIC.format(label="")):
+                continue
+            low, high = frame.interval(extract(model_reps) - extract(base_reps), overwrite=True)
             bounds[name][0][prompts], bounds[name][1][prompts] = low, high
     return bounds
 

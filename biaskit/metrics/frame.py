@@ -57,7 +57,12 @@ from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_int
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
 from biaskit.metrics.io import resolve_taxonomies, validate_images, validate_observations
-from biaskit.metrics.measures import AttributeMetrics, attribute_metrics, image_metrics
+from biaskit.metrics.measures import (
+    AttributeMetrics,
+    ReplicateCache,
+    attribute_metrics,
+    image_metrics,
+)
 from biaskit.metrics.measures import ratio as _ratio
 from biaskit.metrics.stats import N_PERMUTATIONS
 from biaskit.suite import KINDS, Suite
@@ -150,6 +155,8 @@ class BiasFrame:
                                           n_boot=self.n_boot, rng=self._rng)
         self._confusion = confusion
         self._points: dict[str, AttributeMetrics] = {}
+        self._caches: dict[str, ReplicateCache] = {}
+        self._expected: dict[str, np.ndarray] = {}
         self._aggregates: dict[tuple[str, str], dict[str, dict]] = {}
 
     # ------------------------------------------------------------------ layout
@@ -178,10 +185,12 @@ class BiasFrame:
 
     def expected_index(self, attribute: str) -> np.ndarray:
         """Per group: index of the prompt's expected label for ``attribute``, -1 where none."""
-        labels = self.taxonomies[attribute]
-        per_prompt = np.array([labels.index(p.expected[attribute]) if attribute in p.expected
-                               else -1 for p in self.suite], dtype=np.int64)
-        return np.tile(per_prompt, len(self.models))
+        if attribute not in self._expected:
+            labels = self.taxonomies[attribute]
+            per_prompt = np.array([labels.index(p.expected[attribute]) if attribute in p.expected
+                                   else -1 for p in self.suite], dtype=np.int64)
+            self._expected[attribute] = np.tile(per_prompt, len(self.models))
+        return self._expected[attribute]
 
     def point_metrics(self, attribute: str) -> AttributeMetrics:
         """Point estimates of ``attribute`` per group (arrays of leading shape (G,))."""
@@ -201,7 +210,17 @@ class BiasFrame:
         return attribute_metrics(self._replicates[rows],
                                  self._packed.layout[attribute],
                                  expected=self.expected_index(attribute)[rows],
-                                 correction=self.entropy_correction)
+                                 correction=self.entropy_correction,
+                                 cached=self.replicate_cache(attribute)[rows])
+
+    def replicate_cache(self, attribute: str) -> ReplicateCache:
+        """Replicate known counts, entropies and label mixing of ``attribute`` (computed once)."""
+        if attribute not in self._caches:
+            self._caches[attribute] = ReplicateCache.build(
+                self._replicates, self._packed.layout[attribute],
+                chunks=self.group_chunks(0, self._point.shape[0]),
+                correction=self.entropy_correction)
+        return self._caches[attribute]
 
     def group_chunks(self, start: int, stop: int):
         """Slices covering groups ``start:stop`` whose replicates fit in a small working set."""
@@ -220,9 +239,35 @@ class BiasFrame:
             highs.append(high)
         return np.concatenate(lows), np.concatenate(highs)
 
-    def interval(self, replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval over the last axis at this frame's confidence."""
-        return percentile_interval(replicates, confidence=self.confidence)
+    def share_replicates(self, attribute: str, rows: slice) -> np.ndarray:
+        """Replicate shares (g, K, B) of the groups ``rows``, replicates last; NaN where no known label.
+
+        Laid out for :meth:`interval` (contiguous replicates), and a fresh
+        array the caller may overwrite.
+        """
+        counts = self._replicates[rows][..., self._packed.layout[attribute].label_columns]
+        known = self.replicate_cache(attribute).known[rows]
+        shares = np.empty((counts.shape[0], counts.shape[2], counts.shape[1]))
+        with np.errstate(invalid="ignore"):  # 0 / 0 where no known label: NaN
+            np.divide(counts.transpose(0, 2, 1), known[:, None, :], out=shares, dtype=np.float64)
+        return shares
+
+    def share_intervals(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile intervals (G, K) of every group's label shares."""
+        lows, highs = [], []
+        for rows in self.group_chunks(0, self._point.shape[0]):
+            low, high = self.interval(self.share_replicates(attribute, rows), overwrite=True)
+            lows.append(low)
+            highs.append(high)
+        return np.concatenate(lows), np.concatenate(highs)
+
+    def interval(self, replicates: np.ndarray, *, overwrite: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval over the last axis at this frame's confidence.
+
+        ``overwrite``: ``replicates`` is a temporary that may be reordered.
+        """
+        return percentile_interval(replicates, confidence=self.confidence, overwrite=overwrite)
 
     def index_columns(self, repeat: int = 1) -> dict[str, np.ndarray]:
         """model and prompt_id columns for per-group rows, each group repeated ``repeat`` times."""
@@ -242,7 +287,7 @@ class BiasFrame:
         parts = []
         for attribute, labels in self.taxonomies.items():
             point = self.point_metrics(attribute)
-            low, high = self.replicate_intervals(attribute, lambda reps: reps.shares)
+            low, high = self.share_intervals(attribute)
             parts.append(pd.DataFrame({
                 **self.index_columns(repeat=len(labels)), "attribute": attribute,
                 "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),

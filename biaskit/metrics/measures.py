@@ -26,10 +26,13 @@ class AttributeMetrics:
     """
 
     def __init__(self, sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
-                 correction: str | None = None):
+                 correction: str | None = None, cached: "ReplicateCache | None" = None):
         self._sums, self._block, self._correction = sums, block, correction
         # Index of the expected label per group, broadcast over replicates.
         self._expected = expected.reshape(expected.shape + (1,) * (sums.ndim - 2))
+        if cached is not None:  # computed once for every table (see ReplicateCache)
+            self.__dict__.update(known=cached.known, entropy=cached.entropy,
+                                 _mixed_labels=cached.mixed_labels)
 
     @cached_property
     def counts(self) -> np.ndarray:
@@ -61,10 +64,14 @@ class AttributeMetrics:
         return normalized_entropy(self.counts, correction=self._correction)
 
     @cached_property
+    def _mixed_labels(self) -> np.ndarray:
+        """True where more than one distinct known label."""
+        return (self.counts > 0).sum(axis=-1) > 1
+
+    @cached_property
     def heterogeneous(self) -> np.ndarray:
         """1.0 if more than one distinct known label, 0.0 if one, NaN if none."""
-        distinct = (self.counts > 0).sum(axis=-1)
-        return np.where(self.known > 0, (distinct > 1).astype(np.float64), np.nan)
+        return np.where(self.known > 0, self._mixed_labels.astype(np.float64), np.nan)
 
     @cached_property
     def match_rate(self) -> np.ndarray:
@@ -79,16 +86,47 @@ class AttributeMetrics:
         return ratio(self._sums[..., self._block.mixed], self._sums[..., self._block.eligible])
 
 
+class ReplicateCache:
+    """known, entropy and "more than one label" of every group and replicate of one attribute.
+
+    Each costs a pass over the K label columns of every replicate; the
+    distribution, summary, overall and comparison tables all need them, so
+    they are computed once (in chunks of groups) and kept: (G, B) arrays,
+    ~11 bytes per group and replicate.
+    """
+
+    def __init__(self, known: np.ndarray, entropy: np.ndarray, mixed_labels: np.ndarray):
+        self.known, self.entropy, self.mixed_labels = known, entropy, mixed_labels
+
+    def __getitem__(self, rows) -> "ReplicateCache":
+        return ReplicateCache(self.known[rows], self.entropy[rows], self.mixed_labels[rows])
+
+    @classmethod
+    def build(cls, replicate_sums: np.ndarray, block: AttributeBlock, *, chunks,
+              correction: str | None = None) -> "ReplicateCache":
+        """From replicate sums (G, B, width), chunk by chunk (``chunks``: slices of groups)."""
+        shape = replicate_sums.shape[:2]
+        cache = cls(np.zeros(shape, dtype=np.int64 if shape[0] == 0 else np.uint32),
+                    np.zeros(shape), np.zeros(shape, dtype=bool))
+        for rows in chunks:
+            counts = replicate_sums[rows][..., block.label_columns]
+            cache.known[rows] = counts.sum(axis=-1, dtype=np.uint32)
+            cache.entropy[rows] = normalized_entropy(counts, correction=correction)
+            cache.mixed_labels[rows] = np.count_nonzero(counts, axis=-1) > 1
+        return cache
+
+
 def ratio(numerator, denominator) -> np.ndarray:
     """``numerator / denominator``, NaN where the denominator is not positive."""
-    numerator = np.asarray(numerator, dtype=np.float64)
-    denominator = np.asarray(denominator, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
+    shape = np.broadcast_shapes(numerator.shape, denominator.shape)
+    out = np.full(shape, np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0, dtype=np.float64)
 
 
 def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
-                      correction: str | None = None) -> AttributeMetrics:
+                      correction: str | None = None,
+                      cached: ReplicateCache | None = None) -> AttributeMetrics:
     """Metrics of one attribute from group sums.
 
     Parameters
@@ -99,8 +137,9 @@ def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.n
     expected : int array (G,)
         Index of each group's expected label in ``block.labels``, -1 where none.
     correction : entropy bias correction (see :mod:`biaskit.metrics.entropy`)
+    cached : known, entropy and label mixing already computed for these groups
     """
-    return AttributeMetrics(sums, block, expected=expected, correction=correction)
+    return AttributeMetrics(sums, block, expected=expected, correction=correction, cached=cached)
 
 
 def image_metrics(sums: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
