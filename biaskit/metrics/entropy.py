@@ -57,21 +57,35 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
         # Integer counts (bootstrap sums): H = ln N - sum n_c ln n_c / N, with n ln n
         # looked up in a table rather than taking a logarithm per cell.
         total = counts.sum(axis=-1, dtype=np.int64)
-        weighted = _n_log_n(int(counts.max(initial=0)))[counts].sum(axis=-1)
+        weighted = n_log_n_table(int(counts.max(initial=0)))[counts].sum(axis=-1)
     else:
         counts = counts.astype(np.float64)
         total = counts.sum(axis=-1)
         weighted = (counts * np.log(np.where(counts > 0, counts, 1.0))).sum(axis=-1)
+    distinct = (counts > 0).sum(axis=-1) if correction == "miller-madow" else None
+    return entropy_from_sums(total, weighted, k=counts.shape[-1], distinct=distinct,
+                             correction=correction)
+
+
+def entropy_from_sums(total, weighted, *, k: int, distinct=None,
+                      correction: str | None = None) -> np.ndarray:
+    """Normalized entropy from ``N = sum n_c``, ``sum n_c ln n_c`` and the taxonomy size ``k``.
+
+    ``distinct`` (the number of non-empty categories) is needed for the
+    Miller-Madow correction only.  Shared by :func:`normalized_entropy` and the
+    column-by-column replicate computation of :mod:`biaskit.metrics.measures`.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        nats = np.log(np.where(total > 0, total, 1)) - weighted / np.where(total > 0, total, 1)
+        safe = np.where(total > 0, total, 1)
+        nats = np.log(safe) - weighted / safe
         # Keep rounding (ln N - ...) inside [0, ln K]: one category gives 0, uniform gives 1.
-        nats = np.clip(nats, 0.0, np.log(counts.shape[-1]))
+        nats = np.clip(nats, 0.0, np.log(k))
         if correction == "miller-madow":
-            nats = nats + ((counts > 0).sum(axis=-1) - 1) / (2.0 * total)
-    return np.where(total > 0, nats / np.log(counts.shape[-1]), np.nan)
+            nats = nats + (distinct - 1) / (2.0 * total)
+    return np.where(total > 0, nats / np.log(k), np.nan)
 
 
-def _n_log_n(largest: int) -> np.ndarray:
+def n_log_n_table(largest: int) -> np.ndarray:
     """``n ln n`` for n = 0..largest (0 ln 0 = 0)."""
     n = np.arange(largest + 1, dtype=np.float64)
     return n * np.log(np.where(n > 0, n, 1.0))

@@ -152,7 +152,10 @@ class BiasFrame:
         self._rng = np.random.default_rng(seed)
         self._point = group_sums(packed.matrix, packed.group, n_groups=packed.n_groups)
         self._replicates = bootstrap_sums(packed.matrix, packed.group, n_groups=packed.n_groups,
-                                          n_boot=self.n_boot, rng=self._rng)
+                                          n_boot=self.n_boot, rng=self._rng,
+                                          # The image columns (n_images, no-person and
+                                          # count shares) get no intervals: not resampled.
+                                          columns=packed.layout.image)
         self._confusion = confusion
         self._points: dict[str, AttributeMetrics] = {}
         self._caches: dict[str, ReplicateCache] = {}

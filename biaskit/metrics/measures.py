@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from biaskit.metrics.counts import AttributeBlock, Layout
-from biaskit.metrics.entropy import normalized_entropy
+from biaskit.metrics.entropy import entropy_from_sums, n_log_n_table, normalized_entropy
 
 
 class AttributeMetrics:
@@ -108,11 +108,30 @@ class ReplicateCache:
         shape = replicate_sums.shape[:2]
         cache = cls(np.zeros(shape, dtype=np.int64 if shape[0] == 0 else np.uint32),
                     np.zeros(shape), np.zeros(shape, dtype=bool))
+        if replicate_sums.dtype.kind != "u" or replicate_sums.dtype.itemsize > 2:
+            for rows in chunks:  # huge sums, stored as floats: the general path
+                metrics = AttributeMetrics(replicate_sums[rows], block, correction=correction,
+                                           expected=np.full(len(cache.known[rows]), -1))
+                cache.known[rows] = metrics.known
+                cache.entropy[rows] = metrics.entropy
+                cache.mixed_labels[rows] = metrics._mixed_labels
+            return cache
+        table = n_log_n_table(int(replicate_sums.max(initial=0)))
         for rows in chunks:
-            counts = replicate_sums[rows][..., block.label_columns]
-            cache.known[rows] = counts.sum(axis=-1, dtype=np.uint32)
-            cache.entropy[rows] = normalized_entropy(counts, correction=correction)
-            cache.mixed_labels[rows] = np.count_nonzero(counts, axis=-1) > 1
+            sums = replicate_sums[rows]
+            # Column by column over (g, B) arrays: reductions over a short last axis are slow.
+            known = np.zeros(sums.shape[:2], dtype=np.uint32)
+            weighted = np.zeros(sums.shape[:2])
+            distinct = np.zeros(sums.shape[:2], dtype=np.uint8)
+            for column in range(block.label_columns.start, block.label_columns.stop):
+                count = sums[..., column]
+                known += count
+                weighted += table[count]
+                distinct += count > 0
+            cache.known[rows] = known
+            cache.entropy[rows] = entropy_from_sums(known, weighted, k=block.k, distinct=distinct,
+                                                    correction=correction)
+            cache.mixed_labels[rows] = distinct > 1
         return cache
 
 
