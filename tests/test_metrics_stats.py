@@ -230,3 +230,14 @@ def test_batched_conditional_p_values_are_uniform_under_the_null():
     tables = tables[(tables.sum(1) > 0).sum(1) >= 3]
     p = monte_carlo_p_values(tables, rng=rng, n_draws=499)
     assert 0.05 < np.mean(p <= 0.1) <= 0.13
+
+
+def test_vectorised_fisher_matches_scipy():
+    from biaskit.metrics.conditional import fisher_p_values
+
+    rng = np.random.default_rng(0)
+    tables = rng.integers(0, 12, size=(400, 2, 2))
+    tables = tables[(tables.sum(1) > 0).all(1) & (tables.sum(2) > 0).all(1)]
+    tables = np.concatenate([tables, [[[5, 5], [5, 5]], [[20, 0], [0, 20]], [[1, 0], [0, 1]]]])
+    expected = [stats.fisher_exact(t).pvalue for t in tables]
+    assert fisher_p_values(tables) == pytest.approx(expected, rel=1e-9, abs=1e-15)

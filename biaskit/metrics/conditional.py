@@ -1,4 +1,4 @@
-"""Monte-Carlo exact conditional tests of many 2 x K tables at once.
+"""Exact conditional tests of many 2 x K tables at once: Monte-Carlo, and Fisher's for 2 x 2.
 
 Under equal distributions and given both margins, the first row of a 2 x K
 table follows the multivariate hypergeometric distribution.  The Monte-Carlo
@@ -40,6 +40,8 @@ from scipy.special import gammaln
 TABLES_PER_BATCH = 128
 #: Relative tolerance under which a simulated statistic ties with the observed one.
 TIE_TOLERANCE = 1e-9
+#: Relative tolerance of Fisher's test on equal probabilities (scipy's choice).
+FISHER_GAMMA = 1.0 + 1e-14
 #: Marks CDF entries that a uniform draw can never pass (past the support).
 NEVER = 2.0
 
@@ -53,11 +55,57 @@ def monte_carlo_p_values(tables: np.ndarray, *, rng: np.random.Generator,
     otherwise).  ``p = (1 + #{draws with X2 >= observed X2}) / (1 + n_draws)``.
     """
     tables = np.asarray(tables, dtype=np.int64)
+    # Draw the row with fewer persons (the statistic is symmetric in the rows): smaller CDF tables.
+    swap = tables[:, 0].sum(axis=1) > tables[:, 1].sum(axis=1)
+    tables = np.where(swap[:, None, None], tables[:, ::-1], tables)
+    # Batches of tables with as many non-empty columns: no draw step is wasted on padding.
+    order = np.argsort((tables.sum(axis=1) > 0).sum(axis=1), kind="stable")
+    log_choose = log_binomial_table(int(tables.sum(axis=(1, 2)).max(initial=0)))
     p_values = np.empty(len(tables))
     for first in range(0, len(tables), TABLES_PER_BATCH):
-        batch = slice(first, first + TABLES_PER_BATCH)
-        p_values[batch] = _batch_p_values(tables[batch], rng=rng, n_draws=n_draws)
+        batch = order[first:first + TABLES_PER_BATCH]
+        p_values[batch] = _batch_p_values(tables[batch], rng=rng, n_draws=n_draws,
+                                          log_choose=log_choose)
     return p_values
+
+
+def fisher_p_values(tables: np.ndarray) -> np.ndarray:
+    """Two-sided Fisher exact p-values of 2 x 2 tables (T, 2, 2), every margin positive.
+
+    ``p = sum of P(k)`` over the first cells ``k`` (margins fixed) with
+    ``P(k) <= P(observed) (1 + 1e-14)``, and 1 when the observed table is the
+    mode: the definition ``scipy.stats.fisher_exact`` computes, for all tables at once.
+    """
+    tables = np.asarray(tables, dtype=np.int64)
+    first = tables[:, 0, 0]
+    n1, total = tables[:, 0].sum(axis=1), tables.sum(axis=(1, 2))
+    column = tables[:, :, 0].sum(axis=1)
+    log_choose = log_binomial_table(int(total.max(initial=0)))
+
+    def pmf(k):
+        with np.errstate(invalid="ignore"):
+            return np.exp(log_choose[column[:, None], k] + log_choose[(total - column)[:, None],
+                                                                        np.maximum(n1[:, None] - k, 0)]
+                          - log_choose[total, n1][:, None]) * (n1[:, None] >= k)
+
+    k = np.arange(int(column.max(initial=0)) + 1)[None, :]
+    every = np.where(k <= column[:, None], pmf(k), 0.0)
+    observed = pmf(first[:, None])[:, 0]
+    mode = ((column + 1) * (n1 + 1) // (total + 2))
+    at_mode = pmf(mode[:, None])[:, 0]
+    p_values = np.minimum(np.where(every <= observed[:, None] * FISHER_GAMMA, every, 0.0).sum(axis=1),
+                          1.0)
+    is_mode = np.abs(observed - at_mode) / np.maximum(observed, at_mode) <= FISHER_GAMMA - 1.0
+    return np.where(is_mode, 1.0, p_values)
+
+
+def log_binomial_table(n_max: int) -> np.ndarray:
+    """``log C(n, k)`` for 0 <= n, k <= n_max, ``-inf`` where k > n."""
+    log_factorial = gammaln(np.arange(n_max + 1, dtype=np.float64) + 1.0)
+    n, k = np.arange(n_max + 1)[:, None], np.arange(n_max + 1)[None, :]
+    with np.errstate(invalid="ignore"):
+        table = log_factorial[n] - log_factorial[k] - log_factorial[np.abs(n - k)]
+    return np.where(k <= n, table, -np.inf)
 
 
 def chi_square_from_s(s_stat, *, n1, n2, total):
@@ -65,7 +113,7 @@ def chi_square_from_s(s_stat, *, n1, n2, total):
     return total**2 / (n1 * n2) * (s_stat - n1**2 / total)
 
 
-def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int) -> np.ndarray:
+def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int, log_choose) -> np.ndarray:
     columns = tables.sum(axis=1)
     order = np.argsort(columns, axis=1, kind="stable")  # empty columns first, largest last
     columns = np.take_along_axis(columns, order, axis=1)
@@ -73,7 +121,6 @@ def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int) -> np.ndarray:
     n1, total = first_row.sum(axis=1), columns.sum(axis=1)
     safe = np.where(columns > 0, columns, 1)
     observed = (first_row**2 / safe).sum(axis=1)
-    log_factorial = gammaln(np.arange(total.max() + 2, dtype=np.float64) + 1.0)  # log n!
     # Persons of the first row still to place, and the partial S, per table and draw.
     left = np.repeat(n1[:, None].astype(np.int32), n_draws, axis=1)
     s_stat = np.zeros((len(tables), n_draws))
@@ -83,8 +130,7 @@ def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int) -> np.ndarray:
         if not columns[:, j].any():
             continue
         # Tables whose column j is empty draw x = 0 (their CDF row is NEVER from 0 on).
-        x = _draw_column(columns[:, j], remaining[:, j], n1, left,
-                         log_factorial=log_factorial, rng=rng)
+        x = _draw_column(columns[:, j], remaining[:, j], n1, left, log_choose=log_choose, rng=rng)
         left -= x
         s_stat += (x * x) * inverse[:, j, None]
     s_stat += left**2 / safe[:, -1, None]
@@ -96,14 +142,14 @@ def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int) -> np.ndarray:
     return (1.0 + extreme) / (1.0 + n_draws)
 
 
-def _draw_column(good, population, n1, left, *, log_factorial, rng) -> np.ndarray:
+def _draw_column(good, population, n1, left, *, log_choose, rng) -> np.ndarray:
     """x ~ Hypergeometric(good, population - good, left) for each table (row) and draw (column).
 
     ``good``, ``population``, ``n1`` are per table; ``left`` (tables, draws)
     holds each draw's sample size, at most ``n1``.
     """
     width = int(good.max()) + 1
-    cdf = _conditional_cdf(good, population, n1, width=width, log_factorial=log_factorial)
+    cdf = _conditional_cdf(good, population, n1, width=width, log_choose=log_choose)
     guide = _guide_table(cdf)
     # Row of (table, s) in the tabulated CDFs.
     row_start = np.concatenate([[0], np.cumsum(n1 + 1)[:-1]]).astype(np.int32)
@@ -119,30 +165,25 @@ def _draw_column(good, population, n1, left, *, log_factorial, rng) -> np.ndarra
     return x.reshape(left.shape)
 
 
-def _conditional_cdf(good, population, n1, *, width, log_factorial) -> np.ndarray:
+def _conditional_cdf(good, population, n1, *, width, log_choose) -> np.ndarray:
     """CDF of x ~ Hypergeometric(good, population - good, s) for every table and s = 0..n1.
 
     Rows (sum(n1 + 1), width): row ``start[t] + s``; entry k = P(x <= k), set to
     :data:`NEVER` from the top of the support on (so inversion stops there).
+    pmf(k) = C(good, k) C(population - good, s - k) / C(population, s).
     """
     table = np.repeat(np.arange(len(good)), n1 + 1)
-    s = np.arange(len(table)) - np.repeat(np.cumsum(n1 + 1) - (n1 + 1), n1 + 1)
+    s = (np.arange(len(table)) - np.repeat(np.cumsum(n1 + 1) - (n1 + 1), n1 + 1))[:, None]
     c, pop = good[table, None], population[table, None]
     k = np.arange(width)[None, :]
-    s2 = s[:, None]
-    rest = s2 - k
-    # Rows with s > population are never reached (all zero, then NEVER).
-    valid = (k <= c) & (rest >= 0) & (rest <= pop - c) & (s2 <= pop)
-    def lf(n):  # log n!, at any index (entries outside the support are masked out)
-        return log_factorial[np.clip(n, 0, len(log_factorial) - 1)]
-
-    with np.errstate(invalid="ignore"):
-        log_pmf = (lf(c) - lf(k) - lf(c - k) + lf(pop - c) - lf(rest) - lf(pop - c - rest)
-                   - (lf(pop) - lf(s2) - lf(pop - s2)))
-    pmf = np.where(valid, np.exp(np.where(valid, log_pmf, 0.0)), 0.0)
+    reachable = s <= pop  # rows with s > population are never used
+    # C(n, k) = 0 (log -inf) where k > n; negative k are masked through s - k >= 0.
+    log_pmf = (log_choose[c, k] + log_choose[pop - c, np.maximum(s - k, 0)]
+               - log_choose[pop, np.minimum(s, pop)])
+    pmf = np.where((s - k >= 0) & reachable, np.exp(log_pmf), 0.0)
     cdf = np.cumsum(pmf, axis=1)
     cdf /= np.where(cdf[:, -1:] > 0, cdf[:, -1:], 1.0)
-    top = np.minimum(c, s2)  # largest possible x
+    top = np.minimum(c, s)  # largest possible x
     return np.where(k >= top, NEVER, cdf)
 
 

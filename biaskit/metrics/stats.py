@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from biaskit.metrics.conditional import monte_carlo_p_values
+from biaskit.metrics.conditional import fisher_p_values, monte_carlo_p_values
 
 MIN_EXPECTED = 5.0
 N_PERMUTATIONS = 1999
@@ -67,7 +67,7 @@ def equal_distribution_test(counts: np.ndarray, baseline_counts: np.ndarray, *,
     if expected.min() >= MIN_EXPECTED:
         return DistributionTest(float(stats.chi2_contingency(table, correction=False).pvalue), "chi-square")
     if table.shape[1] == 2:
-        return DistributionTest(float(stats.fisher_exact(table).pvalue), "fisher")
+        return DistributionTest(float(fisher_p_values(table[None])[0]), "fisher")
     rng = np.random.default_rng(0) if rng is None else rng
     p_value = monte_carlo_p_values(table[None], rng=rng, n_draws=n_permutations)[0]
     return DistributionTest(float(p_value), "permutation")
@@ -81,9 +81,9 @@ def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
     The chi-square tests, usually most of them, are computed in one vectorised
     step (the same statistic and degrees of freedom as ``chi2_contingency``);
     the Monte-Carlo tests of all small tables with three or more categories are
-    drawn together (:func:`biaskit.metrics.conditional.monte_carlo_p_values`);
-    the few remaining ones (2 x 2 Fisher, degenerate) go through
-    :func:`equal_distribution_test` one by one.
+    drawn together (:func:`biaskit.metrics.conditional.monte_carlo_p_values`),
+    and the Fisher tests of all small 2 x 2 tables computed together; the
+    degenerate rest goes through :func:`equal_distribution_test`.
     """
     a = np.asarray(counts, dtype=np.float64)
     b = np.asarray(baseline_counts, dtype=np.float64)
@@ -106,7 +106,14 @@ def equal_distribution_tests(counts: np.ndarray, baseline_counts: np.ndarray, *,
     if monte_carlo.any():
         tables = np.stack([a[monte_carlo], b[monte_carlo]], axis=1).astype(np.int64)
         p_values[monte_carlo] = monte_carlo_p_values(tables, rng=rng, n_draws=n_permutations)
-    for t in np.flatnonzero(~large & ~monte_carlo):
+    fisher = (~large) & (n_a > 0) & (n_b > 0) & (dof == 1)
+    if fisher.any():
+        # The two non-empty columns of each table (empty ones sorted last).
+        columns = np.argsort(~present[fisher], axis=1, kind="stable")[:, :2]
+        tables = np.stack([np.take_along_axis(a[fisher], columns, axis=1),
+                           np.take_along_axis(b[fisher], columns, axis=1)], axis=1)
+        p_values[fisher] = fisher_p_values(tables.astype(np.int64))
+    for t in np.flatnonzero(~large & ~monte_carlo & ~fisher):
         p_values[t] = equal_distribution_test(a[t], b[t], rng=rng,
                                               n_permutations=n_permutations).p_value
     return p_values
