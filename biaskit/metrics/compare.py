@@ -23,6 +23,7 @@ side, and NaN delta, interval and p-value: it is not an error.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 
 import numpy as np
@@ -38,13 +39,22 @@ MULTI_PERSON_KINDS = ("group", "ahistorical")
 
 
 def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
-    """Rows of every model in ``models`` against ``baseline`` (see the module docstring)."""
-    rng = np.random.default_rng(frame.seed)
-    parts = []
-    for model in models:
-        for attribute in frame.attributes:
-            parts.append(_prompt_rows(frame, model=model, baseline=baseline,
-                                      attribute=attribute, rng=rng))
+    """Rows of every model in ``models`` against ``baseline`` (see the module docstring).
+
+    The tests (mostly Monte-Carlo draws, in numpy calls that release the GIL)
+    run in a second thread while this one computes the bootstrap intervals;
+    they draw from their own seeded generator in a fixed order, so the result
+    does not depend on the timing.
+    """
+    pairs = [(model, attribute) for model in models for attribute in frame.attributes]
+    for attribute in frame.attributes:  # the lazy point counts, before two threads read them
+        frame.point_metrics(attribute).counts
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tests = pool.submit(_all_tests, frame, baseline=baseline, pairs=pairs)
+        parts = []
+        for model, attribute in pairs:
+            parts.append(_prompt_rows(frame, model=model, baseline=baseline, attribute=attribute,
+                                      tests=tests))
             parts.append(_overall_rows(frame, model=model, baseline=baseline, attribute=attribute))
     if not parts:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
@@ -92,17 +102,32 @@ def _shift(rows: slice, offset: int) -> slice:
     return slice(rows.start + offset, rows.stop + offset)
 
 
-def _prompt_rows(frame, *, model, baseline, attribute, rng) -> pd.DataFrame:
+def _all_tests(frame, *, baseline, pairs) -> dict:
+    """(model, attribute) -> per-prompt p-values of equal distributions vs ``baseline``."""
+    rng = np.random.default_rng(frame.seed)
+    n_prompts = len(frame.prompt_ids)
+    theirs = frame.model_index(baseline)
+    p_values = {}
+    for model, attribute in pairs:
+        counts = frame.point_metrics(attribute).counts
+        mine = frame.model_index(model)
+        p_values[model, attribute] = equal_distribution_tests(
+            counts[mine * n_prompts:(mine + 1) * n_prompts],
+            counts[theirs * n_prompts:(theirs + 1) * n_prompts],
+            rng=rng, n_permutations=frame.n_permutations)
+    return p_values
+
+
+def _prompt_rows(frame, *, model, baseline, attribute, tests) -> pd.DataFrame:
     n_prompts = len(frame.prompt_ids)
     mine, theirs = frame.model_index(model), frame.model_index(baseline)
     point = frame.point_metrics(attribute)
     model_rows = slice(mine * n_prompts, (mine + 1) * n_prompts)
     base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
-    p_values = equal_distribution_tests(point.counts[model_rows], point.counts[base_rows], rng=rng,
-                                        n_permutations=frame.n_permutations)
-    q_values = benjamini_hochberg(p_values)
     metrics = _per_prompt_metrics(frame, attribute)
     bounds = _delta_intervals(frame, attribute=attribute, metrics=metrics, mine=mine, theirs=theirs)
+    p_values = tests.result()[model, attribute]
+    q_values = benjamini_hochberg(p_values)
     parts = []
     for metric, (extract, applies) in metrics.items():
         values = extract(point)
