@@ -349,3 +349,28 @@ def test_save_writes_parquet_and_csv(frame, tmp_path):
         assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv)
     summary = pd.read_parquet(tmp_path / "summary.parquet")
     pd.testing.assert_frame_equal(summary, frame.summary, check_dtype=False)
+
+
+@pytest.mark.parametrize("correction", [None, "miller-madow"])
+def test_replicate_cache_and_shares_match_the_general_computation(correction):
+    # The cached replicate entropies / known counts / label mixing and the replicates-last
+    # shares against the plain (uncached) per-group computation of the same replicate sums.
+    from biaskit.metrics.measures import AttributeMetrics
+    from biaskit.metrics.entropy import normalized_entropy
+
+    bias = BiasFrame(OBS, suite=SUITE, images=IMAGES, n_boot=300, seed=3,
+                     entropy_correction=correction)
+    for attribute in ("gender", "skin_tone"):
+        block = bias._packed.layout[attribute]
+        sums = np.asarray(bias._replicates)
+        plain = AttributeMetrics(sums.astype(np.float64), block, correction=correction,
+                                 expected=np.full(sums.shape[0], -1))
+        cache = bias.replicate_cache(attribute)
+        assert np.array_equal(cache.known, plain.known)
+        assert np.allclose(cache.entropy, normalized_entropy(sums[..., block.label_columns]
+                                                             .astype(np.float64),
+                                                             correction=correction),
+                           equal_nan=True, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(cache.mixed_labels, (plain.counts > 0).sum(-1) > 1)
+        shares = bias.share_replicates(attribute, slice(0, sums.shape[0]))
+        assert np.allclose(shares, np.moveaxis(plain.shares, 1, -1), equal_nan=True)

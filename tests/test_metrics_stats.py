@@ -241,3 +241,51 @@ def test_vectorised_fisher_matches_scipy():
     tables = np.concatenate([tables, [[[5, 5], [5, 5]], [[20, 0], [0, 20]], [[1, 0], [0, 1]]]])
     expected = [stats.fisher_exact(t).pvalue for t in tables]
     assert fisher_p_values(tables) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_large_tables_are_drawn_one_at_a_time_and_match_enumeration():
+    from biaskit.metrics.conditional import MAX_TABULATED_PERSONS
+
+    tables = np.array([[[200, 2, 0], [150, 0, 1]],  # > MAX_TABULATED_PERSONS persons
+                       [[4, 1, 0], [1, 2, 3]]])  # tabulated, in the same call
+    assert tables[0].sum() > MAX_TABULATED_PERSONS >= tables[1].sum()
+    p = monte_carlo_p_values(tables, rng=np.random.default_rng(2), n_draws=40000)
+    for table, value in zip(tables, p):
+        assert value == pytest.approx(exact_conditional_p(table), abs=0.01)
+
+
+@pytest.mark.parametrize("size", [5, 40])  # counted by comparisons / by bincount
+def test_resample_weights_are_multinomial_counts(size):
+    from biaskit.metrics.bootstrap import MAX_COMPARED_SIZE, _resample_weights
+
+    assert (size <= MAX_COMPARED_SIZE) == (size == 5)
+    weights = _resample_weights(3, 4000, size, np.random.default_rng(0)).astype(np.int64)
+    assert weights.shape == (3, size, 4000)
+    assert (weights.sum(axis=1) == size).all()  # every replicate draws `size` images
+    # Multinomial(size, 1/size) cell: mean 1, variance 1 - 1/size, P(0) = (1 - 1/size)**size.
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights.var() == pytest.approx(1 - 1 / size, rel=0.03)
+    assert (weights == 0).mean() == pytest.approx((1 - 1 / size) ** size, abs=0.01)
+    again = _resample_weights(3, 4000, size, np.random.default_rng(0))
+    assert np.array_equal(weights, again)
+
+
+def test_bootstrap_sums_of_large_groups_match_the_moments():
+    # Groups above MAX_COMPARED_SIZE take the bincount path: same checks as for small ones.
+    matrix = np.column_stack([np.arange(50.0), np.ones(50)])
+    group = np.zeros(50, dtype=np.int64)
+    sums = bootstrap_sums(matrix, group, n_groups=1, n_boot=4000, rng=np.random.default_rng(1))
+    assert (sums[0, :, 1] == 50).all()
+    assert sums[0, :, 0].mean() == pytest.approx(50 * 24.5, rel=0.01)
+    assert sums[0, :, 0].var() == pytest.approx(50 * np.var(np.arange(50)), rel=0.1)
+
+
+def test_percentile_interval_keeps_its_input_unless_told():
+    reps = np.random.default_rng(4).normal(size=(6, 501))
+    kept = reps.copy()
+    low, high = percentile_interval(reps, confidence=0.8)
+    assert np.array_equal(reps, kept)
+    assert low == pytest.approx(np.percentile(kept, 10, axis=1))
+    low2, high2 = percentile_interval(reps, confidence=0.8, overwrite=True)
+    assert np.array_equal(low, low2) and np.array_equal(high, high2)
+    assert np.array_equal(np.sort(reps, axis=1), np.sort(kept, axis=1))  # reordered, not changed

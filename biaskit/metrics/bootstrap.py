@@ -99,12 +99,25 @@ def _bootstrap_size(out, matrix, *, starts, same, size: int, work, rng) -> None:
         out[batch] = np.matmul(np.ascontiguousarray(rows.transpose(0, 2, 1)), weights)
 
 
+#: Largest group (images) whose resample weights are counted by comparisons (size**2
+#: work per replicate, small temporaries) rather than by ``bincount`` (size work, large ones).
+MAX_COMPARED_SIZE = 32
+
+
 def _resample_weights(n_groups: int, n_boot: int, size: int, rng) -> np.ndarray:
     """How often each image is drawn, shape (n_groups, size, n_boot); columns sum to ``size``."""
-    # int16 draws are several times faster than int64 ones (and than uint8 ones),
-    # and int32 slot numbers halve the memory traffic where they fit.
-    slot_type = np.int32 if n_groups * size * n_boot < 2**31 else np.int64
+    # int16 draws are several times faster than int64 ones (and than uint8 ones).
     dtype = np.int16 if size <= np.iinfo(np.int16).max else np.int64
+    if size <= MAX_COMPARED_SIZE:
+        # draws[g, j, b]: image drawn j-th in replicate b; weight = how many j drew it.
+        draws = rng.integers(0, size, size=(n_groups, size, n_boot), dtype=dtype).astype(np.uint8)
+        weights = np.zeros((n_groups, size, n_boot), dtype=np.uint8)
+        for j in range(size):
+            for image in range(size):
+                weights[:, image] += draws[:, j] == image
+        return weights
+    # int32 slot numbers halve the memory traffic where they fit.
+    slot_type = np.int32 if n_groups * size * n_boot < 2**31 else np.int64
     draws = rng.integers(0, size, size=(n_groups, n_boot, size), dtype=dtype)
     # Slot of (group, drawn image, replicate) in the (n_groups, size, n_boot) result.
     slots = np.multiply(draws, n_boot, dtype=slot_type)

@@ -38,6 +38,9 @@ from scipy.special import gammaln
 
 #: Tables drawn together (bounds the working set: ~40 bytes x draws x tables per array).
 TABLES_PER_BATCH = 128
+#: Largest table (persons) drawn through tabulated CDFs, whose size grows as persons**2;
+#: larger tables, which rarely need this test, are drawn one at a time.
+MAX_TABULATED_PERSONS = 300
 #: Relative tolerance under which a simulated statistic ties with the observed one.
 TIE_TOLERANCE = 1e-9
 #: Relative tolerance of Fisher's test on equal probabilities (scipy's choice).
@@ -58,15 +61,41 @@ def monte_carlo_p_values(tables: np.ndarray, *, rng: np.random.Generator,
     # Draw the row with fewer persons (the statistic is symmetric in the rows): smaller CDF tables.
     swap = tables[:, 0].sum(axis=1) > tables[:, 1].sum(axis=1)
     tables = np.where(swap[:, None, None], tables[:, ::-1], tables)
+    totals = tables.sum(axis=(1, 2))
+    tabulated = totals <= MAX_TABULATED_PERSONS
     # Batches of tables with as many non-empty columns: no draw step is wasted on padding.
-    order = np.argsort((tables.sum(axis=1) > 0).sum(axis=1), kind="stable")
-    log_choose = log_binomial_table(int(tables.sum(axis=(1, 2)).max(initial=0)))
+    order = np.flatnonzero(tabulated)[
+        np.argsort((tables[tabulated].sum(axis=1) > 0).sum(axis=1), kind="stable")]
+    log_choose = log_binomial_table(int(totals[tabulated].max(initial=0)))
     p_values = np.empty(len(tables))
-    for first in range(0, len(tables), TABLES_PER_BATCH):
+    for first in range(0, len(order), TABLES_PER_BATCH):
         batch = order[first:first + TABLES_PER_BATCH]
         p_values[batch] = _batch_p_values(tables[batch], rng=rng, n_draws=n_draws,
                                           log_choose=log_choose)
+    for t in np.flatnonzero(~tabulated):
+        p_values[t] = _large_table_p_value(tables[t], rng=rng, n_draws=n_draws)
     return p_values
+
+
+def _large_table_p_value(table: np.ndarray, *, rng, n_draws: int) -> float:
+    """One large table: numpy's multivariate hypergeometric draws (a univariate draw per column)."""
+    table = table[:, table.sum(axis=0) > 0]
+    columns = table.sum(axis=0)
+    draws = rng.multivariate_hypergeometric(columns, int(table[0].sum()), size=n_draws,
+                                            method="marginals")
+    return float(_p_values(observed_s=np.array([(table[0] ** 2 / columns).sum()]),
+                           simulated_s=(draws**2 / columns).sum(axis=1)[None],
+                           n1=np.array([table[0].sum()]), total=np.array([table.sum()]))[0])
+
+
+def _p_values(*, observed_s, simulated_s, n1, total) -> np.ndarray:
+    """(1 + #{draws with X2 >= observed X2, up to ties}) / (1 + draws), per table (row)."""
+    n2 = total - n1
+    chi_obs = chi_square_from_s(observed_s, n1=n1, n2=n2, total=total)
+    chi_sim = chi_square_from_s(simulated_s, n1=n1[:, None], n2=n2[:, None], total=total[:, None])
+    threshold = chi_obs - TIE_TOLERANCE * np.maximum(chi_obs, 1.0)
+    extreme = np.count_nonzero(chi_sim >= threshold[:, None], axis=1)
+    return (1.0 + extreme) / (1.0 + simulated_s.shape[1])
 
 
 def fisher_p_values(tables: np.ndarray) -> np.ndarray:
@@ -134,12 +163,7 @@ def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int, log_choose) -> np.
         left -= x
         s_stat += (x * x) * inverse[:, j, None]
     s_stat += left**2 / safe[:, -1, None]
-    n2 = total - n1
-    chi_obs = chi_square_from_s(observed, n1=n1, n2=n2, total=total)
-    chi_sim = chi_square_from_s(s_stat, n1=n1[:, None], n2=n2[:, None], total=total[:, None])
-    threshold = chi_obs - TIE_TOLERANCE * np.maximum(chi_obs, 1.0)
-    extreme = np.count_nonzero(chi_sim >= threshold[:, None], axis=1)
-    return (1.0 + extreme) / (1.0 + n_draws)
+    return _p_values(observed_s=observed, simulated_s=s_stat, n1=n1, total=total)
 
 
 def _draw_column(good, population, n1, left, *, log_choose, rng) -> np.ndarray:
