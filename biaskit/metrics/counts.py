@@ -136,14 +136,16 @@ def pack(observations: pd.DataFrame, *, suite: Suite, taxonomies: dict[str, tupl
     sample_codes, sample_values = pd.factorize(samples)
     n_samples = max(len(sample_values), 1)
     obs_key = obs_group * n_samples + sample_codes[: len(observations)]
-    keys = np.unique(obs_key)
+    bound = len(models) * len(prompt_ids) * n_samples
+    keys = sorted_unique(obs_key, bound=bound)
     if images is not None:
         ok = (images["status"] == STATUS_OK).to_numpy()
         img_key = (_group_codes(images, models=models, prompt_ids=prompt_ids) * n_samples
-                   + sample_codes[len(observations):])
-        _warn_not_ok(np.setdiff1d(keys, img_key[ok]), models=models, prompt_ids=prompt_ids,
+                   + sample_codes[len(observations):])[ok]
+        ok_keys = sorted_unique(img_key, bound=bound)
+        _warn_not_ok(keys[~_contains(ok_keys, keys)], models=models, prompt_ids=prompt_ids,
                      sample_values=sample_values, n_samples=n_samples)
-        keys = np.union1d(keys, img_key[ok])
+        keys = sorted_unique(np.concatenate([keys, ok_keys]), bound=bound)
     image_of_row = np.searchsorted(keys, obs_key)
     group = keys // n_samples
     matrix = _image_matrix(observations, image_of_row=image_of_row, n_images=len(keys),
@@ -158,9 +160,21 @@ def pack(observations: pd.DataFrame, *, suite: Suite, taxonomies: dict[str, tupl
 
 
 def _group_codes(frame: pd.DataFrame, *, models, prompt_ids) -> np.ndarray:
-    model = pd.Categorical(frame["model"], categories=models).codes.astype(np.int64)
-    prompt = pd.Categorical(frame["prompt_id"], categories=prompt_ids).codes.astype(np.int64)
+    model = category_codes(frame["model"], categories=models)
+    prompt = category_codes(frame["prompt_id"], categories=prompt_ids)
     return model * len(prompt_ids) + prompt
+
+
+def category_codes(values: pd.Series, *, categories) -> np.ndarray:
+    """Index of each value in ``categories`` (-1 if absent), like ``pd.Categorical(...).codes``.
+
+    Factorizes first and looks up only the distinct values: much faster than
+    ``pd.Categorical`` on large columns of (Arrow-backed) strings.
+    """
+    codes, uniques = pd.factorize(values)
+    position = {value: i for i, value in enumerate(categories)}
+    lookup = np.array([position.get(value, -1) for value in uniques] + [-1], dtype=np.int64)
+    return lookup[codes]  # a missing value (code -1) maps to the trailing -1
 
 
 def _column_of_row(observations: pd.DataFrame, *, layout: Layout) -> np.ndarray:
@@ -207,8 +221,39 @@ def _check_duplicates(observations, *, image_of_row, name) -> None:
 def _person_counts(observations, *, image_of_row, n_images) -> np.ndarray:
     """Distinct persons per image, over all attributes."""
     person_codes, persons = pd.factorize(observations["person"])
-    pairs = np.unique(image_of_row.astype(np.int64) * max(len(persons), 1) + person_codes)
-    return np.bincount(pairs // max(len(persons), 1), minlength=n_images)
+    n_persons = max(len(persons), 1)
+    pairs = sorted_unique(image_of_row.astype(np.int64) * n_persons + person_codes,
+                          bound=n_images * n_persons)
+    return np.bincount(pairs // n_persons, minlength=n_images)
+
+
+#: Largest key range deduplicated through a presence mask (1 byte per possible key).
+MAX_MASKED_KEYS = 1 << 26
+
+
+def sorted_unique(keys: np.ndarray, *, bound: int) -> np.ndarray:
+    """``np.unique(keys)`` for non-negative integer keys below ``bound``.
+
+    Through a presence mask when the range is small enough (linear time), else
+    ``np.unique``.
+
+    Examples
+    --------
+    >>> sorted_unique(np.array([5, 1, 5, 3]), bound=8).tolist()
+    [1, 3, 5]
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    if bound > MAX_MASKED_KEYS:
+        return np.unique(keys)
+    present = np.zeros(bound, dtype=bool)
+    present[keys] = True
+    return np.flatnonzero(present)
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in ``sorted_keys`` (sorted, unique)."""
+    where = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+    return (sorted_keys[where] == keys) if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
 
 
 def _expected_people(suite: Suite) -> np.ndarray:
