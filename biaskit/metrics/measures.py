@@ -76,9 +76,13 @@ class AttributeMetrics:
     @cached_property
     def match_rate(self) -> np.ndarray:
         """Share of known labels equal to the expected one; NaN if none or no expectation."""
-        index = np.broadcast_to(np.maximum(self._expected, 0), self.known.shape)[..., None]
-        hit = np.take_along_axis(self.counts, index, axis=-1)[..., 0]
-        return np.where(self._expected >= 0, ratio(hit, self.known), np.nan)
+        expected = self._expected.reshape(len(self._expected))
+        rate = np.full(self.known.shape, np.nan)
+        groups = np.flatnonzero(expected >= 0)  # usually few: computed for those only
+        if len(groups):
+            hit = self.counts[(groups, Ellipsis, expected[groups])]  # (groups, ...) per group
+            rate[groups] = ratio(hit, self.known[groups])
+        return rate
 
     @cached_property
     def within_image(self) -> np.ndarray:
