@@ -5,16 +5,22 @@ Target (issue 4): <= 10 s wall-clock and <= 2 GB peak memory on a 2-core machine
 The synthetic measurement is 3 models x 100 prompts x N samples with ~1.7 people
 per image (1 to 3; ~6 % of images have nobody) and 3 attributes (gender,
 race, skin_tone), ~8 % of labels "unclear"; N is chosen so the observations
-reach the requested row count (--rows).  Two layouts are timed:
-``--samples-per-prompt`` fixes N instead (e.g. 20, the system-card setting, with
-more prompts to reach the rows).
+reach the requested row count (--rows).  ``--samples-per-prompt`` fixes N
+instead: 20 is the system-card layout (3 x 3268 prompts x 20 samples), with
+~33 times more model x prompt groups, hence ~9,800 groups of bootstrap
+replicates and ~13,000 small tables for the Monte-Carlo conditional test.
+Both layouts must meet the target::
+
+    python benchmarks/bench_metrics.py                          # 100 prompts x 654 samples
+    python benchmarks/bench_metrics.py --samples-per-prompt 20  # the card's layout
 
 Usage::
 
     python benchmarks/bench_metrics.py [--rows 1000000] [--n-boot 1000] [--prompts 100]
 
 Prints: build time of the data (not counted), then the time of BiasFrame
-construction (validation, packing, bootstrap) and of each table, the total,
+construction (validation, packing, bootstrap) and of each table, the total
+wall-clock and CPU time (wall-clock suffers when other jobs share the cores),
 and the peak resident memory of the process (``resource.getrusage``).
 """
 

@@ -6,9 +6,10 @@ images draws ``n`` images with replacement; since every metric is a ratio of
 column sums of the packed per-image counts (:mod:`biaskit.metrics.counts`), the
 replicate's sums are ``w @ X`` where ``w`` counts how often each image was drawn.
 Groups with the same number of images are stacked, their draws made in one
-``Generator.integers`` call, turned into weights by one ``bincount`` and summed
-by one batched ``matmul`` -- no Python loop over replicates.  All attributes of
-an image are resampled together.
+``Generator.integers`` call, turned into weights (by comparisons for small
+groups, one ``bincount`` for large ones) and summed by one batched ``matmul``
+-- no Python loop over replicates.  All attributes of an image are resampled
+together.
 
 Examples
 --------

@@ -16,7 +16,12 @@ last column takes what is left.  Each univariate draw is an inversion of its
 exact CDF, tabulated once per (table, column, s) and found through a guide
 table (Chen & Asau): one uniform, two look-ups and, rarely, a step or two.
 The result has the same distribution as the one-table-at-a-time draws (an
-exact sampler, up to the rounding of the tabulated probabilities).
+exact sampler, up to the rounding of the tabulated probabilities).  Tables of
+more than :data:`MAX_TABULATED_PERSONS` persons (whose CDF tables would be
+large; they rarely need this test) are still drawn one at a time.
+
+Fisher's exact test of 2 x 2 tables (:func:`fisher_p_values`) is computed for
+all tables at once too.
 
 Because the chi-square statistic of a 2 x K table with fixed margins is an
 increasing function of ``S = sum_j x_j**2 / c_j`` (``X2 = N**2 / (n1 n2) (S -

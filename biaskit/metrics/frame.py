@@ -33,7 +33,9 @@ Tables: :attr:`distribution`, :attr:`summary`, :attr:`overall`, :attr:`rates`,
 :meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected`
 (see :mod:`biaskit.metrics.correction`); :meth:`save` writes them all.  The
 replicate sums of every group are kept (compactly, as small integers) so that
-tables and comparisons computed later use the same replicates.
+tables and comparisons computed later use the same replicates; so are, per
+attribute, the replicate known counts, entropies and label mixing that several
+tables need (:class:`biaskit.metrics.measures.ReplicateCache`).
 
 Examples
 --------
