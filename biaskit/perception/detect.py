@@ -97,8 +97,21 @@ class CenterFaceDetector:
     def detect(self, image: np.ndarray) -> Faces:
         return self.detect_many([image])[0]
 
-    def detect_many(self, images: list[np.ndarray]) -> list[Faces]:
-        """Detect in several images (on a GPU, images of one size share network calls)."""
+    def prepare(self, image: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """The network input of one image, ``[1, 3, H', W']`` float32.
+
+        Pure numpy and independent of the session, so a loader thread can make
+        it ahead of :meth:`detect_many` (``prepared=``).  ``out``: an earlier
+        result for an image of the same size, to fill again.
+        """
+        return centerface.preprocess([image], out=out)
+
+    def detect_many(self, images: list[np.ndarray], *, prepared: list | None = None) -> list[Faces]:
+        """Detect in several images (on a GPU, images of one size share network calls).
+
+        ``prepared`` optionally holds :meth:`prepare` of each image (None where
+        not made); the result is the same with or without it.
+        """
         results: list[Faces | None] = [None] * len(images)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
@@ -109,16 +122,23 @@ class CenterFaceDetector:
         for shape, indices in by_shape.items():
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
-                for index, faces in zip(chunk, self._run_chunk([images[i] for i in chunk], shape)):
+                blob = self._blob([images[i] for i in chunk], [prepared[i] for i in chunk] if prepared else None)
+                for index, faces in zip(chunk, self._run_chunk(blob, shape)):
                     results[index] = faces
         return results  # type: ignore[return-value]
 
-    def _run_chunk(self, images: list[np.ndarray], shape: tuple[int, int]) -> list[Faces]:
-        outputs = self.run_network(centerface.preprocess(images))
+    @staticmethod
+    def _blob(images: list[np.ndarray], prepared: list | None) -> np.ndarray:
+        if prepared is None or any(p is None for p in prepared):
+            return centerface.preprocess(images)
+        return prepared[0] if len(prepared) == 1 else np.concatenate(prepared)
+
+    def _run_chunk(self, blob: np.ndarray, shape: tuple[int, int]) -> list[Faces]:
+        outputs = self.run_network(blob)
         return [
             Faces(*centerface.decode(*(output[row] for output in outputs), size=shape,
                                      threshold=self.threshold, nms_iou=self.nms_iou))
-            for row in range(len(images))
+            for row in range(len(blob))
         ]
 
     def run_network(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -98,18 +98,24 @@ class EmbeddedTagger:
 
     def probabilities(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool = True):
         """Network outputs: P(Male, Female) ``[n, 2]`` and P(age class) ``[n, 81]``."""
-        self.calls += 1
-        gender = self._engine.gender.probabilities(gender_chips)[:, self._gender_columns]
-        age = self._engine.age.probabilities(age_chips) if need_age else None
-        return gender, age
+        return self._run(self._inputs(gender_chips, age_chips, need_age=need_age))
 
-    def tag(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> TagOutput:
+    def stage(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> "_Inputs | None":
+        """The CPU part of :meth:`tag`: aligned chips as network inputs; no network runs.
+
+        Thread-safe with respect to :meth:`finish`, so a pipeline can stage one
+        batch while the networks run on another.
+        """
         check_attributes(self.name, attributes, self.attributes)
         if not faces:
+            return None
+        return self._inputs(*self.chips(faces), need_age=any(a != "gender" for a in attributes))
+
+    def finish(self, staged: "_Inputs | None", *, attributes: tuple[str, ...] = attributes) -> TagOutput:
+        """Run the networks on :meth:`stage`'s inputs and decide the labels."""
+        if staged is None:
             return empty_output(attributes)
-        gender_p, age_p = self.probabilities(
-            *self.chips(faces), need_age=any(a != "gender" for a in attributes)
-        )
+        gender_p, age_p = self._run(staged)
         out: TagOutput = {}
         if "gender" in attributes:
             out["gender"] = decide(gender_p, GENDER, self.thresholds["gender"])
@@ -121,3 +127,30 @@ class EmbeddedTagger:
                 p_child, cautious=self.cautious, threshold=self.thresholds["age_group"]
             )
         return out
+
+    def tag(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> TagOutput:
+        return self.finish(self.stage(faces, attributes=attributes), attributes=attributes)
+
+    def _inputs(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool) -> "_Inputs":
+        """float32 network inputs in the chunks the package's engine would run them."""
+        gender = _network_inputs(self._engine.gender, gender_chips)
+        return gender, _network_inputs(self._engine.age, age_chips) if need_age else None
+
+    def _run(self, inputs: "_Inputs") -> tuple[np.ndarray, np.ndarray | None]:
+        self.calls += 1
+        gender_inputs, age_inputs = inputs
+        gender = np.concatenate([self._engine.gender.run(x) for x in gender_inputs])[:, self._gender_columns]
+        age = None if age_inputs is None else np.concatenate([self._engine.age.run(x) for x in age_inputs])
+        return gender, age
+
+
+# gender chunks, age chunks (None when no age attribute is asked for)
+_Inputs = tuple[list[np.ndarray], "list[np.ndarray] | None"]
+
+
+def _network_inputs(network, chips: np.ndarray) -> list[np.ndarray]:
+    """``network.probabilities`` minus the run: the same chunks, the same float conversion."""
+    from age_and_gender._inference import prepare_batch
+
+    size = network.max_batch_size
+    return [prepare_batch(chips[start : start + size], network.spec) for start in range(0, max(len(chips), 1), size)]

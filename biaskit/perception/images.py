@@ -119,7 +119,7 @@ def _decode(image: Image.Image, *, max_side: int) -> LoadedImage:
         # draft() lets JPEG decode at 1/2, 1/4, 1/8 size: big photos load fast.
         image.draft("RGB", (max_side, max_side))
     image.load()
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)  # the default returns a copy even when upright
     if max(image.size) > max_side:
         factor = max_side / max(image.size)
         new_size = (max(1, round(image.size[0] * factor)), max(1, round(image.size[1] * factor)))

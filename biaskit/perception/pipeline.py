@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import tables
-from biaskit.perception.base import Face, Tagger
+from biaskit.perception.base import Face, StagedTagger, Tagger
 from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
 from biaskit.perception.detect import Detector, make_detector
 from biaskit.perception.images import DEFAULT_MAX_SIDE, ImageLoadError, LoadedImage, load_image
@@ -149,8 +150,8 @@ def tag_images(
     worker = _Worker(detector=detector, plan=plan, min_face=min_face)
     fresh = []
     try:
-        for batch in _loaded_batches(todo, root=root, max_side=max_side, batch_size=batch_size, progress=progress):
-            result = worker.run(batch)
+        for result in _tagged_batches(todo, root=root, max_side=max_side, batch_size=batch_size, worker=worker,
+                                      progress=progress):
             fresh.append(result)
             if store is not None:
                 store.put(**{name: t[~t["sha256"].str.startswith(_MISSING)] for name, t in result.items()})
@@ -176,31 +177,108 @@ def _hashes(rows: pd.DataFrame, root: Path) -> list[str]:
     return hashes
 
 
-def _loaded_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size: int,
-                    progress: bool) -> Iterator[list[tuple[str, str, "LoadedImage | str"]]]:
-    """Batches of (sha256, path, image-or-error); the next batch decodes while this one runs."""
+def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size: int, worker: "_Worker",
+                    progress: bool) -> Iterator[dict[str, pd.DataFrame]]:
+    """Result tables of each batch of ``todo``, in order.
+
+    Two threads share the two cores.  This one runs every model call, one at a
+    time, as the baseline of ``benchmarks/bench_perception.py`` does; a loader
+    thread does the rest: decoding, the detector's input, and the crops and
+    network inputs of staged taggers (:class:`~biaskit.perception.base.StagedTagger`).
+    The detector's own threads keep both cores busy while it runs, and work
+    competing with them costs it about as much as it saves, so the loader gets
+    work only once a batch's faces are found:
+
+    1. loader: stage batch k (this thread waits: running Python beside the
+       GIL-holding aligner would only slow it), then decode batch k+1;
+    2. this thread: the taggers' models on batch k (single-threaded networks:
+       the loader has the other core), unstaged taggers, the label rows;
+    3. this thread decodes, from the back, what the loader has not started.
+    """
     items = list(zip(todo["sha256"], todo["path"].astype(str)))
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
     bar = _progress(len(items), progress)
-
-    def load(item):
-        sha, path = item
-        try:
-            return sha, path, load_image(root / path, max_side=max_side)
-        except ImageLoadError as exc:
-            return sha, path, str(exc)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        starts = range(0, len(items), max(batch_size, 1))
-        pending = [pool.submit(load, item) for item in items[: batch_size]]
-        for start in starts:
-            current = pending
-            pending = [pool.submit(load, item) for item in items[start + batch_size : start + 2 * batch_size]]
-            batch = [future.result() for future in current]
-            yield batch
+    loader = _Loader(root=root, max_side=max_side, prepare=getattr(worker.detector, "prepare", None),
+                     spare_max=2 * batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biaskit-perception") as pool:
+        decoding = [pool.submit(loader.load, item) for item in batches[0]] if batches else []
+        for index, current in enumerate(batches):
+            batch = _collect(decoding, current, loader.load)
+            found = worker.detect(batch)
+            loader.recycle(batch)
+            staged = pool.submit(worker.stage, batch, found)
+            following = batches[index + 1] if index + 1 < len(batches) else []
+            decoding = [pool.submit(loader.load, item) for item in following]
+            result = worker.finish(staged.result())
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(len(current))
+            yield result
     if bar is not None:
         bar.close()
+
+
+def _steal(futures: list[Future], items: list, load) -> None:
+    """Run on this thread, last first, the items the pool has not started.
+
+    The pool works from the front of the list and this thread from the back, so
+    both cores work until the list is done.  A stolen item's future is replaced
+    by a finished one holding its result.
+    """
+    for index in reversed(range(len(futures))):
+        if futures[index].cancel():
+            futures[index] = Future()
+            futures[index].set_result(load(items[index]))
+
+
+def _collect(futures: list[Future], items: list, load) -> list:
+    """Results of ``futures`` in order, helping with the items not started yet."""
+    _steal(futures, items, load)
+    return [future.result() for future in futures]
+
+
+@dataclass
+class _Loader:
+    """Decodes one (sha256, path) item; for small images also makes the detector's input.
+
+    A detector may offer ``prepare(image, *, out=None)`` (its network input,
+    made here in the loader thread) and ``detect_many(images, *, prepared=...)``.
+    Inputs come back through :meth:`recycle` once the detector has run and are
+    refilled for later images of the same size: a fresh 3 MB array costs more
+    in page faults than filling it.
+    """
+
+    root: Path
+    max_side: int
+    prepare: object = None
+    #: Images up to this many pixels get their detector input made in the loader
+    #: (a 1 MP image's is 12 MB); larger ones get it at detection time.
+    prepare_max_pixels: int = 1 << 20
+    #: Most recycled inputs kept (two batches' worth are in flight at most).
+    spare_max: int = 32
+    _spare: list = field(default_factory=list)  # (image shape, input), oldest first
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self, item: tuple[str, str]) -> tuple:
+        sha, path = item
+        try:
+            image = load_image(self.root / path, max_side=self.max_side)
+        except ImageLoadError as exc:
+            return sha, path, str(exc), None
+        return sha, path, image, self._prepare(image.array)
+
+    def _prepare(self, array: np.ndarray):
+        if self.prepare is None or array.shape[0] * array.shape[1] > self.prepare_max_pixels:
+            return None
+        with self._lock:
+            match = next((k for k, (shape, _) in enumerate(self._spare) if shape == array.shape), None)
+            out = self._spare.pop(match)[1] if match is not None else None
+        return self.prepare(array, out=out)
+
+    def recycle(self, batch) -> None:
+        """Keep the detector inputs of a batch whose faces have been found, for reuse."""
+        with self._lock:
+            self._spare.extend((item.array.shape, prepared) for _, _, item, prepared in batch if prepared is not None)
+            del self._spare[: max(0, len(self._spare) - self.spare_max)]
 
 
 def _progress(total: int, enabled: bool):
@@ -217,10 +295,27 @@ class _Worker:
     def __init__(self, *, detector: Detector, plan: list[tuple[Tagger, tuple[str, ...]]], min_face: int):
         self.detector, self.plan, self.min_face = detector, plan, min_face
 
-    def run(self, batch) -> dict[str, pd.DataFrame]:
-        loaded = [(sha, item) for sha, _, item in batch if isinstance(item, LoadedImage)]
-        done = [{"sha256": sha, "error": item if isinstance(item, str) else None} for sha, _, item in batch]
-        found = self._detect([item.array for _, item in loaded])
+    def detect(self, batch) -> list:
+        """Faces in each decoded image of ``batch`` (images that failed to load are skipped)."""
+        loaded = [(item, prepared) for _, _, item, prepared in batch if isinstance(item, LoadedImage)]
+        if not loaded:
+            return []
+        arrays = [item.array for item, _ in loaded]
+        prepared = [p for _, p in loaded]
+        if any(p is not None for p in prepared):
+            return self.detector.detect_many(arrays, prepared=prepared)
+        if hasattr(self.detector, "detect_many"):
+            return self.detector.detect_many(arrays)
+        return [self.detector.detect(a) for a in arrays]
+
+    def stage(self, batch, found: list) -> "_Staged":
+        """Everything for ``batch`` but the model calls: people rows, faces, the taggers' CPU work.
+
+        Runs in the loader thread while this batch's successor is detected and
+        its predecessor's models run (see :func:`_tagged_batches`).
+        """
+        loaded = [(sha, item) for sha, _, item, _ in batch if isinstance(item, LoadedImage)]
+        done = [{"sha256": sha, "error": item if isinstance(item, str) else None} for sha, _, item, _ in batch]
         people, faces, face_keys, small = [], [], [], []
         for (sha, item), detections in zip(loaded, found):
             for person in range(len(detections)):
@@ -232,32 +327,38 @@ class _Worker:
                 landmarks = None if detections.landmarks is None else detections.landmarks[person]
                 faces.append(Face(item.array, box, landmarks))
                 face_keys.append((sha, person))
-        labels = self._tag(faces, face_keys) + self._unclear(small)
+        staged = [tagger.stage(faces, attributes=attributes) if faces and isinstance(tagger, StagedTagger) else None
+                  for tagger, attributes in self.plan]
+        return _Staged(
+            people=pd.DataFrame(people, columns=list(tables.PEOPLE_COLUMNS)),
+            done=pd.DataFrame(done, columns=list(DONE_COLUMNS)),
+            faces=faces, keys=face_keys, small=small, staged=staged,
+        )
+
+    def finish(self, staged: "_Staged") -> dict[str, pd.DataFrame]:
+        """Tables of a staged batch: the model calls, then the label rows."""
+        labels = self._tag(staged) + self._unclear(staged.small)
         return {
-            "people": pd.DataFrame(people, columns=list(tables.PEOPLE_COLUMNS)),
+            "people": staged.people,
             "labels": pd.DataFrame(labels, columns=list(LABEL_COLUMNS)),
-            "done": pd.DataFrame(done, columns=list(DONE_COLUMNS)),
+            "done": staged.done,
         }
 
-    def _detect(self, arrays):
-        if not arrays:
-            return []
-        if hasattr(self.detector, "detect_many"):
-            return self.detector.detect_many(arrays)
-        return [self.detector.detect(a) for a in arrays]
-
-    def _tag(self, faces: list[Face], keys) -> list[dict]:
+    def _tag(self, staged: "_Staged") -> list[dict]:
         rows = []
-        if not faces:
+        if not staged.faces:
             return rows
-        for tagger, attributes in self.plan:
-            output = tagger.tag(faces, attributes=attributes)
+        for (tagger, attributes), state in zip(self.plan, staged.staged):
+            if isinstance(tagger, StagedTagger):
+                output = tagger.finish(state, attributes=attributes)
+            else:
+                output = tagger.tag(staged.faces, attributes=attributes)
             for attribute in attributes:
                 labels, confidences = output[attribute]
                 rows.extend(
                     dict(sha256=sha, person=person, attribute=attribute, label=label,
                          confidence=float(conf), tagger=tagger.name)
-                    for (sha, person), label, conf in zip(keys, labels, confidences)
+                    for (sha, person), label, conf in zip(staged.keys, labels, confidences)
                 )
         return rows
 
@@ -266,6 +367,18 @@ class _Worker:
             dict(sha256=sha, person=person, attribute=attribute, label=UNCLEAR, confidence=np.nan, tagger=tagger.name)
             for sha, person in keys for tagger, attributes in self.plan for attribute in attributes
         ]
+
+
+@dataclass
+class _Staged:
+    """A detected batch, ready for its model calls (:meth:`_Worker.finish`)."""
+
+    people: pd.DataFrame
+    done: pd.DataFrame
+    faces: list[Face]
+    keys: list[tuple[str, int]]
+    small: list[tuple[str, int]]
+    staged: list  # per planned tagger: its stage() result, or None
 
 
 def _box(box) -> dict:
