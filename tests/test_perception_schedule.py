@@ -1,0 +1,128 @@
+"""The throughput machinery of the perception pipeline gives the same answers as the plain path.
+
+Detector inputs made ahead (and refilled), staged taggers, decoding shared between two
+threads: each is compared with the straightforward computation on real photos.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _faces import astronaut, collage, make_run
+from biaskit.perception import CenterFaceDetector, EmbeddedTagger, Face, tag_images
+from biaskit.perception import centerface
+from biaskit.perception.images import load_image
+from biaskit.perception.pipeline import _collect, _Loader
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return CenterFaceDetector()
+
+
+@pytest.fixture(scope="module")
+def odd_group():
+    """Three faces on a canvas that is not a multiple of 32 (the network input is padded)."""
+    image, _ = collage([150, 110, 80], canvas=512, seed=4)
+    return np.ascontiguousarray(image[:470, :401])
+
+
+def _same_faces(a, b):
+    assert len(a) == len(b)
+    for left, right in zip(a, b):
+        np.testing.assert_array_equal(left.boxes, right.boxes)
+        np.testing.assert_array_equal(left.scores, right.scores)
+        np.testing.assert_array_equal(left.landmarks, right.landmarks)
+
+
+def test_prepared_inputs_detect_the_same_faces(detector, odd_group):
+    images = [astronaut(), odd_group]
+    prepared = [detector.prepare(image) for image in images]
+    assert prepared[1].shape == (1, 3, 480, 416)
+    found = detector.detect_many(images, prepared=prepared)
+    _same_faces(found, detector.detect_many(images))
+    assert [len(f) for f in found] == [1, 3]
+
+
+def test_refilled_input_equals_a_fresh_one_padding_included(detector, odd_group):
+    used = np.full((1, 3, 480, 416), 7.0, np.float32)  # stale values everywhere, padding too
+    refilled = detector.prepare(odd_group, out=used)
+    assert refilled is used
+    np.testing.assert_array_equal(refilled, centerface.preprocess([odd_group]))
+    assert refilled[:, :, 470:].max() == 0 and refilled[:, :, :, 401:].max() == 0
+
+
+def test_wrong_input_buffer_is_refused(detector, odd_group):
+    with pytest.raises(ValueError, match="CenterFace: out= must be a float32 array of shape"):
+        detector.prepare(odd_group, out=np.zeros((1, 3, 512, 512), np.float32))
+
+
+def test_staged_embedded_tagging_equals_tag(detector):
+    image = astronaut()
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    faces = [Face(img, f.boxes[k], f.landmarks[k]) for img in (image, mirror)
+             for f in [detector.detect(img)] for k in range(len(f))]
+    embedded = EmbeddedTagger()
+    for attributes in (("gender", "age", "age_group"), ("gender",)):
+        direct = embedded.tag(faces, attributes=attributes)
+        staged = embedded.finish(embedded.stage(faces, attributes=attributes), attributes=attributes)
+        assert direct.keys() == staged.keys() == set(attributes)
+        for attribute in attributes:
+            assert direct[attribute][0] == staged[attribute][0]
+            np.testing.assert_array_equal(direct[attribute][1], staged[attribute][1])
+    assert direct["gender"][0] == ["Female", "Female"]
+    empty = embedded.finish(embedded.stage([], attributes=("gender",)), attributes=("gender",))
+    assert empty["gender"][0] == [] and len(empty["gender"][1]) == 0
+
+
+def test_collect_keeps_order_when_this_thread_decodes_everything():
+    gate, ran_here = threading.Event(), []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(gate.wait)  # the worker is busy: every item below is still queued
+        futures = [pool.submit(str, n) for n in range(5)]
+
+        def load(item):
+            ran_here.append(item)
+            return f"<{item}>"
+
+        assert _collect(futures, list(range(5)), load) == ["<0>", "<1>", "<2>", "<3>", "<4>"]
+        gate.set()
+    assert ran_here == [4, 3, 2, 1, 0]  # from the back, where the pool does not start
+
+
+def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path, detector):
+    make_run(tmp_path, {"a.png": astronaut(), "b.png": astronaut()[:300]})
+    loader = _Loader(root=tmp_path, max_side=2048, prepare=detector.prepare, spare_max=1)
+    first = loader.load(("x", "images/a.png"))
+    other = loader.load(("y", "images/b.png"))
+    loader.recycle([first, other])
+    assert len(loader._spare) == 1 and loader._spare[0][1] is other[3]  # the oldest was dropped
+    loader.recycle([first])
+    again = loader.load(("x", "images/a.png"))
+    assert again[3] is first[3]
+    np.testing.assert_array_equal(again[3], detector.prepare(load_image(tmp_path / "images/a.png").array))
+    assert loader.load(("z", "images/missing.png"))[2].startswith(str(tmp_path / "images/missing.png"))
+
+
+def test_results_do_not_depend_on_batch_size(tmp_path, detector):
+    group, _ = collage([160, 120, 90], canvas=512, seed=2)
+    big, _ = collage([300, 200], canvas=1100, seed=3)  # over a megapixel: input made at detection
+    files = {f"{n}.png": image for n, image in enumerate([astronaut(), group, big, group[:400, :333]])}
+    files["broken.png"] = b"not an image"
+    frame = make_run(tmp_path, files)
+    results = [tag_images(frame, root=Path(tmp_path), detector=detector, cache=None, batch_size=size,
+                          progress=False) for size in (1, 2, 16)]
+    first = results[0]
+    for other in results[1:]:
+        assert other.people.equals(first.people) and other.errors.equals(first.errors)
+        labels = other.observations.drop(columns="confidence")
+        assert labels.equals(first.observations.drop(columns="confidence"))
+        # the networks see other batch compositions: float32 rounding, nothing more
+        np.testing.assert_allclose(other.observations["confidence"], first.observations["confidence"], atol=1e-6)
+    expected = [len(detector.detect(image)) for image in files.values() if isinstance(image, np.ndarray)]
+    assert expected[:3] == [1, 3, 2] and len(first.people) == sum(expected) and len(first.errors) == 1
