@@ -187,13 +187,10 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
     network inputs of staged taggers (:class:`~biaskit.perception.base.StagedTagger`).
     The detector's own threads keep both cores busy while it runs, and work
     competing with them costs it about as much as it saves, so the loader gets
-    work only once a batch's faces are found:
-
-    1. loader: stage batch k (this thread waits: running Python beside the
-       GIL-holding aligner would only slow it), then decode batch k+1;
-    2. this thread: the taggers' models on batch k (single-threaded networks:
-       the loader has the other core), unstaged taggers, the label rows;
-    3. this thread decodes, from the back, what the loader has not started.
+    work only once a batch's faces are found.  Then, while this thread runs the
+    taggers' models on batch k-1 (single-threaded networks, so one core is
+    free) and the unstaged taggers, the loader stages batch k and decodes batch
+    k+1; this thread decodes, from the back, what is left before it detects.
     """
     items = list(zip(todo["sha256"], todo["path"].astype(str)))
     batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
@@ -202,6 +199,7 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
                      spare_max=2 * batch_size)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biaskit-perception") as pool:
         decoding = [pool.submit(loader.load, item) for item in batches[0]] if batches else []
+        previous = None
         for index, current in enumerate(batches):
             batch = _collect(decoding, current, loader.load)
             found = worker.detect(batch)
@@ -209,12 +207,20 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
             staged = pool.submit(worker.stage, batch, found)
             following = batches[index + 1] if index + 1 < len(batches) else []
             decoding = [pool.submit(loader.load, item) for item in following]
-            result = worker.finish(staged.result())
-            if bar is not None:
-                bar.update(len(current))
-            yield result
+            if previous is not None:
+                yield _finish(worker, previous, bar)
+            previous = staged
+        if previous is not None:
+            yield _finish(worker, previous, bar)
     if bar is not None:
         bar.close()
+
+
+def _finish(worker, staged: Future, bar) -> dict[str, pd.DataFrame]:
+    result = worker.finish(staged.result())
+    if bar is not None:
+        bar.update(len(result["done"]))
+    return result
 
 
 def _steal(futures: list[Future], items: list, load) -> None:
@@ -311,8 +317,8 @@ class _Worker:
     def stage(self, batch, found: list) -> "_Staged":
         """Everything for ``batch`` but the model calls: people rows, faces, the taggers' CPU work.
 
-        Runs in the loader thread while this batch's successor is detected and
-        its predecessor's models run (see :func:`_tagged_batches`).
+        Runs in the loader thread while this thread runs the models of the batch before;
+        see :func:`_tagged_batches`.
         """
         loaded = [(sha, item) for sha, _, item, _ in batch if isinstance(item, LoadedImage)]
         done = [{"sha256": sha, "error": item if isinstance(item, str) else None} for sha, _, item, _ in batch]
