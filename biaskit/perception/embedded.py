@@ -3,7 +3,10 @@
 Our detector's boxes are handed to the package's landmark aligner, which cuts
 the 32 px gender chip and the 64 px age chip exactly as the package does; the
 two ONNX networks then run once per *batch of faces* (across images) instead
-of once per image.  We keep the full probability vectors:
+of once per image (in the package's chunks of 32).  :meth:`EmbeddedTagger.stage`
+(alignment, float inputs; no network) and :meth:`EmbeddedTagger.finish` (the
+networks) split :meth:`~EmbeddedTagger.tag` so that a pipeline can align one
+batch while the networks run on another.  We keep the full probability vectors:
 
 - gender: P(female), P(male) -> ``Male`` / ``Female``.
 - age: 81 classes (0 .. 80 years) -> summed into FairFace's nine bins

@@ -5,10 +5,11 @@
 reads ``RUN/images.parquet`` and writes ``RUN/people.parquet``,
 ``RUN/observations.parquet`` and ``RUN/perception_errors.parquet``.
 
-Work is done per distinct image file (sha256), in batches: images are decoded
-in background threads while the models run, faces of a whole batch go
-through each tagger in one call, and results go into the tag cache so that a
-second run over the same images runs no model at all.  A face smaller than
+Work is done per distinct image file (sha256), in batches: a loader thread
+decodes images and aligns faces while this thread runs the models (see
+:func:`_tagged_batches` for the schedule), faces of a whole batch go through
+each tagger in one call, and results go into the tag cache so that a second
+run over the same images runs no model at all.  A face smaller than
 ``min_face`` pixels is kept in the people table but every attribute is
 ``unclear`` (confidence NaN).  An image that cannot be read gets a row in the
 errors table; the others carry on.
