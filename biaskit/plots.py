@@ -201,6 +201,12 @@ def _group_positions(n_groups: int, per_group: int, *, gap: float = 0.8) -> np.n
                     dtype=float)
 
 
+def _slot(centres: np.ndarray, index: int, count: int) -> tuple[np.ndarray, float]:
+    """Positions and size of the ``index``-th of ``count`` side-by-side bars in groups at ``centres``."""
+    size = 0.8 / max(count, 1)
+    return centres - 0.4 + size * (index + 0.5), size * 0.95
+
+
 def entropy_scatter(summary: pd.DataFrame, *, attribute: str, model: str, baseline: str,
                     kinds: Sequence[str] | None = AMBIGUOUS_KINDS, annotate: bool = True, ax=None):
     """Per-prompt normalized entropy: baseline on x, model on y, intervals as whiskers.
@@ -303,14 +309,12 @@ def overall_bars(overall: pd.DataFrame, *, metric: str = "hof", kind: str | None
     attributes = _ordered(rows["attribute"], attributes)
     table = rows.set_index(["attribute", "model"])
     ax = _new_axes(ax, figsize=(1.2 + 1.1 * len(attributes), 4.0))
-    width = 0.8 / max(len(models), 1)
     x = np.arange(len(attributes), dtype=float)
     for i, model in enumerate(models):
         picked = table.reindex(pd.MultiIndex.from_product([attributes, [model]]))
         value = picked[metric].to_numpy(dtype=float)
-        position = x - 0.4 + width * (i + 0.5)
-        ax.bar(position, np.nan_to_num(value), width=width * 0.95, label=model,
-               color=f"C{i}")
+        position, width = _slot(x, i, len(models))
+        ax.bar(position, np.nan_to_num(value), width=width, label=model, color=f"C{i}")
         ax.errorbar(position, value, yerr=_error_span(value, picked[f"{metric}_ci_low"],
                                                       picked[f"{metric}_ci_high"]),
                     fmt="none", ecolor="black", elinewidth=1, capsize=3)
@@ -359,12 +363,11 @@ def ahistorical_match(summary: pd.DataFrame, *, models: Sequence[str] | None = N
     keys = list(dict.fromkeys(zip(rows["prompt_id"], rows["attribute"], rows["expected"])))
     table = rows.set_index(["prompt_id", "attribute", "model"])["match_rate"]
     ax = _new_axes(ax, figsize=(7.0, 0.8 + 0.3 * len(keys) * len(models)))
-    height = 0.8 / max(len(models), 1)
     y = np.arange(len(keys), dtype=float)
     for i, model in enumerate(models):
         value = np.array([table.get((p, a, model), np.nan) for p, a, _ in keys], dtype=float)
-        bars = ax.barh(y - 0.4 + height * (i + 0.5), np.nan_to_num(value), height=height * 0.95,
-                       label=model, color=f"C{i}")
+        position, height = _slot(y, i, len(models))
+        bars = ax.barh(position, np.nan_to_num(value), height=height, label=model, color=f"C{i}")
         ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, [f"{p} ({a} = {e})" for p, a, e in keys])
@@ -402,12 +405,11 @@ def rate_bars(rates: pd.DataFrame, *, models: Sequence[str] | None = None, ax=No
     models = _ordered(rates["model"], models)
     table = rates.set_index("model")
     ax = _new_axes(ax, figsize=(1.5 + 1.2 * len(columns), 3.6))
-    width = 0.8 / max(len(models), 1)
     x = np.arange(len(columns), dtype=float)
     for i, model in enumerate(models):
         value = table.loc[model, columns].to_numpy(dtype=float)
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(value), width=width * 0.95,
-                      label=model, color=f"C{i}")
+        position, width = _slot(x, i, len(models))
+        bars = ax.bar(position, np.nan_to_num(value), width=width, label=model, color=f"C{i}")
         ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.set_xticks(x, [RATE_COLUMNS[c] for c in columns])
     ax.set_ylim(0, max(0.05, float(np.nanmax(table[columns].to_numpy(dtype=float), initial=0)) * 1.15))
