@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from biaskit import plots
-from biaskit.report.data import RunData
+from biaskit.report.data import RunData, ahistorical
 
 log = logging.getLogger(__name__)
 DPI = 110
@@ -63,7 +63,7 @@ def _panels(run: RunData):
                    lambda ax, attribute=attribute, model=model: plots.entropy_scatter(
                        run.summary, attribute=attribute, model=model, baseline=run.baseline,
                        ax=ax))
-    n_expected = int((run.summary["expected"].astype("string").fillna("") != "").sum())
+    n_expected = len(ahistorical(run.summary))
     yield ("ahistorical", "Ahistorical and unrealistic prompts",
            "Share of known-labelled persons showing the label the prompt implies (ideal 1).",
            (8.0, 1.0 + 0.25 * max(1, n_expected)),

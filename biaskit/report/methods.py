@@ -7,7 +7,7 @@ from importlib import metadata
 
 import pandas as pd
 
-from biaskit import tables
+from biaskit import tables, taxonomy
 from biaskit.report.data import RunData
 
 #: Packages whose versions change results (generation, perception, statistics).
@@ -64,7 +64,7 @@ def taggers(observations: pd.DataFrame) -> pd.DataFrame:
     columns = ["attribute", "tagger", "labels", "unclear"]
     if observations.empty or "tagger" not in observations:
         return pd.DataFrame(columns=columns)
-    frame = observations.assign(unclear=observations["label"] == "unclear",
+    frame = observations.assign(unclear=observations["label"] == taxonomy.UNCLEAR,
                                 tagger=observations["tagger"].fillna("unknown"))
     return (frame.groupby(["attribute", "tagger"], sort=False)
             .agg(labels=("label", "size"), unclear=("unclear", "sum"))
