@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,6 +117,17 @@ def test_missing_weights_file_is_a_clear_error():
         ClipTagger(pretrained="/nowhere/clip.pt").tag([Face(astronaut(), np.array([180, 60, 270, 180]))],
                                                       attributes=("race",))
     assert issubclass(BiaskitWeightsError, RuntimeError)
+
+
+def test_weights_that_name_nothing_are_refused_not_randomly_initialised(tmp_path):
+    # open_clip alone would build a random model here and only log a warning.
+    with pytest.raises(BiaskitWeightsError, match="race"):
+        ClipTagger(pretrained="").class_vectors("race")
+    empty = tmp_path / "clip-folder"
+    empty.mkdir()
+    (empty / "open_clip_config.json").write_text(json.dumps({"model_cfg": open_clip.get_model_config("ViT-B-32")}))
+    with pytest.raises(BiaskitWeightsError, match="race"):
+        ClipTagger(model=f"local-dir:{empty}").class_vectors("race")
 
 
 def test_missing_hub_weights_offline_error_names_attribute_weights_and_remedy(tmp_path):

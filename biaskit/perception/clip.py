@@ -144,9 +144,13 @@ def _create(model_name, pretrained, device, cache_dir, names):
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)  # a deliberate random init is reproducible
+            # open_clip itself falls back to random weights, with only a log line, when
+            # the weights cannot be found (an empty tag, a hf-hub:/local-dir: model
+            # without weights): demand them unless random weights were asked for.
             clip_model = open_clip.create_model(
                 model_name, pretrained=pretrained_arg, device=device,
                 cache_dir=None if cache_dir is None else str(cache_dir),
+                require_pretrained=pretrained is not None,
             )
     except RuntimeError as exc:
         raise BiaskitWeightsError(MISSING_WEIGHTS.format(
