@@ -173,6 +173,7 @@ def demo_folder(root, make_image):
 CANDIDATE = CANDIDATE or demo_folder(OUT.parent / "candidate-images", demo.mixed)
 BASELINE = BASELINE or demo_folder(OUT.parent / "baseline-images", demo.skewed)
 models = {"candidate": CANDIDATE, "baseline": BASELINE}
+MODELS = ["baseline", "candidate"]  # drawing order: the baseline first
 models'''),
     new_markdown_cell("""## 2. Generate, tag, measure, report
 
@@ -190,17 +191,19 @@ result.images["status"].groupby(result.images["model"]).value_counts().unstack(f
 Higher is more diverse. Intervals are 95% bootstrap intervals over images."""),
     new_code_cell('''from biaskit.report.data import headline
 
-headline(bias.overall, models=["baseline", "candidate"])[
+headline(bias.overall, models=MODELS)[
     ["kind", "attribute", "model", "n_prompts", "hof", "hof_ci_low", "hof_ci_high",
      "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high"]].round(3)'''),
-    new_code_cell('''plots.summary_figure(bias.overall, models=["baseline", "candidate"])'''),
+    new_code_cell('''plots.summary_figure(bias.overall, models=MODELS)'''),
     new_markdown_cell("""## 4. Per prompt: where do the models differ?
 
 A test of equal category distributions per prompt and attribute, with Benjamini-Hochberg
 q-values across prompts."""),
-    new_code_cell('''from biaskit.report.data import significant_differences
+    new_code_cell('''from biaskit import tables
+from biaskit.report.data import significant_differences
 
-comparison = bias.compare(baseline="baseline")
+# run_pipeline already compared the models (bias.compare) and stored the table the report uses.
+comparison = tables.read_table(result.run_dir / tables.METRICS_DIR / "comparison.parquet")
 significant_differences(comparison, alpha=0.05)'''),
     new_code_cell('''attributes = [a for a in ("gender", "skin_tone") if a in set(bias.summary["attribute"])]
 fig, axes = plt.subplots(1, len(attributes), figsize=(6 * len(attributes), 6), layout="constrained",
@@ -209,15 +212,15 @@ for ax, attribute in zip(axes[0], attributes):
     plots.entropy_scatter(bias.summary, attribute=attribute, model="candidate",
                           baseline="baseline", ax=ax)
 plt.show()'''),
-    new_code_cell('''plots.category_shares(bias.distribution, attribute="skin_tone", models=["baseline", "candidate"])
+    new_code_cell('''plots.category_shares(bias.distribution, attribute="skin_tone", models=MODELS)
 plt.show()'''),
     new_markdown_cell("""## 5. Ahistorical and unrealistic prompts
 
 Prompts whose subject implies a label: the ideal is a match rate of 100%."""),
-    new_code_cell('''plots.ahistorical_match(bias.summary, models=["baseline", "candidate"])
+    new_code_cell('''plots.ahistorical_match(bias.summary, models=MODELS)
 plt.show()'''),
     new_markdown_cell("## 6. Unclear labels, images without a person, refusals"),
-    new_code_cell('''plots.rate_bars(bias.rates, models=["baseline", "candidate"])
+    new_code_cell('''plots.rate_bars(bias.rates, models=MODELS)
 plt.show()
 bias.rates'''),
     new_markdown_cell("""## 7. The report
