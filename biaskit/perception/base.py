@@ -96,6 +96,12 @@ def decide(
     return chosen, confidence
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``[n, K]`` logits (shifted by the row maximum, so exp cannot overflow)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def race7_to_race4(probabilities: np.ndarray) -> np.ndarray:
     """Sum FairFace race-7 probabilities ``[n, 7]`` into race-4 ``[n, 4]``."""
     fold = np.zeros((len(RACE7), len(RACE4)))

@@ -30,6 +30,7 @@ from biaskit.perception.base import (
     empty_output,
     race7_to_race4,
     settings_name,
+    softmax,
     threshold_for,
 )
 from biaskit.perception.crops import face_crop
@@ -121,7 +122,7 @@ class FairFaceTagger:
         if not faces:
             return empty_output(attributes)
         logits = self.logits(faces)
-        race, gender, age = (_softmax(logits[:, s]) for s in (RACE_SLICE, GENDER_SLICE, AGE_SLICE))
+        race, gender, age = (softmax(logits[:, s]) for s in (RACE_SLICE, GENDER_SLICE, AGE_SLICE))
         results: TagOutput = {}
         for attribute in attributes:
             if attribute == "age_group":
@@ -134,8 +135,3 @@ class FairFaceTagger:
             }[attribute]
             results[attribute] = decide(probabilities, labels, self.thresholds[attribute])
         return results
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

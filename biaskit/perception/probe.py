@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
-from biaskit.perception.base import Face, TagOutput, check_attributes, decide, empty_output, settings_name, threshold_for
+from biaskit.perception.base import (
+    Face, TagOutput, check_attributes, decide, empty_output, settings_name, softmax, threshold_for,
+)
 from biaskit.perception.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipTagger
 from biaskit.perception.labelled import FILE_COLUMN as LABEL_FILE_COLUMN, labelled_faces, read_labels
 
@@ -179,7 +181,5 @@ class ProbeTagger:
         for attribute in attributes:
             head = self.heads[attribute]
             logits = embeddings @ head["weight"].numpy() + head["bias"].numpy()
-            logits -= logits.max(axis=1, keepdims=True)
-            probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-            results[attribute] = decide(probabilities, tuple(head["labels"]), self.thresholds[attribute])
+            results[attribute] = decide(softmax(logits), tuple(head["labels"]), self.thresholds[attribute])
         return results
