@@ -17,7 +17,7 @@ from biaskit.perception.base import Face
 from biaskit.perception.detect import Detector, make_detector
 from biaskit import taxonomy
 from biaskit.perception.images import ImageLoadError, load_image
-from biaskit.tables import read_table
+from biaskit.tables import read_table, require_columns
 
 FILE_COLUMN = "file"
 DEFAULT_ATTRIBUTES = ("race", "gender", "age")
@@ -64,8 +64,7 @@ def read_labels(path: str | Path, *, attributes: tuple[str, ...] | None = None) 
     """
     path = Path(path)
     frame = read_table(path)
-    if FILE_COLUMN not in frame.columns:
-        raise ValueError(BAD_LABELS.format(path=path, problem=f"needs a {FILE_COLUMN!r} column"))
+    require_columns(frame, (FILE_COLUMN,), name=str(path))
     if attributes is None:
         attributes = tuple(a for a in DEFAULT_ATTRIBUTES if a in frame.columns)
     missing = [a for a in attributes if a not in frame.columns]
