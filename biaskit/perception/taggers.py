@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from biaskit import taxonomy
-from biaskit.perception.base import Tagger
+from biaskit.perception.base import Tagger, threshold_for
 
 RANDOM_WEIGHTS = "random"
 #: Attributes tagged when neither attributes nor taggers are given: all offline.
@@ -70,8 +70,7 @@ def make_taggers(spec: "str | Tagger", options: TaggerOptions) -> list[Tagger]:
     if kind in ("skin", "mst"):
         from biaskit.perception.skin_tone import SkinToneTagger
 
-        threshold = (options.thresholds or {}).get("skin_tone", 0.5)
-        return [SkinToneTagger(threshold=threshold)]
+        return [SkinToneTagger(threshold=threshold_for("skin_tone", options.thresholds))]
     if kind == "clip":
         from biaskit.perception import clip
 
