@@ -7,8 +7,8 @@ from pathlib import Path
 
 from biaskit.generate.specs import SPEC_KINDS
 
-BAD_MODEL_ARG = "--model {value!r}: expected NAME=SPEC, e.g. dalle=openai:dall-e-3"
-DUPLICATE_MODEL = "--model: model name {name!r} given twice"
+BAD_MODEL_ARG = "{option} {value!r}: expected NAME=SPEC, e.g. dalle3=openai:dall-e-3"
+DUPLICATE_MODEL = "{option} {value!r}: model name {name!r} is given twice"
 EXAMPLES = """\
 examples:
   biaskit generate prompts/system_card.yaml --model gpt=openai:gpt-image-1 \\
@@ -41,16 +41,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=handle)
 
 
-def parse_models(values: list[str]) -> dict[str, str]:
-    """``["a=folder:x", ...]`` -> ``{"a": "folder:x", ...}``, refusing malformed or repeated names."""
+def parse_models(values, *, option: str = "--model") -> dict[str, str]:
+    """``["a=folder:x", ...]`` -> ``{"a": "folder:x", ...}``, refusing malformed or repeated names.
+
+    ``option`` is the flag the values came from, named in the error messages.
+    """
     models: dict[str, str] = {}
-    for value in values:
+    for value in values or ():
         name, sep, spec = value.partition("=")
-        if not sep or not name.strip() or not spec.strip():
-            raise ValueError(BAD_MODEL_ARG.format(value=value))
+        name, spec = name.strip(), spec.strip()
+        if not sep or not name or not spec:
+            raise ValueError(BAD_MODEL_ARG.format(option=option, value=value))
         if name in models:
-            raise ValueError(DUPLICATE_MODEL.format(name=name))
-        models[name.strip()] = spec.strip()
+            raise ValueError(DUPLICATE_MODEL.format(option=option, value=value, name=name))
+        models[name] = spec
     return models
 
 

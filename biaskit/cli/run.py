@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-BAD_MODEL_ARG = "{option} {value!r}: expected NAME=SPEC, e.g. dalle3=openai:dall-e-3"
-DUPLICATE_MODEL = "{option} {value!r}: model name {name!r} is given twice"
-
-
-def parse_model_args(values, *, option: str) -> dict[str, str]:
-    """``["a=folder:x", ...]`` -> ``{"a": "folder:x"}``, with a clear error per bad item."""
-    models: dict[str, str] = {}
-    for value in values or ():
-        name, sep, spec = value.partition("=")
-        if not sep or not name.strip() or not spec.strip():
-            raise ValueError(BAD_MODEL_ARG.format(option=option, value=value))
-        if name in models:
-            raise ValueError(DUPLICATE_MODEL.format(option=option, value=value, name=name))
-        models[name.strip()] = spec.strip()
-    return models
+from biaskit.cli.generate import DUPLICATE_MODEL, parse_models
 
 
 def register(subparsers) -> None:
@@ -52,8 +38,8 @@ def register(subparsers) -> None:
 def handle(args) -> int:
     from biaskit.pipeline import run_pipeline
 
-    baseline = parse_model_args([args.baseline], option="--baseline")
-    candidates = parse_model_args(args.model, option="--model")
+    baseline = parse_models([args.baseline], option="--baseline")
+    candidates = parse_models(args.model, option="--model")
     name = next(iter(baseline))
     if name in candidates:
         raise ValueError(DUPLICATE_MODEL.format(option="--baseline", value=args.baseline, name=name))
