@@ -46,6 +46,8 @@ from biaskit.tables import (
     STATUS_REFUSED,
     read_table,
     require_columns,
+    write_atomic,
+    write_table,
 )
 
 try:  # advisory lock against two writers on one run (absent on Windows)
@@ -252,12 +254,7 @@ class ImageStore:
         """
         path = self.root / IMAGES_TABLE
         with self._mutex:
-            frame = self.images()
-            tmp = path.with_name(f".{path.name}.tmp")
-            frame.to_parquet(tmp, index=False)
-            _fsync_path(tmp)
-            os.replace(tmp, path)
-            _fsync_path(self.root)
+            write_table(self.images(), path, durable=True)
             if self._journal is not None:
                 self._journal.seek(0)
                 self._journal.truncate()
@@ -308,11 +305,8 @@ def encode_image(result: Result) -> tuple[bytes, str, tuple[int, int]]:
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _strings(column: pd.Series) -> pd.Series:
@@ -359,13 +353,3 @@ def _truncate_partial_line(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with open(path, "r+b") as handle:
             handle.truncate(data.rfind(b"\n") + 1)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
