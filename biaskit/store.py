@@ -137,11 +137,6 @@ class ImageStore:
             frame[column] = _strings(frame[column])
         return frame
 
-    def status_of(self, model: str, prompt_id: str, sample: int) -> str | None:
-        """The stored status of one sample, or None if it has no row yet."""
-        row = self._rows.get((model, prompt_id, int(sample)))
-        return None if row is None else row["status"]
-
     def done(self, model: str, *, retry_errors: bool = True) -> set[tuple[str, int]]:
         """``(prompt_id, sample)`` of the samples of ``model`` not to generate again.
 
