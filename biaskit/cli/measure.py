@@ -18,11 +18,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.metrics.frame import BiasFrame
-from biaskit.metrics.run import as_table
-from biaskit.suite import load_suite
-from biaskit.tables import read_table
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -51,6 +46,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the dispatcher imports every sub-command to
+    # build its parser, and scipy (through biaskit.metrics) would slow them all.
+    from biaskit.metrics.frame import BiasFrame
+    from biaskit.metrics.run import as_table
+    from biaskit.suite import load_suite
+    from biaskit.tables import read_table
+
     suite = load_suite(args.prompts)
     frame = BiasFrame(read_table(args.observations), suite=suite,
                       images=as_table(args.images), n_boot=args.n_boot, seed=args.seed,
