@@ -116,7 +116,7 @@ def test_results_do_not_depend_on_batch_size(tmp_path, detector):
     files["broken.png"] = b"not an image"
     frame = make_run(tmp_path, files)
     results = [tag_images(frame, root=Path(tmp_path), detector=detector, cache=None, batch_size=size,
-                          progress=False) for size in (1, 2, 16)]
+                          progress=False) for size in (0, 2, 16)]  # 0 counts as 1
     first = results[0]
     for other in results[1:]:
         assert other.people.equals(first.people) and other.errors.equals(first.errors)

@@ -135,7 +135,8 @@ def tag_images(
     """
     tables.require_columns(images, ("model", "prompt_id", "sample", "status", "path"), name="images table")
     root = Path(root)
-    options = TaggerOptions(thresholds=thresholds, cautious=cautious, device=device, batch_size=max(batch_size, 1),
+    batch_size = max(batch_size, 1)  # for the batches below as for the taggers
+    options = TaggerOptions(thresholds=thresholds, cautious=cautious, device=device, batch_size=batch_size,
                             clip_prompts=clip_prompts, clip_weights=clip_weights, clip_cache=clip_cache,
                             allow_random_weights=allow_random_weights)
     plan = plan_taggers(attributes=attributes, tagger=tagger, options=options)
