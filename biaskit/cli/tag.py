@@ -49,13 +49,14 @@ def parse_thresholds(values: list[str]) -> dict[str, float]:
     thresholds = {}
     for value in values:
         name, sep, number = value.partition("=")
+        name = name.strip()
         try:
             threshold = float(number)
         except ValueError:
             raise ValueError(BAD_THRESHOLD.format(value=value)) from None
         if not sep or not name or not 0 <= threshold <= 1:
             raise ValueError(BAD_THRESHOLD.format(value=value))
-        thresholds[name.strip()] = threshold
+        thresholds[name] = threshold
     return thresholds
 
 
