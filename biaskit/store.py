@@ -46,6 +46,7 @@ from biaskit.tables import (
     STATUS_REFUSED,
     read_table,
     require_columns,
+    text_column,
     write_atomic,
     write_table,
 )
@@ -59,7 +60,6 @@ log = logging.getLogger(__name__)
 
 JOURNAL = "images.journal.jsonl"
 LOCK_FILE = ".biaskit.lock"
-_PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 RUN_NOT_FOUND = "{path}: no such run directory"
@@ -134,7 +134,7 @@ class ImageStore:
         for column in ("width", "height"):
             frame[column] = pd.array(frame[column], dtype="Int64")
         for column in ("model", "prompt_id", "status", "error", "revised_prompt", "path", "sha256"):
-            frame[column] = _strings(frame[column])
+            frame[column] = text_column(frame[column])
         return frame
 
     def done(self, model: str, *, retry_errors: bool = True) -> set[tuple[str, int]]:
@@ -303,12 +303,6 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-
-def _strings(column: pd.Series) -> pd.Series:
-    """Text with missing values, typed as a parquet round trip gives it back."""
-    if _PANDAS3:
-        return column.astype("str")
-    return column.astype(object).where(column.notna(), None)
 
 
 def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:

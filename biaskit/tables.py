@@ -52,6 +52,8 @@ OBSERVATIONS_TABLE = "observations.parquet"
 METRICS_DIR = "metrics"
 RUN_CONFIG = "run.json"
 
+_PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
+
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 
 
@@ -122,3 +124,23 @@ def _fsync_path(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def text_column(column: pd.Series) -> pd.Series:
+    """Text with missing values, typed as a parquet round trip gives it back.
+
+    pandas >= 3 reads text as its ``str`` dtype (missing values stay missing);
+    older pandas reads ``object`` with ``None``, and ``astype(str)`` there would
+    turn ``None`` into the text ``"None"``.
+    """
+    if _PANDAS3:
+        return column.astype("str")
+    return column.astype(object).where(column.notna(), None)
+
+
+def text_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`text_column` applied to every ``object`` column of ``frame`` (in place)."""
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = text_column(frame[column])
+    return frame

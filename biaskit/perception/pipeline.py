@@ -407,7 +407,7 @@ def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult
     keys = rows[list(_KEY_COLUMNS) + ["sha256", "path"]]
     people = parts["people"].sort_values(["sha256", "person"]).reset_index(drop=True)
     # The empty frame _combine starts from has object columns: give numbers their dtype back,
-    # or _strings below would turn the boxes into text.
+    # or text_columns below would turn the boxes into text.
     people = people.astype({"person": "int64", **{c: "float64" for c in ("x0", "y0", "x1", "y1", "score")}})
     labels = parts["labels"].merge(keys, on="sha256")
     observations = labels[list(tables.OBSERVATION_COLUMNS)]
@@ -419,12 +419,7 @@ def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult
     failed = parts["done"][parts["done"]["error"].notna()]
     errors = failed.merge(keys, on="sha256")[list(ERROR_COLUMNS)].reset_index(drop=True)
     errors["sha256"] = errors["sha256"].where(~errors["sha256"].astype(str).str.startswith(_MISSING), None)
-    return TagResult(people=_strings(people), observations=_strings(observations), errors=_strings(errors))
+    # Text as it reads back from parquet, so fresh and cached results compare equal.
+    return TagResult(people=tables.text_columns(people), observations=tables.text_columns(observations),
+                     errors=tables.text_columns(errors))
 
-
-def _strings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as pandas' string dtype, as they read back from parquet (fresh == cached)."""
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].astype("str")
-    return frame
