@@ -26,6 +26,7 @@ from biaskit.report.data import DEFAULT_ALPHA, RunData, compute_rates, load_run
 from biaskit.report.figures import RenderedFigure, render_figures
 from biaskit.report.gallery import galleries
 from biaskit.report.render import build_context, render_html, render_markdown
+from biaskit.tables import write_atomic
 
 __all__ = ["write_report", "load_run", "compute_rates", "render_figures", "RunData",
            "RenderedFigure", "REPORT_HTML", "REPORT_MARKDOWN", "FIGURES_DIR"]
@@ -77,7 +78,4 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
 
 
 def _write_atomic(path: Path, payload: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: tmp.write_bytes(payload))
