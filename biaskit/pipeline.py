@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import RUN_CONFIG
+from biaskit.tables import RUN_CONFIG, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,6 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
 
 def _check_baseline(run_dir: Path, *, baseline: str) -> None:
     """A resumed run keeps its baseline: switching it silently would mislabel the report."""
-    from biaskit.report.data import read_run_config
-
     old = read_run_config(run_dir).get("baseline")
     if old is not None and old != baseline:
         raise ValueError(BASELINE_CHANGED.format(path=run_dir / RUN_CONFIG, old=old))
@@ -136,7 +134,6 @@ def record_run_settings(run_dir: str | Path, *, baseline: str | None = None,
     ``metrics`` hold the settings of those stages (thresholds are also in each
     observation's ``tagger`` text).  Keys left as None are not touched.
     """
-    from biaskit.report.data import read_run_config
     from biaskit.store import write_json_atomic
 
     path = Path(run_dir) / RUN_CONFIG

@@ -6,6 +6,7 @@ be fed from outside.  This module is the single place their names are spelled.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,7 @@ RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 
+RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 
 
@@ -144,3 +146,14 @@ def text_columns(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[column].dtype == object:
             frame[column] = text_column(frame[column])
     return frame
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """``RUN/run.json`` as a dict ({} when the run has none); a corrupt file is named."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None

@@ -270,3 +270,11 @@ def test_baseline_run_spec_errors(tmp_path):
     images = generate(SUITE, {"x": f"run:{tmp_path / 'old'}#b"}, out=tmp_path / "new", samples=1,
                       progress=False)
     assert (images["status"] == "ok").all()
+
+
+def test_corrupt_run_json_is_named_and_nothing_is_generated(tmp_path):
+    (tmp_path / "run.json").write_text('{"seed": 0, "models": ', encoding="utf-8")
+    calls = Counting()
+    with pytest.raises(ValueError, match=r"run\.json: not valid JSON"):
+        generate(SUITE, {"m": calls}, out=tmp_path, samples=1, progress=False)
+    assert calls.calls == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import re
 import time
@@ -19,7 +18,7 @@ from biaskit.generate.base import Generator, Request, Result, WRONG_RESULT_COUNT
 from biaskit.generate.seeds import derive_seed
 from biaskit.generate.specs import make_generator
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import RUN_CONFIG, STATUSES
+from biaskit.tables import RUN_CONFIG, STATUSES, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def write_run_config(root: Path, *, suite: Suite, models: Mapping[str, Any], sam
                      seed: int) -> Path:
     """Write (or update) ``RUN/run.json``: suite, samples, seed and model specs -- no secrets."""
     path = Path(root) / RUN_CONFIG
-    config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    config = read_run_config(root)
     if "seed" in config and int(config["seed"]) != int(seed):
         raise ValueError(SEED_MISMATCH.format(path=path, old=config["seed"]))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -6,7 +6,6 @@ notebooks share these tables, so the numbers in both reports are the same.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +23,6 @@ NO_METRICS = ("{run}: no metrics tables in {metrics} (missing {missing}); "
               "run `biaskit measure` or `biaskit run` first")
 NO_MODELS = "{run}: the metrics tables name no model"
 UNKNOWN_BASELINE = "{run}: baseline {baseline!r} is not a model of this run; models: {models}"
-RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
-
 VALIDATION_DIR = "validation"  # biaskit validate --out RUN/validation
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
 
@@ -71,17 +68,6 @@ class RunData:
         return prompt_id
 
 
-def read_run_config(run_dir: Path) -> dict:
-    """``RUN/run.json`` as a dict ({} when the run has none)."""
-    path = Path(run_dir) / tables.RUN_CONFIG
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None
-
-
 def _optional_table(path: Path) -> pd.DataFrame:
     return tables.read_table(path) if path.exists() else pd.DataFrame()
 
@@ -124,7 +110,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
         accuracy per attribute -- is shown too).
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = tables.read_run_config(run_dir)
     metrics_dir = run_dir / tables.METRICS_DIR
     missing = [n for n in METRIC_TABLES if not (metrics_dir / f"{n}.parquet").exists()]
     if missing:
