@@ -21,6 +21,12 @@ CLIP weights (default ViT-B-32 laion2b_s34b_b79k) download on first use; offline
 """
 
 
+def add_labelled_faces_arguments(parser: argparse.ArgumentParser) -> None:
+    """--labels and --images: a labelled face folder in FairFace's CSV layout."""
+    parser.add_argument("--labels", required=True, type=Path, help="labels CSV (file, race, gender, age)")
+    parser.add_argument("--images", required=True, type=Path, help="folder the 'file' column is relative to")
+
+
 def add_tagger_arguments(parser: argparse.ArgumentParser, *, attributes: bool = True) -> None:
     """Options shared by ``tag``, ``validate`` and ``train-probe``."""
     if attributes:

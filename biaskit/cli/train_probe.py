@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.cli.tag import add_tagger_arguments, clip_weights
+from biaskit.cli.tag import add_labelled_faces_arguments, add_tagger_arguments, clip_weights
 
 EXAMPLES = """\
 examples:
@@ -21,8 +21,7 @@ def register(subparsers) -> None:
         "train-probe", help="train a linear-probe tagger on CLIP embeddings of labelled faces",
         description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labels", required=True, type=Path, help="labels CSV (file, race, gender, age)")
-    parser.add_argument("--images", required=True, type=Path, help="folder the 'file' column is relative to")
+    add_labelled_faces_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="probe file to write (.pt)")
     parser.add_argument("--attributes", "-a", nargs="+", metavar="ATTR",
                         help="label columns to learn (default: race gender age, those present)")

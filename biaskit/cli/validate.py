@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.cli.tag import add_tagger_arguments, tagger_options
+from biaskit.cli.tag import add_labelled_faces_arguments, add_tagger_arguments, tagger_options
 
 EXAMPLES = """\
 examples:
@@ -23,8 +23,7 @@ def register(subparsers) -> None:
         "validate", help="measure a tagger on a labelled face folder",
         description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labels", required=True, type=Path, help="labels CSV (file, race, gender, age)")
-    parser.add_argument("--images", required=True, type=Path, help="folder the 'file' column is relative to")
+    add_labelled_faces_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="folder for the result tables")
     add_tagger_arguments(parser)
     parser.set_defaults(func=handle)
