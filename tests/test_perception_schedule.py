@@ -1,7 +1,7 @@
 """The throughput machinery of the perception pipeline gives the same answers as the plain path.
 
-Detector inputs made ahead (and refilled), staged taggers, decoding shared between two
-threads: each is compared with the straightforward computation on real photos.
+Detector inputs made ahead (and refilled), detection image by image on a pool of
+threads, staged taggers, decoding shared between threads: each is compared with the straightforward computation on real photos.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def test_prepared_inputs_detect_the_same_faces(detector, odd_group):
     images = [astronaut(), odd_group]
     prepared = [detector.prepare(image) for image in images]
     assert prepared[1].shape == (1, 3, 480, 416)
-    found = detector.detect_many(images, prepared=prepared)
+    found = detector.detect_many(images, prepared=prepared)  # side by side on the cores
     _same_faces(found, detector.detect_many(images))
+    _same_faces(found, [detector.detect(image) for image in images])
     assert [len(f) for f in found] == [1, 3]
 
 
@@ -95,18 +96,36 @@ def test_collect_keeps_order_when_this_thread_decodes_everything():
     assert ran_here == [4, 3, 2, 1, 0]  # from the back, where the pool does not start
 
 
-def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path, detector):
+def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path):
     make_run(tmp_path, {"a.png": astronaut(), "b.png": astronaut()[:300]})
-    loader = _Loader(root=tmp_path, max_side=2048, prepare=detector.prepare, spare_max=1)
-    first = loader.load(("x", "images/a.png"))
-    other = loader.load(("y", "images/b.png"))
+    batching = CenterFaceDetector(threads=2)  # two threads a call: detection is left to the batch
+    assert not batching.one_image_per_core
+    loader = _Loader(root=tmp_path, max_side=2048, detector=batching, spare_max=1)
+    first, other = loader.load(("x", "images/a.png")), loader.load(("y", "images/b.png"))
+    assert first.faces is None and other.faces is None
+    a_input, b_input = first.prepared, other.prepared
     loader.recycle([first, other])
-    assert len(loader._spare) == 1 and loader._spare[0][1] is other[3]  # the oldest was dropped
-    loader.recycle([first])
+    assert first.prepared is None and [spare for _, spare in loader._spare] == [b_input]  # oldest dropped
     again = loader.load(("x", "images/a.png"))
-    assert again[3] is first[3]
-    np.testing.assert_array_equal(again[3], detector.prepare(load_image(tmp_path / "images/a.png").array))
-    assert loader.load(("z", "images/missing.png"))[2].startswith(str(tmp_path / "images/missing.png"))
+    assert again.prepared is not a_input  # no spare of that size was left: a fresh array
+    kept = again.prepared
+    loader.recycle([again])
+    refilled = loader.load(("x", "images/a.png"))
+    assert refilled.prepared is kept
+    np.testing.assert_array_equal(refilled.prepared, batching.prepare(load_image(tmp_path / "images/a.png").array))
+    missing = loader.load(("z", "images/missing.png"))
+    assert missing.image is None and missing.error.startswith(str(tmp_path / "images/missing.png"))
+
+
+def test_loader_detects_image_by_image_with_a_one_core_detector(tmp_path, detector):
+    group, _ = collage([150, 110, 80], canvas=512, seed=4)
+    make_run(tmp_path, {"a.png": group})
+    assert detector.one_image_per_core  # CPU session, one thread a call
+    loader = _Loader(root=tmp_path, max_side=2048, detector=detector)
+    item = loader.load(("x", "images/a.png"))
+    assert item.prepared is None and len(loader._spare) == 1  # its input is kept for the next image
+    _same_faces([item.faces], [detector.detect(group)])
+    assert len(item.faces) == 3
 
 
 def test_results_do_not_depend_on_batch_size(tmp_path, detector):

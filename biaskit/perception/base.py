@@ -10,6 +10,7 @@ tagger's ``name``, which fills the ``tagger`` column of the observations.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping, Protocol, runtime_checkable
 
@@ -74,6 +75,14 @@ class StagedTagger(Tagger, Protocol):
     def finish(self, staged: object, *, attributes: tuple[str, ...]) -> TagOutput:
         """The model calls and the labels, from :meth:`stage`'s result."""
         ...
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def threshold_for(attribute: str, thresholds: Mapping[str, float] | None) -> float:

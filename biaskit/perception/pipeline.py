@@ -5,8 +5,9 @@
 reads ``RUN/images.parquet`` and writes ``RUN/people.parquet``,
 ``RUN/observations.parquet`` and ``RUN/perception_errors.parquet``.
 
-Work is done per distinct image file (sha256), in batches: a loader thread
-decodes images and aligns faces while this thread runs the models (see
+Work is done per distinct image file (sha256), in batches: a pool of
+threads decodes and detects image by image while this thread aligns the
+faces of the batch before and runs the taggers' models (see
 :func:`_tagged_batches` for the schedule), faces of a whole batch go through
 each tagger in one call, and results go into the tag cache so that a second
 run over the same images runs no model at all.  A face smaller than
@@ -35,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from biaskit import tables
-from biaskit.perception.base import Face, StagedTagger, Tagger
+from biaskit.perception.base import Face, StagedTagger, Tagger, available_cores
 from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
-from biaskit.perception.detect import Detector, make_detector
+from biaskit.perception.detect import Detector, Faces, make_detector
 from biaskit.perception.images import DEFAULT_MAX_SIDE, ImageLoadError, LoadedImage, load_image
 from biaskit.perception.taggers import TaggerOptions, plan_taggers
 from biaskit.taxonomy import UNCLEAR
@@ -183,54 +184,46 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
                     progress: bool) -> Iterator[dict[str, pd.DataFrame]]:
     """Result tables of each batch of ``todo``, in order.
 
-    Two threads share the two cores.  This one runs every model call, one at a
-    time, as the baseline of ``benchmarks/bench_perception.py`` does; a loader
-    thread does the rest: decoding, the detector's input, and the crops and
-    network inputs of staged taggers (:class:`~biaskit.perception.base.StagedTagger`).
-    The detector's own threads keep both cores busy while it runs, and work
-    competing with them costs it about as much as it saves, so the loader gets
-    work only once a batch's faces are found.  Then, while this thread runs the
-    taggers' models on batch k-1 (single-threaded networks, so one core is
-    free) and the unstaged taggers, the loader stages batch k and decodes batch
-    k+1; this thread decodes, from the back, what is left before it detects.
+    Image tasks, one image each, run on a pool of one thread per core but one:
+    decoding, the detector's input and, for a detector whose calls use one
+    core each (``one_image_per_core``: CenterFace on a CPU), the detection
+    itself.  They run up to two batches ahead.  This thread, the last core's,
+    takes a batch once its images are done, helping with its unstarted images
+    from the back while it waits; then it runs the detection of a detector
+    that batches (a GPU session), aligns the faces and runs the taggers.
+
+    Every task holds one core (the embedded networks are single-threaded), so
+    exactly one thread per core is busy: no thread pool spins waiting for a
+    core, and no task loses its caches to time slicing, which costs a
+    memory-bound network such as CenterFace about a tenth of its speed.
     """
     items = list(zip(todo["sha256"], todo["path"].astype(str)))
     batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
     bar = _progress(len(items), progress)
-    loader = _Loader(root=root, max_side=max_side, prepare=getattr(worker.detector, "prepare", None),
-                     spare_max=2 * batch_size)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biaskit-perception") as pool:
-        decoding = [pool.submit(loader.load, item) for item in batches[0]] if batches else []
-        previous = None
+    loader = _Loader(root=root, max_side=max_side, detector=worker.detector, spare_max=2 * batch_size)
+    with ThreadPoolExecutor(max_workers=max(available_cores() - 1, 1), thread_name_prefix="biaskit-images") as pool:
+        loading = [[pool.submit(loader.load, item) for item in batch] for batch in batches[:2]]
         for index, current in enumerate(batches):
-            batch = _collect(decoding, current, loader.load)
+            batch = _collect(loading[index], current, loader.load)
+            loading[index] = []
+            if index + 2 < len(batches):
+                loading.append([pool.submit(loader.load, item) for item in batches[index + 2]])
             found = worker.detect(batch)
             loader.recycle(batch)
-            staged = pool.submit(worker.stage, batch, found)
-            following = batches[index + 1] if index + 1 < len(batches) else []
-            decoding = [pool.submit(loader.load, item) for item in following]
-            if previous is not None:
-                yield _finish(worker, previous, bar)
-            previous = staged
-        if previous is not None:
-            yield _finish(worker, previous, bar)
+            result = worker.finish(worker.stage(batch, found))
+            if bar is not None:
+                bar.update(len(result["done"]))
+            yield result
     if bar is not None:
         bar.close()
-
-
-def _finish(worker, staged: Future, bar) -> dict[str, pd.DataFrame]:
-    result = worker.finish(staged.result())
-    if bar is not None:
-        bar.update(len(result["done"]))
-    return result
 
 
 def _steal(futures: list[Future], items: list, load) -> None:
     """Run on this thread, last first, the items the pool has not started.
 
     The pool works from the front of the list and this thread from the back, so
-    both cores work until the list is done.  A stolen item's future is replaced
-    by a finished one holding its result.
+    all work until the list is done.  A stolen item's future is replaced by a
+    finished one holding its result.
     """
     for index in reversed(range(len(futures))):
         if futures[index].cancel():
@@ -245,20 +238,34 @@ def _collect(futures: list[Future], items: list, load) -> list:
 
 
 @dataclass
-class _Loader:
-    """Decodes one (sha256, path) item; for small images also makes the detector's input.
+class _Item:
+    """One image file as an image task leaves it."""
 
-    A detector may offer ``prepare(image, *, out=None)`` (its network input,
-    made here in the loader thread) and ``detect_many(images, *, prepared=...)``.
-    Inputs come back through :meth:`recycle` once the detector has run and are
-    refilled for later images of the same size: a fresh 3 MB array costs more
-    in page faults than filling it.
+    sha256: str
+    path: str
+    image: LoadedImage | None = None
+    error: str | None = None
+    prepared: np.ndarray | None = None  # the detector's input, when detection is left to the batch
+    faces: Faces | None = None  # when the image task detected them
+
+
+@dataclass
+class _Loader:
+    """The image task: decode one (sha256, path) item, make the detector's input, maybe detect.
+
+    A detector may offer ``prepare(image, *, out=None)`` (its network input)
+    and ``detect_many(images, *, prepared=...)``.  One whose calls use one core
+    each (``one_image_per_core``) detects here, image by image, on the pool's
+    threads; the others get the prepared input at batch time.  Inputs are
+    refilled for later images of the same size (a fresh 3 MB array costs more
+    in page faults than filling one), and given back by :meth:`recycle` or
+    right after a detection here.
     """
 
     root: Path
     max_side: int
-    prepare: object = None
-    #: Images up to this many pixels get their detector input made in the loader
+    detector: object = None
+    #: Images up to this many pixels get their detector input made here
     #: (a 1 MP image's is 12 MB); larger ones get it at detection time.
     prepare_max_pixels: int = 1 << 20
     #: Most recycled inputs kept (two batches' worth are in flight at most).
@@ -266,26 +273,35 @@ class _Loader:
     _spare: list = field(default_factory=list)  # (image shape, input), oldest first
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def load(self, item: tuple[str, str]) -> tuple:
+    def load(self, item: tuple[str, str]) -> _Item:
         sha, path = item
         try:
             image = load_image(self.root / path, max_side=self.max_side)
         except ImageLoadError as exc:
-            return sha, path, str(exc), None
-        return sha, path, image, self._prepare(image.array)
+            return _Item(sha, path, error=str(exc))
+        loaded = _Item(sha, path, image=image, prepared=self._prepare(image.array))
+        if getattr(self.detector, "one_image_per_core", False):
+            prepared = None if loaded.prepared is None else [loaded.prepared]
+            (loaded.faces,) = self.detector.detect_many([image.array], prepared=prepared)
+            self.recycle([loaded])
+        return loaded
 
     def _prepare(self, array: np.ndarray):
-        if self.prepare is None or array.shape[0] * array.shape[1] > self.prepare_max_pixels:
+        prepare = getattr(self.detector, "prepare", None)
+        if prepare is None or array.shape[0] * array.shape[1] > self.prepare_max_pixels:
             return None
         with self._lock:
             match = next((k for k, (shape, _) in enumerate(self._spare) if shape == array.shape), None)
             out = self._spare.pop(match)[1] if match is not None else None
-        return self.prepare(array, out=out)
+        return prepare(array, out=out)
 
-    def recycle(self, batch) -> None:
-        """Keep the detector inputs of a batch whose faces have been found, for reuse."""
+    def recycle(self, batch: list[_Item]) -> None:
+        """Keep the detector inputs of images whose faces have been found, for reuse."""
         with self._lock:
-            self._spare.extend((item.array.shape, prepared) for _, _, item, prepared in batch if prepared is not None)
+            for item in batch:
+                if item.prepared is not None:
+                    self._spare.append((item.image.array.shape, item.prepared))
+                    item.prepared = None
             del self._spare[: max(0, len(self._spare) - self.spare_max)]
 
 
@@ -303,27 +319,31 @@ class _Worker:
     def __init__(self, *, detector: Detector, plan: list[tuple[Tagger, tuple[str, ...]]], min_face: int):
         self.detector, self.plan, self.min_face = detector, plan, min_face
 
-    def detect(self, batch) -> list:
+    def detect(self, batch: list[_Item]) -> list[Faces]:
         """Faces in each decoded image of ``batch`` (images that failed to load are skipped)."""
-        loaded = [(item, prepared) for _, _, item, prepared in batch if isinstance(item, LoadedImage)]
-        if not loaded:
-            return []
-        arrays = [item.array for item, _ in loaded]
-        prepared = [p for _, p in loaded]
-        if any(p is not None for p in prepared):
-            return self.detector.detect_many(arrays, prepared=prepared)
-        if hasattr(self.detector, "detect_many"):
-            return self.detector.detect_many(arrays)
-        return [self.detector.detect(a) for a in arrays]
+        loaded = [item for item in batch if item.image is not None]
+        todo = [item for item in loaded if item.faces is None]
+        if todo:
+            arrays = [item.image.array for item in todo]
+            prepared = [item.prepared for item in todo]
+            if any(p is not None for p in prepared):
+                found = self.detector.detect_many(arrays, prepared=prepared)
+            elif hasattr(self.detector, "detect_many"):
+                found = self.detector.detect_many(arrays)
+            else:
+                found = [self.detector.detect(a) for a in arrays]
+            for item, faces in zip(todo, found):
+                item.faces = faces
+        return [item.faces for item in loaded]
 
-    def stage(self, batch, found: list) -> "_Staged":
+    def stage(self, batch: list[_Item], found: list[Faces]) -> "_Staged":
         """Everything for ``batch`` but the model calls: people rows, faces, the taggers' CPU work.
 
         Runs in the loader thread while this thread runs the models of the batch before;
         see :func:`_tagged_batches`.
         """
-        loaded = [(sha, item) for sha, _, item, _ in batch if isinstance(item, LoadedImage)]
-        done = [{"sha256": sha, "error": item if isinstance(item, str) else None} for sha, _, item, _ in batch]
+        loaded = [(item.sha256, item.image) for item in batch if item.image is not None]
+        done = [{"sha256": item.sha256, "error": item.error} for item in batch]
         people, faces, face_keys, small = [], [], [], []
         for (sha, item), detections in zip(loaded, found):
             for person in range(len(detections)):
