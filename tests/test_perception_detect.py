@@ -111,6 +111,71 @@ def test_every_mode_loads_as_rgb_and_the_face_is_found(tmp_path, photo, mode, fm
         assert len(detector.detect(loaded.array)) == 1
 
 
+def _pillow_pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _png_chunks(data: bytes):
+    """(type, payload) of each chunk of a PNG file."""
+    position, chunks = 8, []
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append((data[position + 4 : position + 8], data[position + 8 : position + 8 + length]))
+        position += 12 + length
+    return chunks
+
+
+def _png_file(chunks) -> bytes:
+    """A PNG file of ``chunks``, every checksum right."""
+    import zlib
+
+    body = b"".join(len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+                    for kind, payload in chunks)
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+@pytest.mark.parametrize("extra", [
+    {}, {"optimize": True}, {"compress_level": 0}, {"gamma": True}, {"icc": True}, {"transparency": (0, 0, 0)},
+])
+def test_plain_rgb_png_decodes_to_the_same_pixels_as_pillow(tmp_path, photo, extra, monkeypatch):
+    """The OpenCV path for 8-bit RGB PNG gives Pillow's pixels, whatever ancillary chunks the file has."""
+    import cv2
+    from PIL import ImageCms, PngImagePlugin
+
+    decoded, imdecode = [], cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: decoded.append(1) or imdecode(*args))
+
+    kwargs = {k: v for k, v in extra.items() if k in ("optimize", "compress_level", "transparency")}
+    if extra.get("gamma"):
+        info = PngImagePlugin.PngInfo()
+        info.add(b"gAMA", (100000).to_bytes(4, "big"))  # gamma 1.0: a decoder that applied it would differ
+        kwargs["pnginfo"] = info
+    if extra.get("icc"):
+        kwargs["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    path = tmp_path / "plain.png"
+    path.write_bytes(_saved(photo, "PNG", **kwargs))
+    np.testing.assert_array_equal(load_image(path).array, _pillow_pixels(path))
+    assert decoded == [1]  # it did take the OpenCV path
+
+
+def test_png_cut_short_with_good_checksums_is_an_error_not_a_partial_image(tmp_path, photo):
+    chunks = _png_chunks(_saved(photo, "PNG"))
+    cut = [(kind, payload[: len(payload) // 2] if kind == b"IDAT" else payload) for kind, payload in chunks]
+    path = tmp_path / "short.png"
+    path.write_bytes(_png_file(cut))
+    with pytest.raises(ImageLoadError, match="short.png.*corrupt or truncated"):
+        load_image(path)
+
+
+def test_png_with_exif_orientation_is_turned_upright(tmp_path, photo, detector):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "exif.png"
+    path.write_bytes(_saved(photo.rotate(-90, expand=True), "PNG", exif=exif))  # 8: turn 90 degrees back
+    np.testing.assert_array_equal(load_image(path).array, np.asarray(photo))
+
+
 def test_sixteen_bit_grey_is_scaled_by_full_range(tmp_path):
     values = np.array([[0, 32768, 65535]], dtype=np.uint16).repeat(4, axis=0)
     path = tmp_path / "deep.png"

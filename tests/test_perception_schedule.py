@@ -1,7 +1,9 @@
 """The throughput machinery of the perception pipeline gives the same answers as the plain path.
 
 Detector inputs made ahead (and refilled), detection image by image on a pool of
-threads, staged taggers, decoding shared between threads: each is compared with the straightforward computation on real photos.
+threads, the embedded tagger split into staging and networks, images taken by this
+thread while it waits: each is compared with the straightforward computation on real
+photos.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from _faces import astronaut, collage, make_run
 from biaskit.perception import CenterFaceDetector, EmbeddedTagger, Face, tag_images
 from biaskit.perception import centerface
 from biaskit.perception.images import load_image
-from biaskit.perception.pipeline import _collect, _Loader
+from biaskit.perception.pipeline import _Ahead, _Loader
 
 
 @pytest.fixture(scope="module")
@@ -81,19 +83,41 @@ def test_staged_embedded_tagging_equals_tag(detector):
     assert empty["gender"][0] == [] and len(empty["gender"][1]) == 0
 
 
-def test_collect_keeps_order_when_this_thread_decodes_everything():
+def test_taking_a_batch_runs_its_queued_tasks_here_last_first_and_leaves_later_batches():
     gate, ran_here = threading.Event(), []
+
+    def load(item):
+        ran_here.append(item)
+        return f"<{item}>"
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(gate.wait)  # the worker is busy: every item below is still queued
-        futures = [pool.submit(str, n) for n in range(5)]
-
-        def load(item):
-            ran_here.append(item)
-            return f"<{item}>"
-
-        assert _collect(futures, list(range(5)), load) == ["<0>", "<1>", "<2>", "<3>", "<4>"]
+        pool.submit(gate.wait)  # the worker is busy: every task below stays queued
+        ahead = _Ahead(pool=pool, load=load, batches=[[0, 1, 2, 3, 4], [5, 6]])
+        assert ahead.take(0) == ["<0>", "<1>", "<2>", "<3>", "<4>"]
+        assert ran_here == [4, 3, 2, 1, 0]  # from the back, where the pool does not start
         gate.set()
-    assert ran_here == [4, 3, 2, 1, 0]  # from the back, where the pool does not start
+        assert ahead.take(1) == ["<5>", "<6>"]
+
+
+def test_while_a_batch_finishes_elsewhere_this_thread_runs_the_next_batchs_tasks():
+    started, gate, ran_here = threading.Event(), threading.Event(), []
+
+    def load(item):
+        if item == 0:  # the pool's task: running, so it cannot be taken over
+            started.set()
+            gate.wait(timeout=30)
+        else:
+            ran_here.append(item)
+            if item == 1:
+                gate.set()
+        return item * 10
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = _Ahead(pool=pool, load=load, batches=[[0], [1, 2], [3]], depth=3)
+        assert started.wait(timeout=30)
+        assert ahead.take(0) == [0]
+        assert ran_here[:2] == [2, 1]  # the next batch's, from the back, instead of idling
+        assert ahead.take(1) == [10, 20] and ahead.take(2) == [30]
 
 
 def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path):

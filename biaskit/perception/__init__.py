@@ -14,7 +14,7 @@ Examples
 >>> result = validate(labels="val.csv", images="faces/", tagger="embedded", out="val")  # doctest: +SKIP
 """
 
-from biaskit.perception.base import DEFAULT_THRESHOLDS, Face, StagedTagger, Tagger
+from biaskit.perception.base import DEFAULT_THRESHOLDS, Face, Tagger
 from biaskit.perception.cache import TagCache
 from biaskit.perception.clip import BiaskitWeightsError, ClipTagger, load_clip, read_prompts
 from biaskit.perception.detect import CenterFaceDetector, Detector, Faces, HogDetector, make_detector
@@ -30,7 +30,7 @@ from biaskit.perception.validate import ValidationResult, validate, wilson_inter
 __all__ = [
     "BiaskitWeightsError", "CenterFaceDetector", "ClipTagger", "DEFAULT_MIN_FACE", "DEFAULT_THRESHOLDS",
     "Detector", "ERRORS_TABLE", "EmbeddedTagger", "Face", "Faces", "FairFaceTagger", "HogDetector",
-    "ImageLoadError", "LoadedImage", "ProbeTagger", "SkinToneTagger", "StagedTagger", "TagCache", "TagResult", "Tagger",
+    "ImageLoadError", "LoadedImage", "ProbeTagger", "SkinToneTagger", "TagCache", "TagResult", "Tagger",
     "ValidationResult", "load_clip", "load_fairface", "load_image", "make_detector", "make_taggers",
     "plan_taggers", "read_prompts", "skin_tone", "tag_images", "tag_run", "train_probe", "validate",
     "wilson_interval",

@@ -58,25 +58,6 @@ class Tagger(Protocol):
         ...
 
 
-@runtime_checkable
-class StagedTagger(Tagger, Protocol):
-    """A tagger whose work splits into CPU work and model calls (optional).
-
-    ``finish(stage(faces, attributes=a), attributes=a)`` equals ``tag(faces,
-    attributes=a)``.  ``stage`` runs no model and may run in another thread
-    while ``finish`` runs the models of an earlier batch, so a pipeline can
-    keep one core on crops while the other runs a single-threaded network.
-    """
-
-    def stage(self, faces: list[Face], *, attributes: tuple[str, ...]) -> object:
-        """Everything but the model calls (crops, network inputs)."""
-        ...
-
-    def finish(self, staged: object, *, attributes: tuple[str, ...]) -> TagOutput:
-        """The model calls and the labels, from :meth:`stage`'s result."""
-        ...
-
-
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     try:

@@ -4,9 +4,9 @@ The package's landmark model (dlib's five points) runs on our detector's
 boxes and the 32 px gender chip and 64 px age chip are cut exactly as the
 package's aligner cuts them; the two ONNX networks then run once per *batch of faces* (across images) instead
 of once per image (in the package's chunks of 32).  :meth:`EmbeddedTagger.stage`
-(alignment, float inputs; no network) and :meth:`EmbeddedTagger.finish` (the
-networks) split :meth:`~EmbeddedTagger.tag` so that a pipeline can align one
-batch while the networks run on another.  We keep the full probability vectors:
+(landmarks, chips, float inputs; no network) and :meth:`EmbeddedTagger.finish`
+(the networks) split :meth:`~EmbeddedTagger.tag`, so that the networks can be
+timed on their own.  We keep the full probability vectors:
 
 - gender: P(female), P(male) -> ``Male`` / ``Female``.
 - age: 81 classes (0 .. 80 years) -> summed into FairFace's nine bins
@@ -122,11 +122,7 @@ class EmbeddedTagger:
         return self._run(self._inputs(gender_chips, age_chips, need_age=need_age))
 
     def stage(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> "_Inputs | None":
-        """The CPU part of :meth:`tag`: aligned chips as network inputs; no network runs.
-
-        Thread-safe with respect to :meth:`finish`, so a pipeline can stage one
-        batch while the networks run on another.
-        """
+        """Everything in :meth:`tag` before the networks: landmarks, chips, float inputs."""
         check_attributes(self.name, attributes, self.attributes)
         if not faces:
             return None

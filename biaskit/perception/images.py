@@ -21,6 +21,8 @@ Examples
 
 from __future__ import annotations
 
+import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ ALPHA_BACKGROUND = (128, 128, 128)
 
 #: Formats whose ``verify()`` checks data integrity (PNG: CRC of every chunk).
 _VERIFIABLE = ("PNG",)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_RGB = 2  # IHDR colour type: truecolour, no alpha
 
 LOAD_ERROR = "{path}: cannot read image: {reason}"
 
@@ -74,14 +78,18 @@ def load_image(path: str | Path, *, max_side: int = DEFAULT_MAX_SIDE) -> LoadedI
     """
     path = Path(path)
     try:
+        data = path.read_bytes()
         with warnings.catch_warnings():
             # A "possible bomb" warning (between 1x and 2x the pixel limit) is
             # fine to decode; above 2x Pillow raises, and that guard stays.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 if image.format in _VERIFIABLE:
                     image.verify()  # chunk checksums: catches corruption decoding would let through
-            with Image.open(path) as image:
+            plain = _plain_png(data, max_side=max_side)
+            if plain is not None:
+                return plain
+            with Image.open(io.BytesIO(data)) as image:
                 return _decode(image, max_side=max_side)
     except FileNotFoundError:
         raise ImageLoadError(LOAD_ERROR.format(path=path, reason="no such file")) from None
@@ -111,14 +119,36 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
+def _plain_png(data: bytes, *, max_side: int) -> LoadedImage | None:
+    """An 8-bit RGB PNG without EXIF and within ``max_side``, decoded by OpenCV; else None.
+
+    Generated images are mostly such files, and libpng decodes them about a
+    fifth faster than Pillow, to the same pixels (PNG is lossless).  Anything
+    else, and any file OpenCV cannot decode, goes to Pillow, which names the
+    problem.
+    """
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 26:
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth != 8 or colour != _PNG_RGB or max(width, height) > max_side or b"eXIf" in data:
+        return None
+    import cv2
+
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+    if array is None or array.shape != (height, width, 3):
+        return None
+    return LoadedImage(array=array, scale=1.0, original_size=(width, height))
+
+
 def _decode(image: Image.Image, *, max_side: int) -> LoadedImage:
     width, height = image.size
-    oriented = _orientation_swaps_axes(image)
-    original = (height, width) if oriented else (width, height)
     if max(width, height) > max_side:
         # draft() lets JPEG decode at 1/2, 1/4, 1/8 size: big photos load fast.
         image.draft("RGB", (max_side, max_side))
+    # Load before reading EXIF: a PNG's getexif() loads the image itself, and the
+    # broken-EXIF guard below must not swallow a decoding error.
     image.load()
+    original = (height, width) if _orientation_swaps_axes(image) else (width, height)
     ImageOps.exif_transpose(image, in_place=True)  # the default returns a copy even when upright
     if max(image.size) > max_side:
         factor = max_side / max(image.size)

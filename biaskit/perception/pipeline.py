@@ -27,16 +27,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
 from biaskit import tables
-from biaskit.perception.base import Face, StagedTagger, Tagger, available_cores
+from biaskit.perception.base import Face, Tagger, available_cores
 from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
 from biaskit.perception.detect import Detector, Faces, make_detector
 from biaskit.perception.images import DEFAULT_MAX_SIDE, ImageLoadError, LoadedImage, load_image
@@ -188,9 +188,9 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
     decoding, the detector's input and, for a detector whose calls use one
     core each (``one_image_per_core``: CenterFace on a CPU), the detection
     itself.  They run up to two batches ahead.  This thread, the last core's,
-    takes a batch once its images are done, helping with its unstarted images
-    from the back while it waits; then it runs the detection of a detector
-    that batches (a GPU session), aligns the faces and runs the taggers.
+    takes a batch once its images are done (running queued image tasks itself
+    while it waits, see :class:`_Ahead`); then it runs the detection of a
+    detector that batches (a GPU session), aligns the faces and runs the taggers.
 
     Every task holds one core (the embedded networks are single-threaded), so
     exactly one thread per core is busy: no thread pool spins waiting for a
@@ -202,15 +202,12 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
     bar = _progress(len(items), progress)
     loader = _Loader(root=root, max_side=max_side, detector=worker.detector, spare_max=2 * batch_size)
     with ThreadPoolExecutor(max_workers=max(available_cores() - 1, 1), thread_name_prefix="biaskit-images") as pool:
-        loading = [[pool.submit(loader.load, item) for item in batch] for batch in batches[:2]]
-        for index, current in enumerate(batches):
-            batch = _collect(loading[index], current, loader.load)
-            loading[index] = []
-            if index + 2 < len(batches):
-                loading.append([pool.submit(loader.load, item) for item in batches[index + 2]])
+        ahead = _Ahead(pool=pool, load=loader.load, batches=batches)
+        for index in range(len(batches)):
+            batch = ahead.take(index)
             found = worker.detect(batch)
             loader.recycle(batch)
-            result = worker.finish(worker.stage(batch, found))
+            result = worker.tag(batch, found)
             if bar is not None:
                 bar.update(len(result["done"]))
             yield result
@@ -218,23 +215,51 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
         bar.close()
 
 
-def _steal(futures: list[Future], items: list, load) -> None:
-    """Run on this thread, last first, the items the pool has not started.
+@dataclass
+class _Ahead:
+    """Image tasks of the coming batches on a pool; the thread that takes a batch helps.
 
-    The pool works from the front of the list and this thread from the back, so
-    all work until the list is done.  A stolen item's future is replaced by a
-    finished one holding its result.
+    While a batch it takes is unfinished, the taking thread runs queued tasks
+    itself instead of waiting: that batch's, last first (the pool starts from
+    the front), then the next batches'.  It waits only when every task is
+    running, so no core idles while the last images of a batch finish.
     """
-    for index in reversed(range(len(futures))):
-        if futures[index].cancel():
-            futures[index] = Future()
-            futures[index].set_result(load(items[index]))
 
+    pool: ThreadPoolExecutor
+    load: Callable
+    batches: list[list]
+    #: Batches queued ahead of the one being taken.
+    depth: int = 2
+    _futures: dict[int, list[Future]] = field(default_factory=dict)
 
-def _collect(futures: list[Future], items: list, load) -> list:
-    """Results of ``futures`` in order, helping with the items not started yet."""
-    _steal(futures, items, load)
-    return [future.result() for future in futures]
+    def __post_init__(self):
+        for index in range(min(self.depth, len(self.batches))):
+            self._submit(index)
+
+    def take(self, index: int) -> list:
+        """The results of batch ``index``, in order (batches are taken in order)."""
+        futures = self._futures.pop(index)
+        if index + self.depth < len(self.batches):
+            self._submit(index + self.depth)
+        queued = [(futures, self.batches[index])] + [(self._futures[k], self.batches[k]) for k in sorted(self._futures)]
+        while not all(future.done() for future in futures):
+            if not self._run_one(queued):
+                wait([future for future in futures if not future.done()], return_when=FIRST_COMPLETED)
+        return [future.result() for future in futures]
+
+    def _submit(self, index: int) -> None:
+        self._futures[index] = [self.pool.submit(self.load, item) for item in self.batches[index]]
+
+    def _run_one(self, queued: list[tuple[list[Future], list]]) -> bool:
+        """Run the first unstarted task found (each batch from its back) here; False if none is left."""
+        for futures, items in queued:
+            for position in reversed(range(len(futures))):
+                if futures[position].cancel():
+                    finished: Future = Future()
+                    finished.set_result(self.load(items[position]))
+                    futures[position] = finished
+                    return True
+        return False
 
 
 @dataclass
@@ -336,57 +361,40 @@ class _Worker:
                 item.faces = faces
         return [item.faces for item in loaded]
 
-    def stage(self, batch: list[_Item], found: list[Faces]) -> "_Staged":
-        """Everything for ``batch`` but the model calls: people rows, faces, the taggers' CPU work.
-
-        Runs in the loader thread while this thread runs the models of the batch before;
-        see :func:`_tagged_batches`.
-        """
+    def tag(self, batch: list[_Item], found: list[Faces]) -> dict[str, pd.DataFrame]:
+        """Tables of a detected batch: people rows, and every tagger on the batch's faces at once."""
         loaded = [(item.sha256, item.image) for item in batch if item.image is not None]
-        done = [{"sha256": item.sha256, "error": item.error} for item in batch]
-        people, faces, face_keys, small = [], [], [], []
-        for (sha, item), detections in zip(loaded, found):
+        people, faces, keys, small = [], [], [], []
+        for (sha, image), detections in zip(loaded, found):
             for person in range(len(detections)):
                 box = detections.boxes[person]
-                people.append(dict(sha256=sha, person=person, **_box(box / item.scale), score=float(detections.scores[person])))
+                people.append(dict(sha256=sha, person=person, **_box(box / image.scale),
+                                   score=float(detections.scores[person])))
                 if min(box[2] - box[0], box[3] - box[1]) < self.min_face:
                     small.append((sha, person))
                     continue
                 landmarks = None if detections.landmarks is None else detections.landmarks[person]
-                faces.append(Face(item.array, box, landmarks))
-                face_keys.append((sha, person))
-        staged = [tagger.stage(faces, attributes=attributes) if faces and isinstance(tagger, StagedTagger) else None
-                  for tagger, attributes in self.plan]
-        return _Staged(
-            people=pd.DataFrame(people, columns=list(tables.PEOPLE_COLUMNS)),
-            done=pd.DataFrame(done, columns=list(DONE_COLUMNS)),
-            faces=faces, keys=face_keys, small=small, staged=staged,
-        )
-
-    def finish(self, staged: "_Staged") -> dict[str, pd.DataFrame]:
-        """Tables of a staged batch: the model calls, then the label rows."""
-        labels = self._tag(staged) + self._unclear(staged.small)
+                faces.append(Face(image.array, box, landmarks))
+                keys.append((sha, person))
         return {
-            "people": staged.people,
-            "labels": pd.DataFrame(labels, columns=list(LABEL_COLUMNS)),
-            "done": staged.done,
+            "people": pd.DataFrame(people, columns=list(tables.PEOPLE_COLUMNS)),
+            "labels": pd.DataFrame(self._labels(faces, keys) + self._unclear(small), columns=list(LABEL_COLUMNS)),
+            "done": pd.DataFrame([{"sha256": item.sha256, "error": item.error} for item in batch],
+                                 columns=list(DONE_COLUMNS)),
         }
 
-    def _tag(self, staged: "_Staged") -> list[dict]:
+    def _labels(self, faces: list[Face], keys: list[tuple[str, int]]) -> list[dict]:
         rows = []
-        if not staged.faces:
+        if not faces:
             return rows
-        for (tagger, attributes), state in zip(self.plan, staged.staged):
-            if isinstance(tagger, StagedTagger):
-                output = tagger.finish(state, attributes=attributes)
-            else:
-                output = tagger.tag(staged.faces, attributes=attributes)
+        for tagger, attributes in self.plan:
+            output = tagger.tag(faces, attributes=attributes)
             for attribute in attributes:
                 labels, confidences = output[attribute]
                 rows.extend(
                     dict(sha256=sha, person=person, attribute=attribute, label=label,
                          confidence=float(conf), tagger=tagger.name)
-                    for (sha, person), label, conf in zip(staged.keys, labels, confidences)
+                    for (sha, person), label, conf in zip(keys, labels, confidences)
                 )
         return rows
 
@@ -395,18 +403,6 @@ class _Worker:
             dict(sha256=sha, person=person, attribute=attribute, label=UNCLEAR, confidence=np.nan, tagger=tagger.name)
             for sha, person in keys for tagger, attributes in self.plan for attribute in attributes
         ]
-
-
-@dataclass
-class _Staged:
-    """A detected batch, ready for its model calls (:meth:`_Worker.finish`)."""
-
-    people: pd.DataFrame
-    done: pd.DataFrame
-    faces: list[Face]
-    keys: list[tuple[str, int]]
-    small: list[tuple[str, int]]
-    staged: list  # per planned tagger: its stage() result, or None
 
 
 def _box(box) -> dict:
