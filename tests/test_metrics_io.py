@@ -145,3 +145,12 @@ def test_measure_run_reads_run_dir_and_writes_metrics(tmp_path, suite_file):
     assert names == ["comparison", "distribution", "overall", "rates", "summary"]
     assert set(pd.read_parquet(tmp_path / "metrics" / "comparison.parquet").model) == {"b"}
     assert bf.n_boot == 20
+
+
+def test_measure_run_names_the_images_file_of_a_bad_images_row(tmp_path, suite_file):
+    observations().to_parquet(tmp_path / "observations.parquet")
+    images = pd.DataFrame({"model": ["a", "a"], "prompt_id": ["doctor", "doctor"], "sample": [0, 1],
+                           "status": ["ok", "lost"]})
+    images.to_parquet(tmp_path / "images.parquet")
+    with pytest.raises(ValueError, match=r"images\.parquet: row 2: status 'lost'"):
+        measure_run(tmp_path, suite=suite_file, n_boot=5)

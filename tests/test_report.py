@@ -149,6 +149,8 @@ def test_prompt_text_is_escaped_in_html_and_markdown(report):
     assert "<script>" not in markdown
     assert markdown_cell(EVIL_TEXT) in markdown
     assert markdown_cell("a | b\nc") == "a \\| b c"
+    assert markdown_cell("[click](http://x) *now* [a][b]") == "[click\\](http://x) \\*now\\* [a\\][b]"
+    assert markdown_cell("0.45 [0.30, 0.60]") == "0.45 [0.30, 0.60]"  # an interval is not a link
 
 
 def test_no_secret_in_any_output(report):

@@ -27,6 +27,7 @@ BAD_MODEL_NAME = "model name {name!r}: use letters, digits, '.', '_', '+' and '-
 SEED_MISMATCH = ("{path}: this run was generated with seed {old}; resume it with --seed {old} "
                  "or write to a new --out directory")
 NO_MODELS = "no models given; pass at least one NAME=SPEC"
+BAD_SAMPLES = "samples must be a whole number of at least 1 (or None for the suite's), got {samples!r}"
 FLUSH_EVERY_S = 60.0
 
 
@@ -70,7 +71,7 @@ def generate(suite: Suite | str | Path, models: Mapping[str, Any], *, out: str |
     >>> images.status.value_counts()                          # doctest: +SKIP
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    samples = int(samples or suite.samples)
+    samples = suite.samples if samples is None else _whole_samples(samples)
     if not models:
         raise ValueError(NO_MODELS)
     for name in models:
@@ -95,6 +96,12 @@ def generate(suite: Suite | str | Path, models: Mapping[str, Any], *, out: str |
     images = store.images()
     _log_summary(images[images["model"].isin(list(models))])
     return images
+
+
+def _whole_samples(samples) -> int:
+    if isinstance(samples, bool) or not float(samples).is_integer() or samples < 1:
+        raise ValueError(BAD_SAMPLES.format(samples=samples))
+    return int(samples)
 
 
 def _pending(store, model: str, suite: Suite, samples: int, seed: int,

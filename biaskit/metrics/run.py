@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from biaskit.metrics.frame import BiasFrame
+from biaskit.metrics.io import read_images
 from biaskit.suite import Suite, load_suite
 from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table
 
@@ -50,7 +51,7 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
     images_path = run_dir / IMAGES_TABLE
     options["confusion"] = as_table(options.get("confusion"))
     frame = BiasFrame(read_table(observations_path), suite=suite,
-                      images=read_table(images_path) if images_path.exists() else None,
+                      images=read_images(images_path, suite=suite) if images_path.exists() else None,
                       name=str(observations_path), **options)
     frame.save(Path(out) if out is not None else run_dir / METRICS_DIR, baseline=baseline)
     return frame

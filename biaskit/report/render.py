@@ -165,11 +165,13 @@ def _environment(*, markdown: bool):
 
 
 _MD_SPECIAL = re.compile(r"([\\`*<>|])")
+# "](" and "][" make links (no reference definitions are written, so a lone "[x]" stays text)
+_MD_LINK = re.compile(r"\](?=[(\[])")
 
 
 def markdown_cell(text) -> str:
-    """Text safe inside a Markdown table cell: specials backslash-escaped, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """Text safe inside a Markdown table cell: specials backslash-escaped, no links, one line."""
+    return _MD_LINK.sub(r"\\]", _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split())))
 
 
 def render_html(context: dict) -> str:
