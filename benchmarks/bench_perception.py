@@ -12,7 +12,7 @@
 3. CLIP ViT-B-32 tagging (crops, encode, prompt-ensemble softmax) vs raw
    batched ``encode_image`` (random-init weights).  target: >= 90 %
 
-Run: ``python benchmarks/bench_perception.py [--images 48] [--repeats 5] [--skip-clip]``.
+Run: ``python benchmarks/bench_perception.py [--images 64] [--repeats 12] [--skip-clip]``.
 """
 
 from __future__ import annotations
