@@ -96,6 +96,29 @@ def test_broken_and_missing_files_recorded_and_run_goes_on(run, tagged):
     assert "p9" not in set(tagged["prompt_id"])  # refused rows are not tagged
 
 
+class _FailsOnBlank(CenterFaceDetector):
+    """CenterFace that breaks on flat images, as a runtime might on an input it cannot take."""
+
+    def detect_many(self, images, *, prepared=None):
+        if any(image.std() == 0 for image in images):
+            raise RuntimeError("runtime refused the input")
+        return super().detect_many(images, prepared=prepared)
+
+
+@pytest.mark.parametrize("threads", [None, 2])  # detection in the image tasks / for the whole batch
+def test_an_image_the_detector_fails_on_is_an_error_row_and_the_others_are_tagged(run, tagged, caplog, threads):
+    root, frame = run
+    detector = _FailsOnBlank(threads=threads)
+    assert detector.one_image_per_core == (threads is None)
+    result = tag_images(frame, root=root, detector=detector, cache=None, progress=False)
+    failed = result.errors.set_index("prompt_id")["error"]
+    assert "blank.png: face detection failed: runtime refused the input" in failed["p2"]
+    assert sorted(failed.index) == ["p2", "p3", "p8"]  # the blank image, plus the broken and missing files
+    assert result.people.equals(tables.read_table(root / "people.parquet"))  # the blank image had no people
+    assert result.observations.equals(tagged)
+    assert "face detection failed" in caplog.text
+
+
 def test_cache_makes_retagging_run_no_model(run, tagged, tmp_path):
     root, frame = run
     images = frame.copy()

@@ -12,8 +12,8 @@ faces of the batch before and runs the taggers' models (see
 each tagger in one call, and results go into the tag cache so that a second
 run over the same images runs no model at all.  A face smaller than
 ``min_face`` pixels is kept in the people table but every attribute is
-``unclear`` (confidence NaN).  An image that cannot be read gets a row in the
-errors table; the others carry on.
+``unclear`` (confidence NaN).  An image that cannot be read, or that the
+detector fails on, gets a row in the errors table; the others carry on.
 
 Examples
 --------
@@ -48,6 +48,7 @@ DEFAULT_MIN_FACE = 24
 ERRORS_TABLE = "perception_errors.parquet"
 CACHE_DIR = Path("cache") / "perception"
 ERROR_COLUMNS = ("model", "prompt_id", "sample", "sha256", "path", "error")
+DETECTION_FAILED = "{path}: face detection failed: {error}"
 _KEY_COLUMNS = ("model", "prompt_id", "sample")
 _MISSING = "missing:"
 
@@ -205,9 +206,9 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
         ahead = _Ahead(pool=pool, load=loader.load, batches=batches)
         for index in range(len(batches)):
             batch = ahead.take(index)
-            found = worker.detect(batch)
+            worker.detect(batch)
             loader.recycle(batch)
-            result = worker.tag(batch, found)
+            result = worker.tag(batch)
             if bar is not None:
                 bar.update(len(result["done"]))
             yield result
@@ -264,14 +265,21 @@ class _Ahead:
 
 @dataclass
 class _Item:
-    """One image file as an image task leaves it."""
+    """One image file as an image task leaves it, then as detection leaves it."""
 
     sha256: str
-    path: str
+    file: Path
     image: LoadedImage | None = None
     error: str | None = None
     prepared: np.ndarray | None = None  # the detector's input, when detection is left to the batch
-    faces: Faces | None = None  # when the image task detected them
+    faces: Faces | None = None
+
+    def detection_failed(self, exc: Exception) -> "_Item":
+        """Turn this item into an error row: one image the detector fails on must not end the run."""
+        log.error("face detection failed on %s: %s", self.file, exc)
+        self.image = self.faces = self.prepared = None
+        self.error = DETECTION_FAILED.format(path=self.file, error=exc)
+        return self
 
 
 @dataclass
@@ -300,14 +308,19 @@ class _Loader:
 
     def load(self, item: tuple[str, str]) -> _Item:
         sha, path = item
+        file = self.root / path
         try:
-            image = load_image(self.root / path, max_side=self.max_side)
+            image = load_image(file, max_side=self.max_side)
         except ImageLoadError as exc:
-            return _Item(sha, path, error=str(exc))
-        loaded = _Item(sha, path, image=image, prepared=self._prepare(image.array))
+            return _Item(sha, file, error=str(exc))
+        loaded = _Item(sha, file, image=image, prepared=self._prepare(image.array))
         if getattr(self.detector, "one_image_per_core", False):
             prepared = None if loaded.prepared is None else [loaded.prepared]
-            (loaded.faces,) = self.detector.detect_many([image.array], prepared=prepared)
+            try:
+                (loaded.faces,) = self.detector.detect_many([image.array], prepared=prepared)
+            except Exception as exc:  # noqa: BLE001 -- whatever the runtime raises, the run goes on
+                self.recycle([loaded])
+                return loaded.detection_failed(exc)
             self.recycle([loaded])
         return loaded
 
@@ -344,28 +357,43 @@ class _Worker:
     def __init__(self, *, detector: Detector, plan: list[tuple[Tagger, tuple[str, ...]]], min_face: int):
         self.detector, self.plan, self.min_face = detector, plan, min_face
 
-    def detect(self, batch: list[_Item]) -> list[Faces]:
-        """Faces in each decoded image of ``batch`` (images that failed to load are skipped)."""
-        loaded = [item for item in batch if item.image is not None]
-        todo = [item for item in loaded if item.faces is None]
-        if todo:
-            arrays = [item.image.array for item in todo]
-            prepared = [item.prepared for item in todo]
-            if any(p is not None for p in prepared):
-                found = self.detector.detect_many(arrays, prepared=prepared)
-            elif hasattr(self.detector, "detect_many"):
-                found = self.detector.detect_many(arrays)
-            else:
-                found = [self.detector.detect(a) for a in arrays]
-            for item, faces in zip(todo, found):
-                item.faces = faces
-        return [item.faces for item in loaded]
+    def detect(self, batch: list[_Item]) -> None:
+        """Find the faces of the batch's decoded images that the image tasks left undetected.
 
-    def tag(self, batch: list[_Item], found: list[Faces]) -> dict[str, pd.DataFrame]:
+        One call for all of them (a GPU session stacks images); if it fails,
+        image by image, so that only the images it fails on become error rows.
+        """
+        todo = [item for item in batch if item.image is not None and item.faces is None]
+        if not todo:
+            return
+        try:
+            found = self._detect(todo)
+        except Exception:  # noqa: BLE001 -- find the culprits below
+            found = []
+            for item in todo:
+                try:
+                    found.append(self._detect([item])[0])
+                except Exception as exc:  # noqa: BLE001
+                    found.append(item.detection_failed(exc).faces)
+        for item, faces in zip(todo, found):
+            item.faces = faces
+
+    def _detect(self, items: list[_Item]) -> list[Faces]:
+        arrays = [item.image.array for item in items]
+        prepared = [item.prepared for item in items]
+        if any(p is not None for p in prepared):
+            return self.detector.detect_many(arrays, prepared=prepared)
+        if hasattr(self.detector, "detect_many"):
+            return self.detector.detect_many(arrays)
+        return [self.detector.detect(a) for a in arrays]
+
+    def tag(self, batch: list[_Item]) -> dict[str, pd.DataFrame]:
         """Tables of a detected batch: people rows, and every tagger on the batch's faces at once."""
-        loaded = [(item.sha256, item.image) for item in batch if item.image is not None]
         people, faces, keys, small = [], [], [], []
-        for (sha, image), detections in zip(loaded, found):
+        for item in batch:
+            if item.faces is None:
+                continue
+            sha, image, detections = item.sha256, item.image, item.faces
             for person in range(len(detections)):
                 box = detections.boxes[person]
                 people.append(dict(sha256=sha, person=person, **_box(box / image.scale),
