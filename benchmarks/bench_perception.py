@@ -12,7 +12,7 @@
 3. CLIP ViT-B-32 tagging (crops, encode, prompt-ensemble softmax) vs raw
    batched ``encode_image`` (random-init weights).  target: >= 90 %
 
-Run: ``python benchmarks/bench_perception.py [--images 64] [--repeats 12] [--skip-clip]``.
+Run: ``python benchmarks/bench_perception.py [--images 128] [--repeats 8] [--skip-clip]``.
 """
 
 from __future__ import annotations
@@ -94,37 +94,46 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
                   if min(f.boxes[k][2] - f.boxes[k][0], f.boxes[k][3] - f.boxes[k][1]) >= min_face]
                  for image, f in zip(images, found)]
         blobs = [detector.prepare(image) for image in images]
-        # stage(): the chips as float32 network inputs, in the chunks the stack runs
-        staged = [embedded.stage(sum(faces[s : s + batch_size], [])) for s in range(0, len(images), batch_size)]
         engine = embedded._engine
-        networks = ([(engine.gender.run, x) for gender, _ in staged for x in gender]
-                    + [(engine.age.run, x) for _, age in staged for x in age])
-        landmarks = [(embedded.landmarks, image_faces) for image_faces in faces if image_faces]
+
+        def batch_calls(start: int, centerface, with_landmarks: bool) -> list:
+            """A batch's model calls, in the stack's order: CenterFace, landmarks, gender and age."""
+            batch_faces = faces[start : start + batch_size]
+            gender, age = embedded.stage(sum(batch_faces, []))  # chips as float32 inputs, in the stack's chunks
+            return ([(centerface, blob) for blob in blobs[start : start + batch_size]]
+                    + [(embedded.landmarks, image_faces) for image_faces in batch_faces if with_landmarks and image_faces]
+                    + [(engine.gender.run, x) for x in gender] + [(engine.age.run, x) for x in age])
+
+        def calls(centerface, with_landmarks: bool) -> list:
+            return [call for start in range(0, len(images), batch_size)
+                    for call in batch_calls(start, centerface, with_landmarks)]
+
+        schedule = {(pooled, with_landmarks): calls(detector.run_network if pooled else intra_op.run_network,
+                                                    with_landmarks)
+                    for pooled in (True, False) for with_landmarks in (True, False)}
 
         def one_after_another(with_landmarks: bool):
-            for blob in blobs:
-                intra_op.run_network(blob)
-            for run, x in networks + (landmarks if with_landmarks else []):
+            for run, x in schedule[False, with_landmarks]:
                 run(x)
 
         def on_a_pool(with_landmarks: bool):
-            calls = [(detector.run_network, blob) for blob in blobs] + networks + (landmarks if with_landmarks else [])
             with ThreadPoolExecutor(max_workers=cores) as pool:
-                for future in [pool.submit(run, x) for run, x in calls]:
+                for future in [pool.submit(run, x) for run, x in schedule[True, with_landmarks]]:
                     future.result()
 
         def full_stack():
             tag_images(frame, root=Path(folder), tagger=[embedded, "skin"], detector=detector, cache=None,
                        batch_size=batch_size, min_face=min_face, progress=False)
 
-        schedules = [lambda: one_after_another(True), lambda: on_a_pool(True),
-                     lambda: one_after_another(False), lambda: on_a_pool(False), full_stack]
-        for schedule in schedules:
-            schedule()  # warm-up: sessions, landmark model
-        # This machine's speed drifts by 20 % over minutes (a shared VM), which best-of-N across
-        # the whole run mistakes for overhead; ratios of runs taken back to back cancel the drift.
-        rounds = np.array([timed(*schedules) for _ in range(repeats)])
-    sequential, pooled, sequential_nets, pooled_nets, full = rounds.T
+        for warm_up in (lambda: one_after_another(True), lambda: on_a_pool(False), full_stack):
+            warm_up()  # sessions, landmark model
+        # This machine's speed drifts by a fifth within a minute (a shared VM).  Each round runs
+        # pool, pool without landmarks, stack, stack, pool without landmarks, pool -- symmetric,
+        # so a drift that is linear over the round cancels from every ratio -- then the
+        # one-after-another schedule once.
+        rounds = np.array([_symmetric_round(lambda: on_a_pool(True), lambda: on_a_pool(False), full_stack)
+                           + timed(lambda: one_after_another(True)) for _ in range(repeats)])
+    pooled, pooled_nets, full, sequential = rounds.T
     n = len(images)
     print(f"[embedded] {n} images, {sum(map(len, faces))} faces (512x512, 1-4 faces each), {cores} cores, "
           f"{repeats} rounds, medians")
@@ -133,13 +142,19 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
     print(f"                      {n / np.median(pooled):7.2f} images/s on a pool of {cores} threads (one per call)")
     print(f"  full tag_images   : {n / np.median(full):7.2f} images/s (decode, detect, align, gender/age, skin tone, "
           f"tables)")
-    for label, models in (("ratio", np.minimum(sequential, pooled)),
-                          ("without landmarks", np.minimum(sequential_nets, pooled_nets))):
+    for label, models in (("ratio", np.minimum(sequential, pooled)), ("without landmarks", pooled_nets)):
         ratios = models / full
         ratio = float(np.median(ratios))
         print(f"  {label:18s}: {ratio:7.1%}   target >= 90 %   {'PASS' if ratio >= 0.9 else 'MISS'}"
               f"   (rounds {ratios.min():.1%} .. {ratios.max():.1%}; "
               f"overhead {np.median(full - models) / n * 1e3:.2f} ms/image)")
+
+
+def _symmetric_round(*functions) -> list[float]:
+    """Mean time of each function, run in the order 1 .. k, k .. 1 (cancels a linear drift)."""
+    forward = timed(*functions)
+    backward = timed(*reversed(functions))[::-1]
+    return [(a + b) / 2 for a, b in zip(forward, backward)]
 
 
 def bench_skin(images: list[np.ndarray]) -> None:
@@ -213,8 +228,8 @@ def bench_clip(images: list[np.ndarray], *, batch_size: int = 32) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=12, help="rounds of the embedded timings")
+    parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=8, help="rounds of the embedded timings")
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-skin", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
