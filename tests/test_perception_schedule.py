@@ -169,3 +169,25 @@ def test_results_do_not_depend_on_batch_size(tmp_path, detector):
         np.testing.assert_allclose(other.observations["confidence"], first.observations["confidence"], atol=1e-6)
     expected = [len(detector.detect(image)) for image in files.values() if isinstance(image, np.ndarray)]
     assert expected[:3] == [1, 3, 2] and len(first.people) == sum(expected) and len(first.errors) == 1
+
+
+def test_available_cores_follows_the_affinity_mask_or_the_cpu_count(monkeypatch):
+    from biaskit.perception import base
+
+    monkeypatch.setattr(base.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert base.available_cores() == 1
+    monkeypatch.delattr(base.os, "sched_getaffinity")  # macOS, Windows
+    monkeypatch.setattr(base.os, "cpu_count", lambda: 6)
+    assert base.available_cores() == 6
+
+
+def test_one_core_gives_the_same_tables(tmp_path, detector, monkeypatch):
+    from biaskit.perception import pipeline
+
+    group, _ = collage([160, 120, 90], canvas=512, seed=2)
+    frame = make_run(tmp_path, {f"{n}.png": image for n, image in enumerate([astronaut(), group, group[:300]])})
+    many = tag_images(frame, root=tmp_path, detector=detector, cache=None, batch_size=2, progress=False)
+    monkeypatch.setattr(pipeline, "available_cores", lambda: 1)  # a pool of one thread, and this one
+    one = tag_images(frame, root=tmp_path, detector=detector, cache=None, batch_size=2, progress=False)
+    assert one.people.equals(many.people) and one.observations.equals(many.observations)
+    assert len(many.people) == 1 + 3 + len(detector.detect(group[:300]))
