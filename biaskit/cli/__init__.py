@@ -25,14 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"biaskit.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"biaskit.cli.{name}":
-                raise
-            continue  # sub-command not built yet
-        module.register(subparsers)
+        importlib.import_module(f"biaskit.cli.{name}").register(subparsers)
     return parser
+
+
+def add_command(subparsers, name: str, *, help: str, description: str, examples: str | None = None):
+    """A sub-command's parser.
+
+    ``description`` may be the module docstring (its ``double backquotes`` are
+    dropped); ``examples``, shown after the options, keep their line breaks.
+    """
+    formatter = argparse.RawDescriptionHelpFormatter if examples else argparse.HelpFormatter
+    return subparsers.add_parser(name, help=help, description=description.strip().replace("``", ""),
+                                 epilog=examples, formatter_class=formatter)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from biaskit.cli import add_command
 from biaskit.generate.specs import SPEC_KINDS
 
 BAD_MODEL_ARG = "{option} {value!r}: expected NAME=SPEC, e.g. dalle3=openai:dall-e-3"
@@ -23,11 +24,10 @@ The API key comes from OPENAI_API_KEY (and OPENAI_BASE_URL); it is never written
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="generate N resamples per prompt per model into a run directory",
+    parser = add_command(
+        subparsers, "generate", help="generate N resamples per prompt per model into a run directory",
         description="Resample every prompt of a suite with one or more models into a run directory.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=EXAMPLES)
     parser.add_argument("suite", help="prompt suite YAML file (see prompts/README.md)")
     parser.add_argument("--model", "-m", action="append", required=True, metavar="NAME=SPEC",
                         help=f"a model to sample; SPEC is one of {SPEC_KINDS} (repeatable)")

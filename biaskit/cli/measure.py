@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from biaskit.cli import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "measure", help="compute bias metrics from an observations table",
+    parser = add_command(
+        subparsers, "measure", help="compute bias metrics from an observations table",
         description="Compute bias metrics from an observations table: category distributions, "
                     "heterogeneous-output frequency, normalized entropy, ahistorical match, and "
                     "model vs baseline with bootstrap intervals and tests.")

