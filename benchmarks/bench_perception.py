@@ -31,6 +31,7 @@ from _faces import collage, make_run  # noqa: E402  (shared image helpers)
 
 from biaskit.perception import CenterFaceDetector, EmbeddedTagger, Face, tag_images  # noqa: E402
 from biaskit.perception.base import available_cores  # noqa: E402
+from biaskit.perception.pipeline import batch_slices  # noqa: E402
 from biaskit.perception.skin_tone import skin_tone, skin_tones  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
 
     The baseline makes exactly the stack's model calls: CenterFace once per
     image, dlib's landmark model once per face, gender and age once per chunk
-    of the faces of each ``batch_size`` images.  Decoding, CenterFace's input
+    of the faces of each of the stack's batches (``batch_slices``).  Decoding, CenterFace's input
     tensor, the chips and their float conversion are done before timing, so
     every step that is not a model call counts against the stack.  The calls
     get the faster of two schedules: one after another with CenterFace on all
@@ -96,17 +97,17 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
         blobs = [detector.prepare(image) for image in images]
         engine = embedded._engine
 
-        def batch_calls(start: int, centerface, with_landmarks: bool) -> list:
+        def batch_calls(batch: slice, centerface, with_landmarks: bool) -> list:
             """A batch's model calls, in the stack's order: CenterFace, landmarks, gender and age."""
-            batch_faces = faces[start : start + batch_size]
+            batch_faces = faces[batch]
             gender, age = embedded.stage(sum(batch_faces, []))  # chips as float32 inputs, in the stack's chunks
-            return ([(centerface, blob) for blob in blobs[start : start + batch_size]]
+            return ([(centerface, blob) for blob in blobs[batch]]
                     + [(embedded.landmarks, image_faces) for image_faces in batch_faces if with_landmarks and image_faces]
                     + [(engine.gender.run, x) for x in gender] + [(engine.age.run, x) for x in age])
 
         def calls(centerface, with_landmarks: bool) -> list:
-            return [call for start in range(0, len(images), batch_size)
-                    for call in batch_calls(start, centerface, with_landmarks)]
+            return [call for batch in batch_slices(len(images), batch_size)
+                    for call in batch_calls(batch, centerface, with_landmarks)]
 
         schedule = {(pooled, with_landmarks): calls(detector.run_network if pooled else intra_op.run_network,
                                                     with_landmarks)

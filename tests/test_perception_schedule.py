@@ -19,7 +19,7 @@ from _faces import astronaut, collage, make_run
 from biaskit.perception import CenterFaceDetector, EmbeddedTagger, Face, tag_images
 from biaskit.perception import centerface
 from biaskit.perception.images import load_image
-from biaskit.perception.pipeline import _Ahead, _Loader
+from biaskit.perception.pipeline import _Ahead, _Loader, batch_slices
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,16 @@ def test_while_a_batch_finishes_elsewhere_this_thread_runs_the_next_batchs_tasks
         assert ahead.take(0) == [0]
         assert ran_here[:2] == [2, 1]  # the next batch's, from the back, instead of idling
         assert ahead.take(1) == [10, 20] and ahead.take(2) == [30]
+
+
+@pytest.mark.parametrize(("count", "sizes"), [
+    (0, []), (1, [1]), (5, [2, 1, 1, 1]), (16, [8, 4, 2, 1, 1]),
+    (40, [16, 8, 8, 4, 2, 1, 1]), (50, [16, 16, 2, 8, 4, 2, 1, 1]),
+])
+def test_batches_are_full_then_the_last_batch_worth_halves_down_to_one_image(count, sizes):
+    slices = batch_slices(count, 16)
+    assert [part.stop - part.start for part in slices] == sizes
+    assert [i for part in slices for i in range(count)[part]] == list(range(count))  # each once, in order
 
 
 def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path):

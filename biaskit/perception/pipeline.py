@@ -183,7 +183,7 @@ def _hashes(rows: pd.DataFrame, root: Path) -> list[str]:
 
 def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size: int, worker: "_Worker",
                     progress: bool) -> Iterator[dict[str, pd.DataFrame]]:
-    """Result tables of each batch of ``todo``, in order.
+    """Result tables of each batch of ``todo`` (:func:`batch_slices`), in order.
 
     Image tasks, one image each, run on a pool of one thread per core but one:
     decoding, the detector's input and, for a detector whose calls use one
@@ -199,7 +199,7 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
     memory-bound network such as CenterFace about a tenth of its speed.
     """
     items = list(zip(todo["sha256"], todo["path"].astype(str)))
-    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    batches = [items[part] for part in batch_slices(len(items), batch_size)]
     bar = _progress(len(items), progress)
     loader = _Loader(root=root, max_side=max_side, detector=worker.detector, spare_max=2 * batch_size)
     with ThreadPoolExecutor(max_workers=max(available_cores() - 1, 1), thread_name_prefix="biaskit-images") as pool:
@@ -214,6 +214,23 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
             yield result
     if bar is not None:
         bar.close()
+
+
+def batch_slices(count: int, batch_size: int) -> list[slice]:
+    """Slices of ``count`` items into batches: ``batch_size`` each, the last batch's worth halving.
+
+    The last batch is tagged after every image task has ended, with the other
+    cores idle; so the last ``batch_size`` items come in batches of half the
+    rest (8, 4, 2, 1, 1 for 16), each tagged while the next ones are detected,
+    leaving one image's tagging alone at the end.
+    """
+    tapered = max(count - batch_size, 0)
+    bounds = list(range(0, tapered, batch_size))
+    start = tapered
+    while start < count:
+        bounds.append(start)
+        start += max((count - start) // 2, 1)
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:] + [count])]
 
 
 @dataclass
