@@ -12,7 +12,7 @@
 3. CLIP ViT-B-32 tagging (crops, encode, prompt-ensemble softmax) vs raw
    batched ``encode_image`` (random-init weights).  target: >= 90 %
 
-Run: ``python benchmarks/bench_perception.py [--images 128] [--repeats 8] [--skip-clip]``.
+Run: ``python benchmarks/bench_perception.py [--images 256] [--repeats 6] [--skip-clip]``.
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ def bench_clip(images: list[np.ndarray], *, batch_size: int = 32) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=8, help="rounds of the embedded timings")
+    parser.add_argument("--images", type=int, default=256, help="a run of a few hundred images, as an evaluation makes")
+    parser.add_argument("--repeats", type=int, default=6, help="rounds of the embedded timings")
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-skin", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
