@@ -137,6 +137,11 @@ def _write_metrics(run_dir):
                  "ci_high"]).assign(model="cand", baseline="base")
     comparison["q_value"] = comparison["prompt_id"].map(q).fillna(0.0001)
     comparison["p_value"] = comparison["q_value"] / 3
-    for name, frame in (("distribution", distribution), ("summary", summary),
-                        ("overall", overall), ("comparison", comparison)):
+    # cand: 1 refused and 1 failed of 8 samples, 1 unclear of 20 labels; a person in every image.
+    rates = pd.DataFrame(
+        [("base", 6, 6, 0.0, 0.0, 0.0, 20, 0.0), ("cand", 8, 6, 0.125, 0.125, 0.0, 20, 0.05)],
+        columns=["model", "n_samples", "n_images", "refusal_rate", "error_rate", "no_person_share",
+                 "n_observations", "unclear_share"])
+    for name, frame in (("distribution", distribution), ("summary", summary), ("overall", overall),
+                        ("rates", rates), ("comparison", comparison)):
         write_table(frame, metrics / f"{name}.parquet", csv=True)

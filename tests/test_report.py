@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from biaskit.report import compute_rates, load_run, write_report
+from biaskit.report import load_run, write_report
 from biaskit.report.render import markdown_cell
 from report_support import EVIL_TEXT, SECRET, make_run
 
@@ -123,23 +123,12 @@ def test_ahistorical_table(report):
     assert rows[1] == ["founders", "the US founding fathers", "gender", "Male", "100.0% of 4", "75.0% of 4"]
 
 
-def test_rates_are_computed_from_images_and_observations(report):
+def test_rates_table_shows_the_measured_rates(report):
     rows = {r[0]: r[1:] for r in report["parsed"].tables["rates"][1:]}
-    # cand: 1 refused + 1 error of 8 samples; 1 unclear of 20 labels; every ok image has a person.
+    assert report["parsed"].tables["rates"][0] == ["model", "unclear share", "no person share", "refusal rate",
+                                                   "error rate"]
     assert rows["cand"] == ["5.0%", "0.0%", "12.5%", "12.5%"]
     assert rows["base"] == ["0.0%", "0.0%", "0.0%", "0.0%"]
-
-
-def test_compute_rates_counts_images_without_people():
-    images = pd.DataFrame({"model": ["m"] * 4, "prompt_id": ["p"] * 4, "sample": range(4),
-                           "status": ["ok", "ok", "ok", "refused"], "sha256": ["a", "b", "c", None]})
-    people = pd.DataFrame({"sha256": ["a", "a"], "person": [0, 1]})
-    observations = pd.DataFrame({"model": ["m"] * 4, "label": ["Male", "unclear", "unclear", "MST3"]})
-    rates = compute_rates(images=images, people=people, observations=observations).set_index("model")
-    assert rates.loc["m", "refusal_rate"] == pytest.approx(1 / 4)
-    assert rates.loc["m", "error_rate"] == 0
-    assert rates.loc["m", "no_person_share"] == pytest.approx(2 / 3)
-    assert rates.loc["m", "unclear_share"] == pytest.approx(2 / 4)
 
 
 def test_prompt_text_is_escaped_in_html_and_markdown(report):
@@ -201,8 +190,9 @@ def test_missing_metrics_and_unknown_baseline_are_clear_errors(tmp_path):
     make_run(tmp_path)
     with pytest.raises(ValueError, match="baseline 'nobody'"):
         load_run(tmp_path, baseline="nobody")
-    (tmp_path / "metrics" / "overall.parquet").unlink()
-    with pytest.raises(FileNotFoundError, match=r"overall.*biaskit measure"):
+    for name in ("overall", "rates"):
+        (tmp_path / "metrics" / f"{name}.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"'overall', 'rates'.*biaskit measure"):
         write_report(tmp_path)
 
 

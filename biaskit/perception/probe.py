@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from biaskit import taxonomy
 from biaskit.perception.base import (

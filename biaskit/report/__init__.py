@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biaskit.report.data import DEFAULT_ALPHA, RunData, compute_rates, load_run
+from biaskit.report.data import DEFAULT_ALPHA, RunData, load_run
 from biaskit.report.figures import RenderedFigure, render_figures
 from biaskit.report.gallery import galleries
 from biaskit.report.render import build_context, render_html, render_markdown
 from biaskit.tables import write_atomic
 
-__all__ = ["write_report", "load_run", "compute_rates", "render_figures", "RunData",
+__all__ = ["write_report", "load_run", "render_figures", "RunData",
            "RenderedFigure", "REPORT_HTML", "REPORT_MARKDOWN", "FIGURES_DIR"]
 
 REPORT_HTML = "report.html"

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biaskit import tables, taxonomy
+from biaskit import tables
 from biaskit.suite import Suite, load_suite
 
-METRIC_TABLES = ("distribution", "summary", "overall")
+METRIC_TABLES = ("distribution", "summary", "overall", "rates")
 #: comparison.parquet exists only when the run has a baseline; an empty table stands in.
 COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "value",
                       "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
@@ -122,10 +122,6 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     images = _optional_table(run_dir / tables.IMAGES_TABLE)
     people = _optional_table(run_dir / tables.PEOPLE_TABLE)
     observations = _optional_table(run_dir / tables.OBSERVATIONS_TABLE)
-    rates_path = metrics_dir / "rates.parquet"
-    rates = (tables.read_table(rates_path) if rates_path.exists()
-             else compute_rates(images=images, people=people, observations=observations,
-                                summary=metric["summary"]))
     models = _models(metric["summary"], images)
     if not models:
         raise ValueError(NO_MODELS.format(run=run_dir))
@@ -143,7 +139,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     elif not isinstance(confusion, pd.DataFrame):
         confusion = tables.read_table(confusion)
     return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
-                   rates=rates, images=images, people=people, observations=observations,
+                   images=images, people=people, observations=observations,
                    confusion=confusion,
                    validation=_optional_table(run_dir / VALIDATION_DIR / "summary.parquet"),
                    perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
@@ -154,43 +150,6 @@ def _models(summary: pd.DataFrame, images: pd.DataFrame) -> list[str]:
     seen = list(summary.get("model", pd.Series(dtype=str)))
     seen += list(images.get("model", pd.Series(dtype=str)))
     return list(dict.fromkeys(str(m) for m in seen))
-
-
-def compute_rates(*, images: pd.DataFrame, people: pd.DataFrame, observations: pd.DataFrame,
-                  summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per model: refusal_rate, error_rate, unclear_share, no_person_share.
-
-    Used when the metrics stage wrote no ``rates`` table.  Refusal and error
-    rates are over all requested samples; the no-person share is over images
-    generated (status ok); the unclear share is over person x attribute labels.
-    """
-    models = _models(summary if summary is not None else pd.DataFrame(), images)
-    rows = {m: {"model": m} for m in models}
-    if not images.empty:
-        status = images.groupby("model")["status"]
-        for model, values in status:
-            rows[model]["refusal_rate"] = float((values == tables.STATUS_REFUSED).mean())
-            rows[model]["error_rate"] = float((values == tables.STATUS_ERROR).mean())
-        ok = images[images["status"] == tables.STATUS_OK]
-        with_person = _images_with_people(ok, people=people, observations=observations)
-        for model, flags in with_person.groupby(ok["model"]):
-            rows[model]["no_person_share"] = float(1 - flags.mean()) if len(flags) else np.nan
-    if not observations.empty:
-        for model, labels in observations.groupby("model")["label"]:
-            rows[str(model)]["unclear_share"] = float((labels == taxonomy.UNCLEAR).mean())
-    columns = ["model", "refusal_rate", "error_rate", "unclear_share", "no_person_share"]
-    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
-
-
-def _images_with_people(ok: pd.DataFrame, *, people: pd.DataFrame,
-                        observations: pd.DataFrame) -> pd.Series:
-    """For each ok image row: does it show at least one person?"""
-    if not people.empty:
-        return ok["sha256"].isin(set(people["sha256"]))
-    keys = set(zip(observations.get("model", []), observations.get("prompt_id", []),
-                   observations.get("sample", [])))
-    return pd.Series([k in keys for k in zip(ok["model"], ok["prompt_id"], ok["sample"])],
-                     index=ok.index, dtype=bool)
 
 
 def headline(overall: pd.DataFrame, *, models: list[str]) -> pd.DataFrame:
