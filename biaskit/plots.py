@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
+from biaskit.suite import POOLED_KIND
 from biaskit.tables import require_columns
 
 NO_ROWS = "{figure}: the {table} table has no rows for {what}"
@@ -269,9 +270,10 @@ def _annotate_points(ax, names, x, y) -> None:
 
 
 def default_kind(overall: pd.DataFrame) -> str:
-    """The kind the headline uses: ``all`` if the table has it, else ``individual``, else the first."""
+    """The kind the headline uses: the pooled ``ambiguous`` if the table has it, else ``individual``,
+    else the first."""
     kinds = list(dict.fromkeys(overall["kind"]))
-    for preferred in ("all", "individual"):
+    for preferred in (POOLED_KIND, "individual"):
         if preferred in kinds:
             return preferred
     return kinds[0]

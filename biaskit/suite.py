@@ -26,6 +26,10 @@ import yaml
 from biaskit import taxonomy
 
 KINDS = ("individual", "group", "ahistorical")
+#: The kinds whose prompts leave the answer open ("a doctor", "three workers"), and the name
+#: of their pooled aggregate in the metrics' ``overall`` table.
+AMBIGUOUS_KINDS = ("individual", "group")
+POOLED_KIND = "ambiguous"
 DEFAULT_SAMPLES = 20
 _SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 _PROMPT_FIELDS = {"id", "text", "kind", "count", "expected", "tags"}

@@ -185,7 +185,7 @@ def test_intervals_match_an_exact_bootstrap_enumeration():
 def test_overall_every_column_by_hand(frame):
     overall = frame.overall
     assert tuple(overall.columns) == OVERALL_COLUMNS
-    assert len(overall) == 2 * 2 * 3  # models x attributes x kinds
+    assert len(overall) == 2 * 2 * 4  # models x attributes x (3 kinds + individual and group pooled)
     expected = {
         ("new", "gender", "individual"): dict(n_prompts=1, hof=1.0, mean_entropy=1.0, match_rate=NAN),
         ("new", "gender", "group"): dict(n_prompts=1, hof=1.0, mean_entropy=h2(5 / 7), match_rate=NAN),
@@ -200,9 +200,30 @@ def test_overall_every_column_by_hand(frame):
                                                 match_rate=1.0),
         ("new", "skin_tone", "individual"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0),
         ("base", "skin_tone", "individual"): dict(n_prompts=0, hof=NAN, mean_entropy=NAN),
+        # doctor and trio pooled, each prompt weighing the same; the ahistorical prompt stays out
+        ("new", "gender", "ambiguous"): dict(n_prompts=2, hof=1.0, mean_entropy=(1.0 + h2(5 / 7)) / 2,
+                                             match_rate=NAN),
+        ("base", "gender", "ambiguous"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0, hof_ci_low=0.0,
+                                              hof_ci_high=0.0),
+        ("new", "skin_tone", "ambiguous"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0),
+        ("base", "skin_tone", "ambiguous"): dict(n_prompts=0, hof=NAN, mean_entropy=NAN),
     }
     for (model, attribute, kind), values in expected.items():
         assert_values(row(overall, model=model, attribute=attribute, kind=kind), values)
+    assert list(dict.fromkeys(overall["kind"])) == ["individual", "group", "ahistorical", "ambiguous"]
+
+
+def test_pooled_kind_replicates_average_the_prompts_of_both_kinds(frame):
+    kinds = [frame.aggregate(model="new", attribute="gender", kind=k) for k in ("individual", "group")]
+    pooled = frame.aggregate(model="new", attribute="gender", kind="ambiguous")
+    for metric in ("hof", "mean_entropy"):
+        # one prompt per kind here, so each kind's replicates are that prompt's
+        by_hand = np.nanmean(np.stack([k[f"{metric}_replicates"] for k in kinds]), axis=0)
+        np.testing.assert_allclose(pooled[f"{metric}_replicates"], by_hand)
+    only_individual = suite_from_dict({"name": "one", "prompts": [{"id": "p", "text": "a"}]})
+    single = BiasFrame(OBS[OBS["prompt_id"] == "doctor"].replace({"doctor": "p"}), suite=only_individual,
+                       n_boot=10)
+    assert single.overall_kinds == ("individual",)  # nothing to pool
 
 
 def test_overall_hof_interval_recomputes_heterogeneity_per_replicate():

@@ -6,9 +6,10 @@ The comparison table has one row per model, prompt, attribute and metric:
   for every label of the taxonomy; ``within_image_heterogeneity`` for group and
   ahistorical prompts (kinds that can show several persons); ``match_rate``
   where the prompt has an expected label for the attribute.
-* per kind of prompt (``prompt_id`` = ``all:<kind>``, e.g. ``all:individual``):
-  ``hof``, ``mean_entropy`` and, where prompts of the kind have an expected
-  label, ``match_rate`` (as in the overall table).
+* per kind of prompt (``prompt_id`` = ``all:<kind>``, e.g. ``all:individual``,
+  and ``all:ambiguous`` for individual and group prompts pooled): ``hof``,
+  ``mean_entropy`` and, where prompts of the kind have an expected label,
+  ``match_rate`` (as in the overall table).
 
 ``delta = value - baseline_value``; ``ci_low``/``ci_high`` is the percentile
 interval of the replicate deltas, the two models being resampled independently
@@ -144,11 +145,11 @@ def _prompt_rows(frame, *, model, baseline, attribute, tests) -> pd.DataFrame:
 def _overall_rows(frame, *, model, baseline, attribute) -> pd.DataFrame:
     has_expected = frame.expected_index(attribute)[: len(frame.prompt_ids)] >= 0
     rows = []
-    for kind in frame.suite_kinds:
+    for kind, of_kind in frame.kind_masks.items():
         mine = frame.aggregate(model=model, attribute=attribute, kind=kind)
         theirs = frame.aggregate(model=baseline, attribute=attribute, kind=kind)
         metrics = ["hof", "mean_entropy"]
-        if (has_expected & (frame.kinds == kind)).any():
+        if (has_expected & of_kind).any():
             metrics.append("match_rate")
         for metric in metrics:
             low, high = frame.interval(mine[f"{metric}_replicates"] - theirs[f"{metric}_replicates"])

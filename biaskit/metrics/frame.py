@@ -11,7 +11,8 @@ is the counting unit and "unclear" labels are left out of shares):
   optional Miller-Madow correction, see :mod:`biaskit.metrics.entropy`);
 * ``heterogeneous`` = the resamples hold more than one distinct known label
   (NA when no known label); ``hof`` of a kind of prompt = share of its prompts
-  with a known label that are heterogeneous;
+  with a known label that are heterogeneous (``overall`` also pools individual
+  and group prompts, the ones whose answer is open, as kind ``ambiguous``);
 * ``within_image_heterogeneity`` = among images with >= 2 known-labelled
   persons, the share whose labels are not all equal (NaN when none);
 * ``match_rate`` (prompts with an expected label) = share of known-labelled
@@ -67,7 +68,7 @@ from biaskit.metrics.measures import (
 )
 from biaskit.metrics.measures import ratio as _ratio
 from biaskit.metrics.stats import N_PERMUTATIONS
-from biaskit.suite import KINDS, Suite
+from biaskit.suite import AMBIGUOUS_KINDS, KINDS, POOLED_KIND, Suite
 from biaskit.tables import write_table
 
 DISTRIBUTION_COLUMNS = ("model", "prompt_id", "attribute", "label", "count", "share",
@@ -329,7 +330,7 @@ class BiasFrame:
 
     @cached_property
     def overall(self) -> pd.DataFrame:
-        """One row per model x attribute x kind (kinds present in the suite, in KINDS order).
+        """One row per model x attribute x kind (:attr:`overall_kinds`).
 
         ``n_prompts`` counts the prompts of the kind with at least one known
         label; ``hof`` and ``mean_entropy`` average over them (each prompt
@@ -339,7 +340,7 @@ class BiasFrame:
         rows = []
         for attribute in self.taxonomies:
             for model in self.models:
-                for kind in self.suite_kinds:
+                for kind in self.overall_kinds:
                     agg = self.aggregate(model=model, attribute=attribute, kind=kind)
                     row = {"model": model, "attribute": attribute, "kind": kind,
                            "n_prompts": agg["n_prompts"]}
@@ -393,8 +394,22 @@ class BiasFrame:
         present = set(self.kinds)
         return tuple(k for k in KINDS if k in present)
 
+    @cached_property
+    def kind_masks(self) -> dict[str, np.ndarray]:
+        """Prompts (boolean, suite order) of each kind in the suite, in KINDS order, then of
+        :data:`POOLED_KIND` (individual and group prompts together) when the suite has both."""
+        masks = {kind: self.kinds == kind for kind in self.suite_kinds}
+        if all(kind in masks for kind in AMBIGUOUS_KINDS):
+            masks[POOLED_KIND] = np.isin(self.kinds, AMBIGUOUS_KINDS)
+        return masks
+
+    @property
+    def overall_kinds(self) -> tuple[str, ...]:
+        """The ``kind`` values of :attr:`overall`: :attr:`suite_kinds`, maybe :data:`POOLED_KIND`."""
+        return tuple(self.kind_masks)
+
     def aggregate(self, *, model: str, attribute: str, kind: str) -> dict:
-        """HOF, mean entropy and mean match rate over one kind of prompt, with replicates.
+        """HOF, mean entropy and mean match rate over one kind of prompt (or the pooled kind), with replicates.
 
         Returns n_prompts, hof, mean_entropy, match_rate and, for each of the
         last three, ``<metric>_replicates`` (B,): the per-replicate mean over
@@ -417,18 +432,17 @@ class BiasFrame:
         masks = {"hof": known, "mean_entropy": known, "match_rate": known & has_expected}
         values = {"hof": "heterogeneous", "mean_entropy": "entropy", "match_rate": "match_rate"}
         totals = {(kind, metric): [np.zeros(self.n_boot), np.zeros(self.n_boot)]
-                  for kind in self.suite_kinds for metric in masks}
+                  for kind in self.kind_masks for metric in masks}
         for rows in self.group_chunks(start, start + n_prompts):
             reps = self.replicate_metrics(attribute, rows)
             local = slice(rows.start - start, rows.stop - start)
             for (kind, metric), (total, count) in totals.items():
-                used = masks[metric][local] & (self.kinds[local] == kind)
+                used = masks[metric][local] & self.kind_masks[kind][local]
                 chosen = getattr(reps, values[metric])[used]  # (prompts, B)
                 total += np.nansum(chosen, axis=0)
                 count += (~np.isnan(chosen)).sum(axis=0)
         result = {}
-        for kind in self.suite_kinds:
-            of_kind = self.kinds == kind
+        for kind, of_kind in self.kind_masks.items():
             result[kind] = {"n_prompts": int((known & of_kind).sum())}
             for metric, mask in masks.items():
                 chosen = getattr(point, values[metric])[start:start + n_prompts][mask & of_kind]

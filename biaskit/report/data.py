@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import tables
-from biaskit.suite import Suite, load_suite
+from biaskit.suite import POOLED_KIND, Suite, load_suite
 
 METRIC_TABLES = ("distribution", "summary", "overall", "rates")
 #: comparison.parquet exists only when the run has a baseline; an empty table stands in.
@@ -27,7 +27,7 @@ VALIDATION_DIR = "validation"  # biaskit validate --out RUN/validation
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
 
 #: Headline kinds, in the order the headline table lists them.
-HEADLINE_KINDS = ("all", "individual", "group")
+HEADLINE_KINDS = (POOLED_KIND, "individual", "group")
 DEFAULT_ALPHA = 0.05
 
 
@@ -167,9 +167,8 @@ def headline(overall: pd.DataFrame, *, models: list[str]) -> pd.DataFrame:
 
 
 def _per_prompt(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Rows about one prompt (not the ``all`` / ``all:<kind>`` aggregates; ids never hold ':')."""
-    ids = comparison["prompt_id"].astype(str)
-    return comparison[(ids != "all") & ~ids.str.startswith("all:")]
+    """Rows about one prompt (not the ``all:<kind>`` aggregates; prompt ids never hold ':')."""
+    return comparison[~comparison["prompt_id"].astype(str).str.startswith("all:")]
 
 
 def significant_differences(comparison: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA
