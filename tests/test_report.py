@@ -238,3 +238,14 @@ def test_boxes_stored_as_text_are_drawn_and_unreadable_ones_skipped(tmp_path):
     assert (int(second["person"]), float(second["x0"]), float(second["y0"]), float(second["x1"]),
             float(second["y1"])) in boxes[second["sha256"]]
     assert write_report(tmp_path, thumbnails=1)["html"].exists()
+
+
+def test_a_prompt_named_all_is_a_prompt_and_kind_aggregates_are_not():
+    from biaskit.report.data import significant_differences
+
+    comparison = pd.DataFrame(
+        [(pid, "gender", "entropy", "cand", "base", 0.9, 0.1, 0.8, 0.5, 1.0, 0.001, 0.002)
+         for pid in ("all", "all:individual", "all:ambiguous", "doctor")],
+        columns=["prompt_id", "attribute", "metric", "model", "baseline", "value", "baseline_value",
+                 "delta", "ci_low", "ci_high", "p_value", "q_value"])
+    assert list(significant_differences(comparison)["prompt_id"]) == ["all", "doctor"]
