@@ -68,6 +68,13 @@ def require_columns(frame: pd.DataFrame, columns, *, name: str) -> None:
         )
 
 
+def concat_rows(parts: list[pd.DataFrame], columns) -> pd.DataFrame:
+    """``parts`` stacked, with exactly ``columns`` in that order (an empty table of them if none)."""
+    if not parts:
+        return pd.DataFrame(columns=list(columns))
+    return pd.concat(parts, ignore_index=True).loc[:, list(columns)]
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a parquet or CSV table, chosen by the file's suffix."""
     path = Path(path)

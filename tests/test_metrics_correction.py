@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biaskit.metrics import BiasFrame, unmix
+from biaskit.metrics import CORRECTED_ENTROPY_COLUMNS, BiasFrame, normalized_entropy, unmix
 from biaskit.metrics.correction import confusion_counts, row_stochastic
 from biaskit.suite import suite_from_dict
 from biaskit.taxonomy import RACE4
@@ -87,10 +87,37 @@ def test_recovers_true_shares_of_2000_persons_within_0_03():
     # Intervals carry image and validation-set uncertainty, and cover the truth here.
     assert ((corrected.ci_low <= TRUTH) & (TRUTH <= corrected.ci_high)).all()
     assert ((corrected.ci_low <= corrected.share) & (corrected.share <= corrected.ci_high)).all()
+    # The corrected entropy is that of the corrected shares, and comes back near the truth's.
+    entropy = bf.corrected_entropy.iloc[0]
+    assert entropy.observed_entropy == pytest.approx(bf.summary.entropy.iloc[0])
+    assert entropy.entropy == pytest.approx(float(normalized_entropy(corrected.share.to_numpy())))
+    true_entropy = float(normalized_entropy(TRUTH))
+    assert abs(entropy.entropy - true_entropy) < abs(entropy.observed_entropy - true_entropy)
+    assert entropy.ci_low <= true_entropy <= entropy.ci_high
+
+
+def test_corrected_entropy_of_an_exact_mixture_by_hand():
+    # 11 Male and 9 Female tagged by a tagger with P(Female | Male) = 0.1, P(Male | Female) = 0.2:
+    # q = C^T p gives p = (0.5, 0.5) exactly, entropy 1.
+    suite = suite_from_dict({"name": "c", "prompts": [{"id": "p", "text": "a"}]})
+    labels = ["Male"] * 11 + ["Female"] * 9
+    obs = pd.DataFrame({"model": "m", "prompt_id": "p", "sample": range(20), "person": 0,
+                        "attribute": "gender", "label": labels})
+    confusion = pd.DataFrame([("gender", "Male", "Male", 90), ("gender", "Male", "Female", 10),
+                              ("gender", "Female", "Female", 80), ("gender", "Female", "Male", 20)],
+                             columns=["attribute", "true", "predicted", "count"])
+    table = BiasFrame(obs, suite=suite, n_boot=200, seed=0, confusion=confusion).corrected_entropy
+    assert tuple(table.columns) == CORRECTED_ENTROPY_COLUMNS and len(table) == 1
+    row = table.iloc[0]
+    h = -(0.55 * np.log(0.55) + 0.45 * np.log(0.45)) / np.log(2)
+    assert row.observed_entropy == pytest.approx(h)
+    assert row.entropy == pytest.approx(1.0)
+    assert row.ci_low < row.entropy <= row.ci_high <= 1.0
 
 
 def test_no_confusion_no_corrected_table():
     suite = suite_from_dict({"name": "c", "prompts": [{"id": "p", "text": "a"}]})
     obs = pd.DataFrame([("m", "p", 0, 0, "gender", "Male")],
                        columns=["model", "prompt_id", "sample", "person", "attribute", "label"])
-    assert BiasFrame(obs, suite=suite, n_boot=0).corrected is None
+    frame = BiasFrame(obs, suite=suite, n_boot=0)
+    assert frame.corrected is None and frame.corrected_entropy is None

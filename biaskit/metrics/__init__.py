@@ -5,7 +5,7 @@ Main entry points: :class:`BiasFrame` (all tables of one measurement) and
 """
 
 from biaskit.metrics.compare import COMPARISON_COLUMNS
-from biaskit.metrics.correction import CORRECTED_COLUMNS, unmix
+from biaskit.metrics.correction import CORRECTED_COLUMNS, CORRECTED_ENTROPY_COLUMNS, unmix
 from biaskit.metrics.entropy import normalized_entropy
 from biaskit.metrics.frame import (
     DISTRIBUTION_COLUMNS,
@@ -33,4 +33,5 @@ __all__ = [
     "RATES_COLUMNS",
     "COMPARISON_COLUMNS",
     "CORRECTED_COLUMNS",
+    "CORRECTED_ENTROPY_COLUMNS",
 ]

@@ -9,10 +9,12 @@ on the simplex (then it is the maximum-likelihood estimate), otherwise the
 maximum-likelihood estimate by EM (``p_i <- p_i sum_j q_j C_ij / sum_k p_k
 C_kj``), which keeps every share in [0, 1] and summing to 1.
 
-Intervals (:func:`corrected_distribution`) are percentile intervals over
+Intervals (:func:`corrected_tables`) are percentile intervals over
 replicates that resample both the images (as every other interval) and the
 validation set (each true-label row of the confusion table redrawn from its
-multinomial), so they carry the uncertainty of ``C`` too.
+multinomial), so they carry the uncertainty of ``C`` too.  The corrected
+normalized entropy of each prompt is that of its corrected shares (plug-in),
+with intervals from the same replicates.
 
 Examples
 --------
@@ -29,12 +31,15 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
+from biaskit.metrics.entropy import normalized_entropy
 from biaskit.metrics.io import BAD_LABEL
-from biaskit.tables import require_columns
+from biaskit.tables import concat_rows, require_columns
 
 CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 CORRECTED_COLUMNS = ("model", "prompt_id", "attribute", "label", "observed_share", "share",
                      "ci_low", "ci_high")
+CORRECTED_ENTROPY_COLUMNS = ("model", "prompt_id", "attribute", "observed_entropy", "entropy",
+                             "ci_low", "ci_high")
 NO_VALIDATION_ROW = ("confusion: attribute {attribute!r}: no validation example with true label "
                      "{label!r}; assuming it is always predicted correctly")
 MAX_EM_ITERATIONS = 20000
@@ -127,14 +132,20 @@ def resampled_matrices(counts: np.ndarray, *, n_boot: int, rng: np.random.Genera
     return row_stochastic(draws)
 
 
-def corrected_distribution(frame, confusion: pd.DataFrame) -> pd.DataFrame:
-    """Corrected shares per model x prompt x attribute (attributes in ``confusion`` only).
+def corrected_tables(frame, confusion: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Corrected shares and entropy per model x prompt x attribute (attributes in ``confusion`` only).
 
-    Columns: model, prompt_id, attribute, label, observed_share (as in the
-    distribution table), share (corrected), ci_low, ci_high.
+    Returns
+    -------
+    shares : DataFrame
+        model, prompt_id, attribute, label, observed_share (as in the
+        distribution table), share (corrected), ci_low, ci_high.
+    entropy : DataFrame
+        model, prompt_id, attribute, observed_entropy (plug-in, of the
+        observed shares), entropy (of the corrected shares), ci_low, ci_high.
     """
     rng = np.random.default_rng([frame.seed, 1])
-    parts = []
+    shares_parts, entropy_parts = [], []
     for attribute in frame.attributes:
         if not (confusion["attribute"] == attribute).any():
             continue
@@ -144,12 +155,21 @@ def corrected_distribution(frame, confusion: pd.DataFrame) -> pd.DataFrame:
         point = frame.point_metrics(attribute)
         shares = unmix(point.counts, matrix)
         matrices = resampled_matrices(counts, n_boot=frame.n_boot, rng=rng)
-        low, high = frame.replicate_intervals(attribute, lambda reps: unmix(reps.counts, matrices))
-        parts.append(pd.DataFrame({
-            **frame.index_columns(repeat=len(labels)), "attribute": attribute,
+
+        def shares_then_entropy(reps):  # one unmixing per replicate gives both intervals
+            replicate_shares = unmix(reps.counts, matrices)
+            return np.concatenate([replicate_shares, normalized_entropy(replicate_shares)[..., None]], axis=-1)
+
+        low, high = frame.replicate_intervals(attribute, shares_then_entropy)
+        k = len(labels)
+        shares_parts.append(pd.DataFrame({
+            **frame.index_columns(repeat=k), "attribute": attribute,
             "label": np.tile(np.array(labels, dtype=object), len(shares)),
             "observed_share": point.shares.ravel(), "share": shares.ravel(),
-            "ci_low": low.ravel(), "ci_high": high.ravel()}))
-    if not parts:
-        return pd.DataFrame(columns=list(CORRECTED_COLUMNS))
-    return pd.concat(parts, ignore_index=True).loc[:, list(CORRECTED_COLUMNS)]
+            "ci_low": low[:, :k].ravel(), "ci_high": high[:, :k].ravel()}))
+        entropy_parts.append(pd.DataFrame({
+            **frame.index_columns(), "attribute": attribute,
+            "observed_entropy": normalized_entropy(point.counts), "entropy": normalized_entropy(shares),
+            "ci_low": low[:, k], "ci_high": high[:, k]}))
+    return concat_rows(shares_parts, CORRECTED_COLUMNS), concat_rows(entropy_parts, CORRECTED_ENTROPY_COLUMNS)
+

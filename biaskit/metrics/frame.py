@@ -31,8 +31,9 @@ is the counting unit and "unclear" labels are left out of shares):
   prompt's images and recompute the per-prompt quantities before averaging.
 
 Tables: :attr:`distribution`, :attr:`summary`, :attr:`overall`, :attr:`rates`,
-:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected`
-(see :mod:`biaskit.metrics.correction`); :meth:`save` writes them all.  The
+:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected` and
+:attr:`corrected_entropy` (see :mod:`biaskit.metrics.correction`); :meth:`save`
+writes them all.  The
 replicate sums of every group are kept (compactly, as small integers) so that
 tables and comparisons computed later use the same replicates; so are, per
 attribute, the replicate known counts, entropies and label mixing that several
@@ -69,7 +70,7 @@ from biaskit.metrics.measures import (
 from biaskit.metrics.measures import ratio as _ratio
 from biaskit.metrics.stats import N_PERMUTATIONS
 from biaskit.suite import AMBIGUOUS_KINDS, KINDS, POOLED_KIND, Suite
-from biaskit.tables import write_table
+from biaskit.tables import concat_rows, write_table
 
 DISTRIBUTION_COLUMNS = ("model", "prompt_id", "attribute", "label", "count", "share",
                         "ci_low", "ci_high")
@@ -299,7 +300,7 @@ class BiasFrame:
                 "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),
                 "count": point.counts.ravel().astype(np.int64), "share": point.shares.ravel(),
                 "ci_low": low.ravel(), "ci_high": high.ravel()}))
-        return _concat(parts, DISTRIBUTION_COLUMNS)
+        return concat_rows(parts, DISTRIBUTION_COLUMNS)
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -326,7 +327,7 @@ class BiasFrame:
                 "expected": pd.array(labels[expected], dtype="string"),
                 "match_rate": point.match_rate,
                 "count_accuracy": np.where(states_count, images["count_accuracy"], np.nan)}))
-        return _concat(parts, SUMMARY_COLUMNS)
+        return concat_rows(parts, SUMMARY_COLUMNS)
 
     @cached_property
     def overall(self) -> pd.DataFrame:
@@ -349,7 +350,7 @@ class BiasFrame:
                         row.update({metric: agg[metric], f"{metric}_ci_low": float(low),
                                     f"{metric}_ci_high": float(high)})
                     rows.append({**row, "match_rate": agg["match_rate"]})
-        return _concat([pd.DataFrame(rows)] if rows else [], OVERALL_COLUMNS)
+        return concat_rows([pd.DataFrame(rows)] if rows else [], OVERALL_COLUMNS)
 
     @cached_property
     def rates(self) -> pd.DataFrame:
@@ -379,15 +380,27 @@ class BiasFrame:
             "unclear_share": _ratio(unclear, rows)})
         return frame.loc[:, list(RATES_COLUMNS)]
 
-    @cached_property
+    @property
     def corrected(self) -> pd.DataFrame | None:
         """Distribution corrected for classifier error (None without ``confusion``).
 
-        See :func:`biaskit.metrics.correction.corrected_distribution`.
+        See :func:`biaskit.metrics.correction.corrected_tables`.
         """
+        return None if self._corrected_tables is None else self._corrected_tables[0]
+
+    @property
+    def corrected_entropy(self) -> pd.DataFrame | None:
+        """Normalized entropy of the corrected distribution, with intervals (None without ``confusion``).
+
+        Columns: model, prompt_id, attribute, observed_entropy, entropy, ci_low, ci_high.
+        """
+        return None if self._corrected_tables is None else self._corrected_tables[1]
+
+    @cached_property
+    def _corrected_tables(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         if self._confusion is None:
             return None
-        return correcting.corrected_distribution(self, self._confusion)
+        return correcting.corrected_tables(self, self._confusion)
 
     @property
     def suite_kinds(self) -> tuple[str, ...]:
@@ -461,7 +474,7 @@ class BiasFrame:
         return comparing.comparison_table(self, baseline=baseline, models=models)
 
     def save(self, out_dir: str | Path, *, baseline: str | None = None) -> dict[str, Path]:
-        """Write distribution, summary, overall, rates (+ comparison, corrected) as parquet + CSV."""
+        """Write distribution, summary, overall, rates (+ comparison; corrected, corrected_entropy) as parquet + CSV."""
         out_dir = Path(out_dir)
         tables = {"distribution": self.distribution, "summary": self.summary,
                   "overall": self.overall, "rates": self.rates}
@@ -469,15 +482,10 @@ class BiasFrame:
             tables["comparison"] = self.compare(baseline=baseline)
         if self.corrected is not None:
             tables["corrected"] = self.corrected
+            tables["corrected_entropy"] = self.corrected_entropy
         return {name: write_table(table, out_dir / f"{name}.parquet", csv=True)
                 for name, table in tables.items()}
 
     def __repr__(self) -> str:
         return (f"BiasFrame(models={list(self.models)}, prompts={len(self.prompt_ids)}, "
                 f"attributes={list(self.attributes)}, n_boot={self.n_boot})")
-
-
-def _concat(parts, columns) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame(columns=list(columns))
-    return pd.concat(parts, ignore_index=True).loc[:, list(columns)]
