@@ -145,31 +145,35 @@ def corrected_tables(frame, confusion: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
         observed shares), entropy (of the corrected shares), ci_low, ci_high.
     """
     rng = np.random.default_rng([frame.seed, 1])
-    shares_parts, entropy_parts = [], []
-    for attribute in frame.attributes:
-        if not (confusion["attribute"] == attribute).any():
-            continue
-        labels = frame.taxonomies[attribute]
-        counts = confusion_counts(confusion, attribute=attribute, labels=labels)
-        matrix = row_stochastic(counts, attribute=attribute, labels=labels)
-        point = frame.point_metrics(attribute)
-        shares = unmix(point.counts, matrix)
-        matrices = resampled_matrices(counts, n_boot=frame.n_boot, rng=rng)
+    parts = [_corrected_attribute(frame, attribute, confusion, rng) for attribute in frame.attributes
+             if (confusion["attribute"] == attribute).any()]
+    return (concat_rows([shares for shares, _ in parts], CORRECTED_COLUMNS),
+            concat_rows([entropy for _, entropy in parts], CORRECTED_ENTROPY_COLUMNS))
 
-        def shares_then_entropy(reps):  # one unmixing per replicate gives both intervals
-            replicate_shares = unmix(reps.counts, matrices)
-            return np.concatenate([replicate_shares, normalized_entropy(replicate_shares)[..., None]], axis=-1)
 
-        low, high = frame.replicate_intervals(attribute, shares_then_entropy)
-        k = len(labels)
-        shares_parts.append(pd.DataFrame({
-            **frame.index_columns(repeat=k), "attribute": attribute,
-            "label": np.tile(np.array(labels, dtype=object), len(shares)),
-            "observed_share": point.shares.ravel(), "share": shares.ravel(),
-            "ci_low": low[:, :k].ravel(), "ci_high": high[:, :k].ravel()}))
-        entropy_parts.append(pd.DataFrame({
-            **frame.index_columns(), "attribute": attribute,
-            "observed_entropy": normalized_entropy(point.counts), "entropy": normalized_entropy(shares),
-            "ci_low": low[:, k], "ci_high": high[:, k]}))
-    return concat_rows(shares_parts, CORRECTED_COLUMNS), concat_rows(entropy_parts, CORRECTED_ENTROPY_COLUMNS)
+def _corrected_attribute(frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`corrected_tables`' two parts for one attribute."""
+    labels = frame.taxonomies[attribute]
+    counts = confusion_counts(confusion, attribute=attribute, labels=labels)
+    matrix = row_stochastic(counts, attribute=attribute, labels=labels)
+    point = frame.point_metrics(attribute)
+    shares = unmix(point.counts, matrix)
+    matrices = resampled_matrices(counts, n_boot=frame.n_boot, rng=rng)
 
+    def shares_then_entropy(reps):  # one unmixing per replicate gives both intervals
+        replicate_shares = unmix(reps.counts, matrices)
+        return np.concatenate([replicate_shares, normalized_entropy(replicate_shares)[..., None]], axis=-1)
+
+    low, high = frame.replicate_intervals(attribute, shares_then_entropy)
+    k = len(labels)
+    corrected_shares = pd.DataFrame({
+        **frame.index_columns(repeat=k), "attribute": attribute,
+        "label": np.tile(np.array(labels, dtype=object), len(shares)),
+        "observed_share": point.shares.ravel(), "share": shares.ravel(),
+        "ci_low": low[:, :k].ravel(), "ci_high": high[:, :k].ravel()})
+    corrected_entropy = pd.DataFrame({
+        **frame.index_columns(), "attribute": attribute,
+        "observed_entropy": normalized_entropy(point.counts), "entropy": normalized_entropy(shares),
+        "ci_low": low[:, k], "ci_high": high[:, k]})
+    return corrected_shares, corrected_entropy
