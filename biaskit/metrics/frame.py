@@ -409,8 +409,11 @@ class BiasFrame:
 
     @cached_property
     def kind_masks(self) -> dict[str, np.ndarray]:
-        """Prompts (boolean, suite order) of each kind in the suite, in KINDS order, then of
-        :data:`POOLED_KIND` (individual and group prompts together) when the suite has both."""
+        """Boolean masks over the prompts (suite order), one per kind of :attr:`overall`.
+
+        Each kind in the suite, in KINDS order, then :data:`POOLED_KIND`
+        (individual and group prompts together) when the suite has both.
+        """
         masks = {kind: self.kinds == kind for kind in self.suite_kinds}
         if all(kind in masks for kind in AMBIGUOUS_KINDS):
             masks[POOLED_KIND] = np.isin(self.kinds, AMBIGUOUS_KINDS)
@@ -422,7 +425,7 @@ class BiasFrame:
         return tuple(self.kind_masks)
 
     def aggregate(self, *, model: str, attribute: str, kind: str) -> dict:
-        """HOF, mean entropy and mean match rate over one kind of prompt (or the pooled kind), with replicates.
+        """HOF, mean entropy and mean match rate over one kind of prompt (or pooled), with replicates.
 
         Returns n_prompts, hof, mean_entropy, match_rate and, for each of the
         last three, ``<metric>_replicates`` (B,): the per-replicate mean over
