@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_tests
+from biaskit.tables import concat_rows
 
 COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "value",
                       "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
@@ -57,9 +58,7 @@ def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
             parts.append(_prompt_rows(frame, model=model, baseline=baseline, attribute=attribute,
                                       tests=tests))
             parts.append(_overall_rows(frame, model=model, baseline=baseline, attribute=attribute))
-    if not parts:
-        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
-    return pd.concat(parts, ignore_index=True).loc[:, list(COMPARISON_COLUMNS)]
+    return concat_rows(parts, COMPARISON_COLUMNS)
 
 
 def _per_prompt_metrics(frame, attribute):

@@ -456,8 +456,7 @@ def _box(box) -> dict:
 def _combine(*groups: list[dict]) -> dict[str, pd.DataFrame]:
     parts = [part for group in groups for part in group]
     return {
-        name: pd.concat([pd.DataFrame(columns=list(columns))] + [p[name] for p in parts if len(p[name])],
-                        ignore_index=True)
+        name: tables.concat_rows([p[name] for p in parts if len(p[name])], columns)
         for name, columns in (("people", tables.PEOPLE_COLUMNS), ("labels", LABEL_COLUMNS), ("done", DONE_COLUMNS))
     }
 
@@ -466,8 +465,8 @@ def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult
     """Join per-image results to the images rows (one image file may serve several rows)."""
     keys = rows[list(_KEY_COLUMNS) + ["sha256", "path"]]
     people = parts["people"].sort_values(["sha256", "person"]).reset_index(drop=True)
-    # The empty frame _combine starts from has object columns: give numbers their dtype back,
-    # or text_columns below would turn the boxes into text.
+    # With no rows, concat_rows gives object columns: give numbers
+    # their dtype, or text_columns below would turn the boxes into text.
     people = people.astype({"person": "int64", **{c: "float64" for c in ("x0", "y0", "x1", "y1", "score")}})
     labels = parts["labels"].merge(keys, on="sha256")
     observations = labels[list(tables.OBSERVATION_COLUMNS)]
