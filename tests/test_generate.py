@@ -225,7 +225,7 @@ def test_bad_model_name_and_seed_change_are_refused(tmp_path):
 
 @pytest.mark.parametrize("samples", [0, -2, 2.5, True])
 def test_samples_below_one_or_not_whole_are_refused_before_anything_is_generated(tmp_path, samples):
-    with pytest.raises(ValueError, match=f"samples must be a whole number of at least 1.*got {samples!r}"):
+    with pytest.raises(ValueError, match=f"samples must be a whole number from 1 to 10000.*got {samples!r}"):
         generate(SUITE, {"m": seed_colour}, out=tmp_path / "run", samples=samples, progress=False)
     assert not (tmp_path / "run").exists()
 

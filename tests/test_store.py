@@ -53,6 +53,11 @@ def assert_complete(run: Path, *, models=("m",), samples=3) -> pd.DataFrame:
     return images
 
 
+def resume_with(generator, run: Path, **options) -> pd.DataFrame:
+    """Resume model "m" of ``run`` with another generator: a deliberate change (allow_changed)."""
+    return generate(SUITE, {"m": generator}, out=run, progress=False, allow_changed=True, **options)
+
+
 # A child process that runs the same generation and dies at a chosen point.
 CHILD = textwrap.dedent("""
     import os, sys, time
@@ -119,7 +124,7 @@ def test_crash_between_image_writes_and_table_write_regenerates_nothing(tmp_path
     child(tmp_path, run, "before-table")
     assert not (run / IMAGES_TABLE).exists()
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert resume.calls == []
     images = assert_complete(run)
     assert (images["status"] == "ok").all()
@@ -133,7 +138,7 @@ def test_crash_after_journal_line_before_image_regenerates_only_that_sample(tmp_
     child(tmp_path, run, "before-image")
     assert len(ImageStore(run).images()) == 3  # the 4th line has no file: not counted
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert len(resume.calls) == 3  # the interrupted sample and the two never started
     assert_complete(run)
 
@@ -144,7 +149,7 @@ def test_crash_before_rename_leaves_no_partial_file_counted(tmp_path):
     assert list((run / "images").glob(".*.tmp"))  # the complete temporary file is there...
     assert len(ImageStore(run).images()) == 1      # ...but only the first sample counts
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert len(resume.calls) == 5
     assert not list((run / "images").glob(".*.tmp"))  # cleaned by the next writer
     assert_complete(run)
@@ -167,7 +172,7 @@ def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
     # 5 journal lines were seen; the last one's image may not have been renamed yet.
     assert 4 <= stored < len(SUITE) * samples
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, samples=samples, progress=False)
+    resume_with(resume, run, samples=samples)
     assert len(resume.calls) == len(SUITE) * samples - stored
     assert_complete(run, samples=samples)
 
@@ -181,7 +186,7 @@ def test_partial_journal_line_is_ignored_and_repaired(tmp_path):
     with open(tmp_path / JOURNAL, "ab") as handle:
         handle.write(b'{"model": "m", "prompt_id": "doc')  # a kill mid-write
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=tmp_path, samples=1, progress=False)
+    resume_with(resume, tmp_path, samples=1)
     assert len(resume.calls) == 2  # table deleted: both regenerate, the cut line counts for nothing
     assert_complete(tmp_path, samples=1)
 
@@ -195,7 +200,7 @@ def test_errors_are_retried_on_resume_but_refusals_are_final(tmp_path):
     first = generate(SUITE, {"m": flaky}, out=tmp_path, progress=False)
     assert set(first["status"]) == {"error", "refused"}
     resume = Counting()
-    images = generate(SUITE, {"m": resume}, out=tmp_path, progress=False)
+    images = resume_with(resume, tmp_path)
     assert sorted(p for p, _ in resume.calls) == ["two nurses"] * 3
     assert list(images["status"]) == ["refused"] * 3 + ["ok"] * 3
 

@@ -11,8 +11,10 @@ import random
 import time
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
-from biaskit.generate.base import BaseGenerator, Request, Result, describe_exception
+from biaskit.generate.base import (IMAGE_TOO_BIG, MAX_IMAGE_BYTES, BaseGenerator, Request, Result,
+                                   describe_exception)
 
 #: Error codes with which the API declines a prompt on content-policy grounds.
 REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
@@ -20,6 +22,9 @@ SDK_MISSING = "the OpenAI adapter needs the openai package: pip install 'biaskit
 GAVE_UP = "{reason} (gave up after {attempts} attempt(s))"
 EMPTY_RESPONSE = "the API returned no image"
 CLIENT_FAILED = "openai:{model}: cannot create the OpenAI client: {reason}"
+#: The only URL schemes an answer's image may come from (never file:, ftp:, data:...).
+URL_SCHEMES = ("http", "https")
+BAD_URL = "the API answered with a {scheme!r} URL; only base64 images and http(s) URLs are accepted"
 
 
 class OpenAIGenerator(BaseGenerator):
@@ -105,16 +110,41 @@ class OpenAIGenerator(BaseGenerator):
         item = response.data[0]
         revised = getattr(item, "revised_prompt", None)
         if getattr(item, "b64_json", None):
+            if len(item.b64_json) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+                return Result.error(IMAGE_TOO_BIG.format(what="base64 answer", size=len(item.b64_json) * 3 // 4,
+                                                         limit=MAX_IMAGE_BYTES))
             data = base64.b64decode(item.b64_json)
         elif getattr(item, "url", None):
-            with urllib.request.urlopen(item.url, timeout=self.timeout) as handle:  # noqa: S310
-                data = handle.read()
+            return self._download(str(item.url), revised_prompt=revised)
         else:
             return Result.error(EMPTY_RESPONSE)
         return Result.ok(data=data, revised_prompt=revised)
 
+    def _download(self, url: str, *, revised_prompt: str | None) -> Result:
+        """The image at an http(s) URL, at most MAX_IMAGE_BYTES; any other scheme is refused."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            return Result.error(BAD_URL.format(scheme=scheme or url[:20]))
+        opener = urllib.request.build_opener(_HttpOnlyRedirects)
+        with opener.open(url, timeout=self.timeout) as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            return Result.error(IMAGE_TOO_BIG.format(what=f"image at {scheme} URL", size=f"over {MAX_IMAGE_BYTES}",
+                                                     limit=MAX_IMAGE_BYTES))
+        return Result.ok(data=data, revised_prompt=revised_prompt)
+
     def __repr__(self) -> str:
         return f"OpenAIGenerator({self.model!r})"
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib would not go to file:, but say so plainly)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urlsplit(newurl).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            raise ValueError(BAD_URL.format(scheme=scheme))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _error_code(exc: Any) -> str | None:
