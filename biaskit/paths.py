@@ -30,6 +30,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}")
 #: A plain string that already ends like a hashed slug is hashed too, so no two strings meet.
 _LOOKS_HASHED = re.compile(r".*-[0-9a-f]{10}")
 _HASH_CHARS = 10
+#: Largest image file biaskit reads (from a generator, a folder, an API or a run's store);
+#: a larger one is refused by its size, before it is read.
+MAX_IMAGE_BYTES = 256 * 2**20
 _STEM_CHARS = 60
 
 OUTSIDE = "{path}: refused, the path leads outside {folder}"
@@ -89,7 +92,7 @@ def read_verified(path: Path, *, sha256: str | None, max_bytes: int | None = Non
     if max_bytes is not None:
         check_size(path, max_bytes=max_bytes)
     data = path.read_bytes()
-    if sha256 and hashlib.sha256(data).hexdigest() != str(sha256).lower():
+    if isinstance(sha256, str) and sha256 and hashlib.sha256(data).hexdigest() != str(sha256).lower():
         raise ValueError(HASH_MISMATCH.format(path=path, sha256=sha256))
     return data
 

@@ -10,13 +10,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from biaskit.paths import MAX_IMAGE_BYTES  # noqa: F401 - the adapters' limit, named here too
 from biaskit.tables import STATUS_ERROR, STATUS_OK, STATUS_REFUSED
 
 WRONG_RESULT_COUNT = "generator returned {got} results for a batch of {expected} requests"
 NOT_AN_IMAGE = "generator returned {type_name}, expected a PIL.Image, image bytes or a Result"
 
-#: Largest image file accepted from a generator, a folder or an API (checked before reading).
-MAX_IMAGE_BYTES = 256 * 2**20
 IMAGE_TOO_BIG = "{what}: {size} bytes, more than the {limit}-byte limit for an image"
 
 # Environment variables whose values must never reach a table, a file or a log.
