@@ -77,11 +77,11 @@ _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 RUN_NOT_FOUND = "{path}: no such run directory"
 RUN_LOCKED = ("{path}: another biaskit process is writing to this run{pid}; wait for it to end "
               "or use another --out (lock file {lock})")
-RUN_NOT_WRITABLE = "{path}: cannot write to the run directory: {reason}"
+RUN_NOT_WRITABLE = "{path}: cannot write in the run directory: {reason}"
 NOT_IN_STORE = "{key}: no stored image in run {path}"
 UNREADABLE_IMAGE = "generator returned bytes that are not a readable image: {reason}"
 BAD_ROW = "{where}: column {column!r} holds {value!r}"
-BAD_JOURNAL_LINE = "%s: line %d ignored (%s)"
+BAD_JOURNAL_LINE = "%s; line ignored, its sample is generated again"
 WRITE_FAILED = "could not write the image file {path}: {reason}"
 
 Key = tuple[str, str, int]
@@ -271,8 +271,8 @@ class ImageStore:
         with self._mutex:  # journal line and in-memory row change together (see flush)
             if self._journal is None:
                 self._open_for_writing()
-            self._journal.write(line)
-            self._journal.flush()  # in the kernel now: a kill -9 cannot lose it
+            _writable(lambda: (self._journal.write(line), self._journal.flush()),  # in the kernel now:
+                      self.root / JOURNAL)                                       # kill -9 cannot lose it
             self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
         return row
 
@@ -369,7 +369,7 @@ def encode_image(result: Result) -> tuple[bytes, str, tuple[int, int]]:
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON through a temporary file and a rename."""
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return _writable(lambda: write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8")), path)
 
 
 
@@ -419,11 +419,17 @@ def _read_journal(path: Path) -> list[dict[str, Any]]:
         for number, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
                 break  # a line cut short by a kill: never counted
+            where = f"{path}: line {number}"
             try:
-                rows.append(_clean_row(json.loads(raw), where=f"{path}: line {number}"))
-            except (ValueError, TypeError, AttributeError) as exc:
+                row = json.loads(raw)
+                if not isinstance(row, dict):
+                    raise ValueError(f"{where}: not a JSON object")
+                rows.append(_clean_row(row, where=where))
+            except json.JSONDecodeError:
+                log.warning(BAD_JOURNAL_LINE, f"{where}: not valid JSON")
+            except ValueError as exc:
                 # Its sample is generated again: a line is never a finished image without its row.
-                log.warning(BAD_JOURNAL_LINE, path, number, exc)
+                log.warning(BAD_JOURNAL_LINE, exc)
     return rows
 
 

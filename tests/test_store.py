@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 from biaskit.generate import Result, derive_seed, generate
-from biaskit.store import JOURNAL, ImageStore
+from biaskit.store import JOURNAL, LOCK_FILE, ImageStore
 from biaskit.suite import suite_from_dict
 from biaskit.tables import IMAGES_TABLE
 
@@ -282,3 +283,50 @@ def test_corrupt_run_json_is_named_and_nothing_is_generated(tmp_path):
     with pytest.raises(ValueError, match=r"run\.json: not valid JSON"):
         generate(SUITE, {"m": calls}, out=tmp_path, samples=1, progress=False)
     assert calls.calls == []
+
+
+# -- tables read back are checked (issue 13) ----------------------------------------------------
+@pytest.mark.parametrize("sample", [2.5, -1, "two"])
+def test_images_table_with_a_bad_sample_is_named_by_file_and_row(tmp_path, sample):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+    images = pd.read_parquet(tmp_path / IMAGES_TABLE)
+    column = images["sample"].tolist()
+    column[2] = sample
+    images["sample"] = pd.Series(column, dtype=type(sample) if not isinstance(sample, int) else "int64")
+    images.to_parquet(tmp_path / IMAGES_TABLE, index=False)
+    with pytest.raises(ValueError, match=rf"images\.parquet: row 3: sample .* is not a whole number"):
+        ImageStore(tmp_path)
+
+
+def test_a_journal_line_missing_fields_is_ignored_with_a_warning_and_regenerated(tmp_path, caplog):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    with open(tmp_path / JOURNAL, "a") as journal:
+        journal.write(json.dumps({"model": "m", "prompt_id": "doctor", "status": "ok"}) + "\n")
+    assert len(ImageStore(tmp_path).images()) == 2
+    assert f"{tmp_path / JOURNAL}: line 1: sample None is not a whole number" in caplog.text
+    assert "line ignored, its sample is generated again" in caplog.text
+
+
+def test_an_unwritable_run_is_one_line_naming_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    config = (tmp_path / "run.json").read_bytes()
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(RuntimeError, match=r"run\.json: cannot write in the run directory: No space left"):
+        generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "run.json").read_bytes() == config
+    assert not list(tmp_path.glob(".*.tmp"))
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(LOCK_FILE):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(RuntimeError, match=r"\.biaskit\.lock: cannot write in the run directory: Permission denied"):
+        generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
