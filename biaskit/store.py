@@ -44,8 +44,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from biaskit.generate.base import MAX_IMAGE_BYTES, Request, Result, describe_exception, redact
-from biaskit.paths import read_verified, resolve_inside
+from biaskit.generate.base import Request, Result, describe_exception, redact
+from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
 from biaskit.suite import whole_number
 from biaskit.tables import (
     IMAGES_COLUMNS,
@@ -75,6 +75,7 @@ LOCK_FILE = ".biaskit.lock"
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 RUN_NOT_FOUND = "{path}: no such run directory"
+NOT_A_RUN = "{path}: is a file, not a run directory"
 RUN_LOCKED = ("{path}: another biaskit process is writing to this run{pid}; wait for it to end "
               "or use another --out (lock file {lock})")
 RUN_NOT_WRITABLE = "{path}: cannot write in the run directory: {reason}"
@@ -124,6 +125,8 @@ class ImageStore:
     def __init__(self, run_dir: str | Path, *, create: bool = False, durable: bool = True,
                  lock: bool = False):
         self.root = Path(run_dir)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(NOT_A_RUN.format(path=self.root))
         if not self.root.is_dir():
             if not create:
                 raise FileNotFoundError(RUN_NOT_FOUND.format(path=self.root))

@@ -330,3 +330,31 @@ def test_an_unwritable_run_is_one_line_naming_the_file_and_leaves_no_temporary_f
     monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(RuntimeError, match=r"\.biaskit\.lock: cannot write in the run directory: Permission denied"):
         generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+
+
+def test_ctrl_c_mid_run_keeps_every_finished_sample_and_a_resume_completes(tmp_path):
+    calls = []
+
+    def interrupted(prompt, seed):
+        calls.append(seed)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return draw(prompt, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(SUITE, {"m": interrupted}, out=tmp_path, concurrency=1, progress=False)
+    # Compacted on the way out: every call that finished (the one running when the interrupt
+    # came included) is a row with its file, the interrupted one is not.
+    stored = pd.read_parquet(tmp_path / IMAGES_TABLE)
+    assert (stored["status"] == "ok").all() and len(stored) == len(calls) - 1
+    assert len(list((tmp_path / "images").iterdir())) == len(stored)
+    resume = Counting()
+    resume_with(resume, tmp_path)
+    assert len(resume.calls) == len(SUITE) * 3 - len(stored)
+    assert_complete(tmp_path)
+
+
+def test_out_naming_an_existing_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"file: is a file, not a run directory"):
+        generate(SUITE, {"m": draw}, out=tmp_path / "file", progress=False)

@@ -10,13 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from biaskit.paths import MAX_IMAGE_BYTES  # noqa: F401 - the adapters' limit, named here too
 from biaskit.tables import STATUS_ERROR, STATUS_OK, STATUS_REFUSED
 
 WRONG_RESULT_COUNT = "generator returned {got} results for a batch of {expected} requests"
 NOT_AN_IMAGE = "generator returned {type_name}, expected a PIL.Image, image bytes or a Result"
 
-IMAGE_TOO_BIG = "{what}: {size} bytes, more than the {limit}-byte limit for an image"
 
 # Environment variables whose values must never reach a table, a file or a log.
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)

@@ -183,7 +183,8 @@ def _hashes(rows: pd.DataFrame, root: Path, image_dir: Path) -> list[str]:
             continue
         try:
             file = resolve_inside(image_dir, str(path), root=root)
-            hashes.append(hashlib.sha256(read_verified(file, sha256=None, max_bytes=MAX_IMAGE_BYTES)).hexdigest())
+            data = read_verified(file, sha256=None, max_bytes=MAX_IMAGE_BYTES)
+            hashes.append(hashlib.sha256(data).hexdigest())
         except (OSError, ValueError):
             hashes.append(f"{_MISSING}{path}")  # reported when loading fails; never cached
     return hashes

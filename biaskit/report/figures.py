@@ -57,7 +57,8 @@ def _panels(run: RunData):
                lambda ax, attribute=attribute: plots.category_shares(
                    run.distribution, attribute=attribute, models=models, ax=ax))
         for model in run.candidates if run.baseline else []:
-            yield (figure_name("entropy", attribute, model), f"{attribute}: entropy, {model} vs {run.baseline}",
+            yield (figure_name("entropy", attribute, model),
+                   f"{attribute}: entropy, {model} vs {run.baseline}",
                    "Normalized entropy per ambiguous prompt with 95% intervals; points above "
                    "the diagonal are prompts where the model is more diverse than the baseline.",
                    (5.5, 5.5),

@@ -8,8 +8,8 @@ import re
 import threading
 from pathlib import Path
 
-from biaskit.generate.base import MAX_IMAGE_BYTES, BaseGenerator, Request, Result, describe_exception
-from biaskit.paths import check_size
+from biaskit.generate.base import BaseGenerator, Request, Result, describe_exception
+from biaskit.paths import MAX_IMAGE_BYTES, check_size
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class FolderGenerator(BaseGenerator):
     Files are ordered by name with numbers compared as numbers (``2.png`` before
     ``10.png``); suffixes ``.png .jpg .jpeg .webp``.  The original bytes are stored
     (not re-encoded), so the stored sha256 is the source file's.  A missing image,
-    an unreadable file or one over :data:`~biaskit.generate.base.MAX_IMAGE_BYTES`
+    an unreadable file or one over :data:`~biaskit.paths.MAX_IMAGE_BYTES`
     (refused by its size, before reading) is that sample's error, naming the
     folder or file, and the run goes on.
 

@@ -13,8 +13,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from biaskit.generate.base import (IMAGE_TOO_BIG, MAX_IMAGE_BYTES, BaseGenerator, Request, Result,
-                                   describe_exception)
+from biaskit.generate.base import BaseGenerator, Request, Result, describe_exception
+from biaskit.paths import MAX_IMAGE_BYTES
 
 #: Error codes with which the API declines a prompt on content-policy grounds.
 REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
@@ -24,6 +24,7 @@ EMPTY_RESPONSE = "the API returned no image"
 CLIENT_FAILED = "openai:{model}: cannot create the OpenAI client: {reason}"
 #: The only URL schemes an answer's image may come from (never file:, ftp:, data:...).
 URL_SCHEMES = ("http", "https")
+TOO_BIG = "{what}: {size} bytes, more than the " + f"{MAX_IMAGE_BYTES}-byte limit for an image"
 BAD_URL = "the API answered with a {scheme!r} URL; only base64 images and http(s) URLs are accepted"
 
 
@@ -110,15 +111,13 @@ class OpenAIGenerator(BaseGenerator):
         item = response.data[0]
         revised = getattr(item, "revised_prompt", None)
         if getattr(item, "b64_json", None):
-            if len(item.b64_json) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-                return Result.error(IMAGE_TOO_BIG.format(what="base64 answer", size=len(item.b64_json) * 3 // 4,
-                                                         limit=MAX_IMAGE_BYTES))
-            data = base64.b64decode(item.b64_json)
-        elif getattr(item, "url", None):
+            size = len(item.b64_json) * 3 // 4  # decoded size, known before decoding
+            if size > MAX_IMAGE_BYTES:
+                return Result.error(TOO_BIG.format(what="base64 answer", size=size))
+            return Result.ok(data=base64.b64decode(item.b64_json), revised_prompt=revised)
+        if getattr(item, "url", None):
             return self._download(str(item.url), revised_prompt=revised)
-        else:
-            return Result.error(EMPTY_RESPONSE)
-        return Result.ok(data=data, revised_prompt=revised)
+        return Result.error(EMPTY_RESPONSE)
 
     def _download(self, url: str, *, revised_prompt: str | None) -> Result:
         """The image at an http(s) URL, at most MAX_IMAGE_BYTES; any other scheme is refused."""
@@ -129,8 +128,7 @@ class OpenAIGenerator(BaseGenerator):
         with opener.open(url, timeout=self.timeout) as handle:
             data = handle.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:
-            return Result.error(IMAGE_TOO_BIG.format(what=f"image at {scheme} URL", size=f"over {MAX_IMAGE_BYTES}",
-                                                     limit=MAX_IMAGE_BYTES))
+            return Result.error(TOO_BIG.format(what=f"image at {scheme} URL", size=f"over {MAX_IMAGE_BYTES}"))
         return Result.ok(data=data, revised_prompt=revised_prompt)
 
     def __repr__(self) -> str:
