@@ -138,7 +138,11 @@ class ImageStore:
         self._lock_fd = None
         if lock:
             self._acquire_lock()
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()  # a table that cannot be read must not keep the run locked
+            raise
 
     # -- reading ---------------------------------------------------------------
     def _load(self) -> None:

@@ -2,9 +2,9 @@
 
 The observations table (DESIGN.md §2) may come from biaskit's own tagger, from
 human raters or from any other classifier, so every row is checked before it is
-counted: required columns present, no empty field, every attribute known, every
-label in its attribute's taxonomy (or ``"unclear"``), every prompt id in the
-suite.  Each problem raises a :class:`ValueError` naming the table, the first
+counted: required columns present, no empty field, sample and person whole
+numbers from 0 (``"3"`` is read as 3), every attribute known, every label in
+its attribute's taxonomy (or ``"unclear"``), every prompt id in the suite.  Each problem raises a :class:`ValueError` naming the table, the first
 offending row (1-based data row: row 1 is the first line after a CSV header)
 and the field.
 
