@@ -277,3 +277,18 @@ def test_stored_rows_without_prompt_text_from_older_runs_still_resume(tmp_path):
     old.to_parquet(tmp_path / "images.parquet", index=False)
     images = generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=2, progress=False)
     assert len(images) == 4 and images["prompt_text"].isna().sum() == 2
+
+
+def test_a_bad_spec_of_a_later_model_stops_the_run_before_any_model_generates(tmp_path):
+    calls = []
+    with pytest.raises(FileNotFoundError, match="missing: image folder not found"):
+        generate(SUITE, {"a": lambda p, s: calls.append(s) or seed_colour(p, s), "b": "folder:missing"},
+                 out=tmp_path / "run", progress=False)
+    assert calls == [] and not (tmp_path / "run").exists()
+
+
+def test_a_finished_run_resumed_shows_no_empty_progress_bar(tmp_path, capsys):
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=False)
+    capsys.readouterr()
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=True)
+    assert "generate" not in capsys.readouterr().err

@@ -276,7 +276,7 @@ class _NullBar:
 
 
 def _progress_bar(total: int, *, enabled: bool):
-    if not enabled:
+    if not enabled or total == 0:  # a finished run resumed: no empty "0img" bar
         return _NullBar()
     from tqdm.auto import tqdm
 
