@@ -192,7 +192,7 @@ def whole_number(value: object, *, where: str, column: str, negative: bool = Fal
     number = None
     if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
         number = int(value.strip())
-    elif not isinstance(value, (bool, str)):
+    elif not (isinstance(value, str) or pd.api.types.is_bool(value)):
         try:
             number = int(value) if float(value).is_integer() else None
         except (TypeError, ValueError, OverflowError):

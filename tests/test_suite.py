@@ -120,7 +120,7 @@ def test_whole_numbers_are_accepted(value, expected):
     assert whole_number(value, where="t.csv: row 1", column="sample") == expected
 
 
-@pytest.mark.parametrize("value", [-1, 2.5, "abc", "2.5", "", None, float("nan"), True, "1e3"])
+@pytest.mark.parametrize("value", [-1, 2.5, "abc", "2.5", "", None, float("nan"), True, np.True_, "1e3"])
 def test_negative_fractional_and_text_indices_are_refused_naming_the_row(value):
     with pytest.raises(ValueError, match=r"t\.csv: row 1: person .* is not a whole number of at least 0"):
         whole_number(value, where="t.csv: row 1", column="person")
