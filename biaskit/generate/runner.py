@@ -108,14 +108,8 @@ def generate(suite: Suite | str | Path, models: Mapping[str, Any], *, out: str |
         generators = {name: make_generator(models[name]) for name in models if work[name]}
         write_run_config(store.root, suite=suite, models=models, samples=samples, seed=seed)
         created = False  # the run holds something now: never removed below
-        counts: Counter = Counter()
-        total = sum(len(requests) for requests in work.values())
-        with _progress_bar(total, enabled=progress) as bar:
-            for name, generator in generators.items():
-                if hasattr(generator, "prepare"):
-                    generator.prepare()  # load weights once; a failure here is the run's
-                _run_model(name, generator, work[name], store=store, bar=bar, counts=counts,
-                           concurrency=concurrency, spec=specs[name])
+        _run_models(generators, work, store=store, specs=specs, concurrency=concurrency,
+                    progress=progress)
     finally:
         store.close()
         if created:
@@ -169,6 +163,19 @@ def _pending(store, model: str, suite: Suite, samples: int, seed: int,
     done = store.done(model, retry_errors=retry_errors)
     return [Request(prompt.id, prompt.text, sample, derive_seed(seed, model, prompt.id, sample))
             for prompt in suite for sample in range(samples) if (prompt.id, sample) not in done]
+
+
+def _run_models(generators: Mapping[str, Generator], work: Mapping[str, list[Request]], *, store,
+                specs: Mapping[str, str], concurrency: int, progress: bool) -> None:
+    """Every model's pending requests, one model after the other, under one progress bar."""
+    counts: Counter = Counter()
+    total = sum(len(work[name]) for name in generators)
+    with _progress_bar(total, enabled=progress) as bar:
+        for name, generator in generators.items():
+            if hasattr(generator, "prepare"):
+                generator.prepare()  # load weights once; a failure here is the run's
+            _run_model(name, generator, work[name], store=store, bar=bar, counts=counts,
+                       concurrency=concurrency, spec=specs[name])
 
 
 def _run_model(name: str, generator: Generator, requests: Sequence[Request], *, store, bar,
