@@ -7,6 +7,13 @@ Layout (names from :mod:`biaskit.tables`)::
     RUN/images.parquet           the images table (DESIGN.md §2), compacted from the log
     RUN/run.json                 the run's configuration (never any secret)
 
+One writer at a time: a writer takes an exclusive lock on ``RUN/.biaskit.lock``
+*before* it reads the table, so a second process is refused before it reads a
+stale table or calls a generator (see :class:`ImageStore`, ``lock``).  Paths
+read back from the table resolve inside ``RUN/images/`` only (see
+:mod:`biaskit.paths`), and :meth:`ImageStore.read_image` checks the bytes
+against their sha256.
+
 Crash safety (kill -9 at any moment): an image file appears only through an
 atomic rename of a complete temporary file, so a partial file is never counted.
 A sample's journal line is written *before* its image file; on loading, an ``ok``
@@ -24,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -37,13 +45,17 @@ from typing import Any, Mapping
 import pandas as pd
 
 from biaskit.generate.base import Request, Result, describe_exception, redact
+from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
+from biaskit.suite import whole_number
 from biaskit.tables import (
     IMAGES_COLUMNS,
+    IMAGES_CORE_COLUMNS,
     IMAGES_DIR,
     IMAGES_TABLE,
     STATUS_ERROR,
     STATUS_OK,
     STATUS_REFUSED,
+    STATUSES,
     read_table,
     require_columns,
     text_column,
@@ -63,9 +75,14 @@ LOCK_FILE = ".biaskit.lock"
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 RUN_NOT_FOUND = "{path}: no such run directory"
-RUN_LOCKED = "{path}: another biaskit process is writing to this run (lock file {lock})"
+NOT_A_RUN = "{path}: is a file, not a run directory"
+RUN_LOCKED = ("{path}: another biaskit process is writing to this run{pid}; wait for it to end "
+              "or use another --out (lock file {lock})")
+RUN_NOT_WRITABLE = "{path}: cannot write in the run directory: {reason}"
 NOT_IN_STORE = "{key}: no stored image in run {path}"
 UNREADABLE_IMAGE = "generator returned bytes that are not a readable image: {reason}"
+BAD_ROW = "{where}: column {column!r} holds {value!r}"
+BAD_JOURNAL_LINE = "%s; line ignored, its sample is generated again"
 WRITE_FAILED = "could not write the image file {path}: {reason}"
 
 Key = tuple[str, str, int]
@@ -85,6 +102,17 @@ class ImageStore:
         file that exists is complete.  Journal lines are handed to the kernel at
         once (enough for kill -9) and fsync'd at each compaction: a power loss can
         only lose recent lines, whose samples are then generated again.
+    lock : bool
+        Take the run's writer lock now, before reading anything (a writer's
+        way: :func:`biaskit.generate.generate` opens its store so).  Without
+        it the lock is taken at the first write, and the table is read again
+        then, so that no stale row is ever written back.
+
+    Raises
+    ------
+    RuntimeError
+        ``lock`` and another process (or store) holds the run's lock, or the
+        run directory cannot be written.
 
     Examples
     --------
@@ -94,35 +122,54 @@ class ImageStore:
     True
     """
 
-    def __init__(self, run_dir: str | Path, *, create: bool = False, durable: bool = True):
+    def __init__(self, run_dir: str | Path, *, create: bool = False, durable: bool = True,
+                 lock: bool = False):
         self.root = Path(run_dir)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(NOT_A_RUN.format(path=self.root))
         if not self.root.is_dir():
             if not create:
                 raise FileNotFoundError(RUN_NOT_FOUND.format(path=self.root))
-            self.root.mkdir(parents=True, exist_ok=True)
+            _writable(lambda: self.root.mkdir(parents=True, exist_ok=True), self.root)
         self.durable = durable
         self._rows: dict[Key, dict[str, Any]] = {}
         self._mutex = threading.RLock()  # images() is called under it by flush()
         self._journal = None
         self._lock_fd = None
-        self._load()
+        if lock:
+            self._acquire_lock()
+        try:
+            self._load()
+        except BaseException:
+            self.close()  # a table that cannot be read must not keep the run locked
+            raise
 
     # -- reading ---------------------------------------------------------------
     def _load(self) -> None:
+        self._rows.clear()
         table = self.root / IMAGES_TABLE
         if table.exists():
             frame = read_table(table)
-            require_columns(frame, IMAGES_COLUMNS, name=str(table))
-            for row in frame.to_dict("records"):
-                self._accept(_clean_row(row))
+            require_columns(frame, IMAGES_CORE_COLUMNS, name=str(table))
+            for number, row in enumerate(frame.to_dict("records"), start=1):
+                self._accept(_clean_row(row, where=f"{table}: row {number}"))
         for row in _read_journal(self.root / JOURNAL):
             self._accept(row)
 
     def _accept(self, row: dict[str, Any]) -> None:
-        # An ok row without its file is the trace of a crash before the rename.
-        if row["status"] == STATUS_OK and not (row["path"] and (self.root / row["path"]).is_file()):
+        # An ok row without its file is the trace of a crash before the rename.  A path
+        # leading out of the store is kept: reading it is refused, as an error row.
+        if row["status"] == STATUS_OK and self._missing(row["path"]):
             return
         self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
+
+    def _missing(self, path: str | None) -> bool:
+        if not path:
+            return True
+        try:
+            return not resolve_inside(self.root / IMAGES_DIR, path, root=self.root).is_file()
+        except ValueError:
+            return False
 
     def images(self) -> pd.DataFrame:
         """The images table: one row per (model, prompt_id, sample), columns of DESIGN.md §2."""
@@ -133,7 +180,8 @@ class ImageStore:
             frame[column] = frame[column].astype("int64")
         for column in ("width", "height"):
             frame[column] = pd.array(frame[column], dtype="Int64")
-        for column in ("model", "prompt_id", "status", "error", "revised_prompt", "path", "sha256"):
+        for column in ("model", "prompt_id", "status", "error", "revised_prompt", "path", "sha256",
+                       "prompt_text", "model_spec"):
             frame[column] = text_column(frame[column])
         return frame
 
@@ -148,7 +196,10 @@ class ImageStore:
                     if m == model and row["status"] in final}
 
     def path_of(self, row_or_sha: Mapping[str, Any] | str) -> Path:
-        """Absolute path of an image, from an images-table row or a sha256 hex digest."""
+        """Absolute path of an image, from an images-table row or a sha256 hex digest.
+
+        Raises ``ValueError`` for a path leading out of ``RUN/images/``.
+        """
         if isinstance(row_or_sha, str):
             sha = row_or_sha
             with self._mutex:
@@ -157,12 +208,23 @@ class ImageStore:
             sha, path = row_or_sha.get("sha256"), row_or_sha.get("path")
         if not path:
             raise KeyError(NOT_IN_STORE.format(key=sha, path=self.root))
-        return self.root / path
+        return resolve_inside(self.root / IMAGES_DIR, path, root=self.root)
+
+    def read_image(self, row: Mapping[str, Any]) -> bytes:
+        """The stored bytes of an ok row, checked against its sha256.
+
+        Raises ``ValueError`` (path outside the store, bytes not matching, file
+        too large) or ``OSError`` (file unreadable), naming the file.
+        """
+        return read_verified(self.path_of(row), sha256=row.get("sha256"), max_bytes=MAX_IMAGE_BYTES)
 
     # -- writing ---------------------------------------------------------------
-    def record(self, model: str, request: Request, result: Result) -> dict[str, Any]:
+    def record(self, model: str, request: Request, result: Result, *,
+               spec: str | None = None) -> dict[str, Any]:
         """Store one sample's result (image file + journal line) and return its row.
 
+        The row records the prompt text the sample was generated from and the
+        model's ``spec``, so that a later run can tell when either changed.
         Thread-safe: image encoding and file writes run outside the lock.
         """
         row = {
@@ -171,6 +233,7 @@ class ImageStore:
             "status": result.status, "error": redact(result.message),
             "revised_prompt": redact(result.revised_prompt),
             "path": None, "sha256": None, "width": None, "height": None,
+            "prompt_text": request.text, "model_spec": redact(spec),
         }
         if result.status == STATUS_OK:
             row = self._record_image(row, result)
@@ -215,29 +278,41 @@ class ImageStore:
         with self._mutex:  # journal line and in-memory row change together (see flush)
             if self._journal is None:
                 self._open_for_writing()
-            self._journal.write(line)
-            self._journal.flush()  # in the kernel now: a kill -9 cannot lose it
+            _writable(lambda: (self._journal.write(line), self._journal.flush()),  # in the kernel now:
+                      self.root / JOURNAL)                                       # kill -9 cannot lose it
             self._rows[(row["model"], row["prompt_id"], int(row["sample"]))] = row
         return row
 
     def _open_for_writing(self) -> None:
-        self._acquire_lock()
+        self._hold_lock()
         path = self.root / JOURNAL
         _truncate_partial_line(path)
         for stale in (self.root / IMAGES_DIR).glob(".*.tmp"):
             stale.unlink(missing_ok=True)  # left by a killed writer; we hold the lock
-        self._journal = open(path, "a", encoding="utf-8")
+        self._journal = _writable(lambda: open(path, "a", encoding="utf-8"), path)
+
+    def _hold_lock(self) -> None:
+        """Take the lock if this store does not hold it yet, and read the table again then:
+        what was read before the lock may be stale by now."""
+        if fcntl is not None and self._lock_fd is None:
+            self._acquire_lock()
+            self._load()
 
     def _acquire_lock(self) -> None:
         if fcntl is None or self._lock_fd is not None:
             return
         lock = self.root / LOCK_FILE
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _writable(lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o644), lock)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
-            raise RuntimeError(RUN_LOCKED.format(path=self.root, lock=lock)) from None
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise RuntimeError(RUN_LOCKED.format(path=self.root, pid=pid, lock=lock)) from None
+        # The holder's pid, for the message a refused process prints (best effort).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         self._lock_fd = fd
 
     def flush(self) -> Path:
@@ -249,14 +324,14 @@ class ImageStore:
         """
         path = self.root / IMAGES_TABLE
         with self._mutex:
-            write_table(self.images(), path, durable=True)
+            self._hold_lock()
+            _writable(lambda: write_table(self.images(), path, durable=True), path)
             if self._journal is not None:
                 self._journal.seek(0)
                 self._journal.truncate()
                 self._journal.flush()
                 os.fsync(self._journal.fileno())
             elif (self.root / JOURNAL).exists():
-                self._acquire_lock()
                 (self.root / JOURNAL).write_text("")
         return path
 
@@ -301,8 +376,17 @@ def encode_image(result: Result) -> tuple[bytes, str, tuple[int, int]]:
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON through a temporary file and a rename."""
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return _writable(lambda: write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8")), path)
 
+
+
+def remove_empty_run(run_dir: str | Path) -> None:
+    """Remove a run directory that holds nothing but its lock file (a run that failed to start)."""
+    root = Path(run_dir)
+    with contextlib.suppress(OSError):
+        if {p.name for p in root.iterdir()} <= {LOCK_FILE}:
+            (root / LOCK_FILE).unlink(missing_ok=True)
+            root.rmdir()
 
 
 def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:
@@ -310,14 +394,28 @@ def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:
             "path": None, "sha256": None, "width": None, "height": None}
 
 
-def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A parquet row as plain Python values (NaN/NA -> None)."""
+def _clean_row(row: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """A stored row as plain Python values (NaN/NA -> None); a bad sample or seed is named."""
     clean = {}
     for column in IMAGES_COLUMNS:
         value = row.get(column)
         clean[column] = None if value is None or pd.isna(value) else value
-    clean["sample"], clean["seed"] = int(clean["sample"]), int(clean["seed"])
+    for column in ("model", "prompt_id", "status"):
+        if not isinstance(clean[column], str) or not clean[column]:
+            raise ValueError(BAD_ROW.format(where=where, column=column, value=clean[column]))
+    if clean["status"] not in STATUSES:
+        raise ValueError(BAD_ROW.format(where=where, column="status", value=clean["status"]))
+    clean["sample"] = whole_number(clean["sample"], where=where, column="sample")
+    clean["seed"] = whole_number(clean["seed"], where=where, column="seed", negative=True)
     return clean
+
+
+def _writable(action, path: Path):
+    """``action()``; an OSError (read-only folder, full disk) becomes one line naming ``path``."""
+    try:
+        return action()
+    except OSError as exc:
+        raise RuntimeError(RUN_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
@@ -328,10 +426,17 @@ def _read_journal(path: Path) -> list[dict[str, Any]]:
         for number, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
                 break  # a line cut short by a kill: never counted
+            where = f"{path}: line {number}"
             try:
-                rows.append(json.loads(raw))
-            except ValueError:
-                log.warning("%s: line %d is not valid JSON; ignored", path, number)
+                row = json.loads(raw)
+                if not isinstance(row, dict):
+                    raise ValueError(f"{where}: not a JSON object")
+                rows.append(_clean_row(row, where=where))
+            except json.JSONDecodeError:
+                log.warning(BAD_JOURNAL_LINE, f"{where}: not valid JSON")
+            except ValueError as exc:
+                # Its sample is generated again: a line is never a finished image without its row.
+                log.warning(BAD_JOURNAL_LINE, exc)
     return rows
 
 

@@ -31,13 +31,18 @@ KINDS = ("individual", "group", "ahistorical")
 AMBIGUOUS_KINDS = ("individual", "group")
 POOLED_KIND = "ambiguous"
 DEFAULT_SAMPLES = 20
-_SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+#: Most resamples per prompt: far above any study's (the system card uses 20), far below
+#: what would exhaust memory before the first image.
+MAX_SAMPLES = 10_000
+# Always fullmatch: "$" would also match before a trailing newline ("abc\n").
+_SAFE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
 _PROMPT_FIELDS = {"id", "text", "kind", "count", "expected", "tags"}
 _SUITE_FIELDS = {"name", "samples", "description", "prompts"}
 
 # One message shape for every problem: where, then what.
 WHERE_PROMPT = "{path}: prompt {pid!r}: field {field!r}: {problem}"
 WHERE_SUITE = "{path}: field {field!r}: {problem}"
+BAD_INDEX = "{where}: {column} {value!r} is not a whole number{sign}"
 
 
 class SuiteError(ValueError):
@@ -160,8 +165,9 @@ def suite_from_dict(data: object, *, source: str = "<suite>") -> Suite:
     if not isinstance(name, str) or not name.strip():
         raise SuiteError(WHERE_SUITE.format(path=source, field="name", problem="a non-empty string is required"))
     samples = data.get("samples", DEFAULT_SAMPLES)
-    if not _is_positive_int(samples):
-        raise SuiteError(WHERE_SUITE.format(path=source, field="samples", problem=f"must be a positive integer, got {samples!r}"))
+    if not _is_positive_int(samples) or samples > MAX_SAMPLES:
+        raise SuiteError(WHERE_SUITE.format(path=source, field="samples", problem=(
+            f"must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}")))
     raw_prompts = data.get("prompts")
     if not isinstance(raw_prompts, list) or not raw_prompts:
         raise SuiteError(WHERE_SUITE.format(path=source, field="prompts", problem="a non-empty list is required"))
@@ -173,6 +179,41 @@ def suite_from_dict(data: object, *, source: str = "<suite>") -> Suite:
         seen.add(prompt.id)
         prompts.append(prompt)
     return Suite(name=name, prompts=tuple(prompts), samples=int(samples), path=source)
+
+
+def whole_number(value: object, *, where: str, column: str, negative: bool = False) -> int:
+    """``value`` as an int if it is a whole number (``3``, ``3.0``, ``"3"``), else a ``ValueError``.
+
+    Sample and person indices are whole numbers from 0: a negative, fractional,
+    boolean or non-numeric value is refused, naming ``where`` and ``column``
+    (``negative`` allows values below 0, as seeds may be).
+    """
+    sign = "" if negative else " of at least 0"
+    number = None
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        number = int(value.strip())
+    elif not (isinstance(value, str) or pd.api.types.is_bool(value)):
+        try:
+            number = int(value) if float(value).is_integer() else None
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    if number is None or (number < 0 and not negative):
+        raise ValueError(BAD_INDEX.format(where=where, column=column, value=value, sign=sign))
+    return number
+
+
+def whole_numbers(column: pd.Series, *, name: str) -> pd.Series:
+    """A sample or person column as int64, every value checked by :func:`whole_number`.
+
+    Rows are named 1-based (row 1 is the first data row) as in the other table checks.
+    """
+    if (pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            and column.notna().all() and (column >= 0).all()):
+        return column.astype("int64")  # the common case, without a Python loop
+    values = column.to_numpy(dtype=object)
+    checked = [whole_number(v, where=f"{name}: row {i + 1}", column=str(column.name))
+               for i, v in enumerate(values)]
+    return pd.Series(checked, index=column.index, name=column.name, dtype="int64")
 
 
 def _is_positive_int(value: object) -> bool:
@@ -191,7 +232,7 @@ def _parse_prompt(raw: object, *, index: int, source: str) -> Prompt:
     unknown = set(raw) - _PROMPT_FIELDS
     if unknown:
         raise fail(sorted(unknown)[0], "unknown field")
-    if not isinstance(pid, str) or not _SAFE_ID.match(pid):
+    if not isinstance(pid, str) or not _SAFE_ID.fullmatch(pid):
         raise fail("id", f"{pid!r} is not a safe id (lower-case letters, digits, '_' and '-', "
                          "starting with a letter or digit, at most 80 characters)")
     text = raw.get("text")

@@ -6,6 +6,7 @@ be fed from outside.  This module is the single place their names are spelled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,12 @@ IMAGES_COLUMNS = (
     "sha256",
     "width",
     "height",
+    "prompt_text",
+    "model_spec",
 )
+#: The columns an images table must have; ``prompt_text`` and ``model_spec`` (what each
+#: sample was generated from) are absent from tables written before biaskit 0.2.
+IMAGES_CORE_COLUMNS = IMAGES_COLUMNS[:11]
 PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score")
 OBSERVATION_COLUMNS = (
     "model",
@@ -98,8 +104,35 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, csv: bool = False,
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False), durable=durable)
     if csv:
-        write_atomic(path.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
+        write_csv(frame, path.with_suffix(".csv"))
     return path
+
+
+#: First characters that make a spreadsheet read a cell as a formula (or a hidden one).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV atomically, every text cell made safe to open in a spreadsheet.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return gets a leading ``'`` (OWASP's advice against formula injection);
+    numbers are written as they are.  Column names are treated the same way.
+    Every CSV biaskit writes goes through here; the parquet tables stay exact.
+    """
+    safe = frame.copy()
+    safe.columns = [safe_cell(c) for c in safe.columns]
+    for column in safe.columns:
+        if not (pd.api.types.is_numeric_dtype(safe[column]) or pd.api.types.is_bool_dtype(safe[column])):
+            safe[column] = safe[column].map(safe_cell)
+    return write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False))
+
+
+def safe_cell(value):
+    """``value`` with a ``'`` in front when it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object], *,
@@ -116,10 +149,15 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *,
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    if durable:
-        _fsync_path(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        if durable:
+            _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not leave a partial file behind
+            tmp.unlink(missing_ok=True)
+        raise
     if durable:
         _fsync_path(path.parent)
     return path

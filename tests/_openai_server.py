@@ -8,6 +8,8 @@ deterministically:
 * ``BROKEN`` -- 500 every time;
 * ``SLOW``   -- sleeps ``slow_s`` seconds before answering (client timeouts);
 * ``LEAK``   -- 400 whose message echoes the bearer token (a hostile server), to test redaction;
+  ``LEAKLOWER`` echoes it lower-cased, ``LEAKB64`` base64-encoded;
+* ``FILEURL`` -- 200 whose image ``url`` is ``api.file_url`` (say ``file:///etc/passwd``);
 * otherwise  -- 200 with a PNG (``b64_json``, or a ``url`` served by this server when the
   request asked for ``response_format: url``) and ``revised_prompt = "REVISED: " + prompt``.
 
@@ -41,6 +43,7 @@ class FakeImagesAPI:
         self.requests: list[dict] = []  # bodies of image requests, in arrival order
         self.prompt_hits: Counter = Counter()
         self.files: dict[str, bytes] = {}
+        self.file_url = "file:///etc/passwd"  # what a FILEURL prompt is answered with
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once (bounded concurrency)
         self._counter = itertools.count()
@@ -92,6 +95,13 @@ class FakeImagesAPI:
     def _respond(self, body: dict, prompt: str, hits: int, authorization: str) -> tuple[int, dict, dict]:
         if "REFUSE" in prompt:
             return 400, _error("content_policy_violation", REFUSAL_MESSAGE), {}
+        if "LEAKLOWER" in prompt:
+            return 400, _error("invalid_request", f"bad request with key {authorization.lower()}"), {}
+        if "LEAKB64" in prompt:
+            echoed = base64.b64encode(authorization.encode()).decode()
+            return 400, _error("invalid_request", f"bad request, header {echoed}"), {}
+        if "FILEURL" in prompt:
+            return 200, {"created": int(time.time()), "data": [{"url": self.file_url}]}, {}
         if "LEAK" in prompt:
             return 400, _error("invalid_request", f"bad request with key {authorization}"), {}
         if "BROKEN" in prompt:

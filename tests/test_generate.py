@@ -225,7 +225,7 @@ def test_bad_model_name_and_seed_change_are_refused(tmp_path):
 
 @pytest.mark.parametrize("samples", [0, -2, 2.5, True])
 def test_samples_below_one_or_not_whole_are_refused_before_anything_is_generated(tmp_path, samples):
-    with pytest.raises(ValueError, match=f"samples must be a whole number of at least 1.*got {samples!r}"):
+    with pytest.raises(ValueError, match=f"samples must be a whole number from 1 to 10000.*got {samples!r}"):
         generate(SUITE, {"m": seed_colour}, out=tmp_path / "run", samples=samples, progress=False)
     assert not (tmp_path / "run").exists()
 
@@ -242,3 +242,53 @@ def test_shipped_smoke_suite_runs_through_a_callable(tmp_path):
     images = generate(suite, {"m": seed_colour}, out=tmp_path, progress=False)
     assert len(images) == len(suite) * suite.samples == 12
     assert set(images["prompt_id"]) == {p.id for p in suite}
+
+
+# -- names and ids are matched whole (issue 13) ----------------------------------------------
+@pytest.mark.parametrize("name", ["abc\n", "abc\r\n", "a/b", "evil/../x", "$x$", "", " a"])
+def test_model_names_are_matched_whole(tmp_path, name):
+    with pytest.raises(ValueError, match="model name"):
+        generate(SUITE, {name: seed_colour}, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_images_table_records_prompt_text_and_spec_per_sample(tmp_path):
+    images = generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=2, progress=False)
+    assert list(images.columns) == list(IMAGES_COLUMNS)
+    assert dict(zip(images["prompt_id"], images["prompt_text"])) == {"doctor": "a doctor",
+                                                                     "two-nurses": "two nurses"}
+    assert set(images["model_spec"]) == {"python:test_generate:seed_colour"}
+
+
+def test_a_changed_generator_object_is_refused_and_allowed_explicitly(tmp_path):
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=False)
+    calls = []
+    other = lambda p, s: calls.append(s) or seed_colour(p, s)  # noqa: E731
+    with pytest.raises(ValueError, match=r"model 'm' was generated with 'python:test_generate:seed_colour'"):
+        generate(SUITE, {"m": other}, out=tmp_path, samples=2, progress=False)
+    assert calls == []
+    images = generate(SUITE, {"m": other}, out=tmp_path, samples=2, progress=False, allow_changed=True)
+    assert len(calls) == 2 and len(images) == 4  # only the new samples were generated
+
+
+def test_stored_rows_without_prompt_text_from_older_runs_still_resume(tmp_path):
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=False)
+    old = pd.read_parquet(tmp_path / "images.parquet").drop(columns=["prompt_text", "model_spec"])
+    old.to_parquet(tmp_path / "images.parquet", index=False)
+    images = generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=2, progress=False)
+    assert len(images) == 4 and images["prompt_text"].isna().sum() == 2
+
+
+def test_a_bad_spec_of_a_later_model_stops_the_run_before_any_model_generates(tmp_path):
+    calls = []
+    with pytest.raises(FileNotFoundError, match="missing: image folder not found"):
+        generate(SUITE, {"a": lambda p, s: calls.append(s) or seed_colour(p, s), "b": "folder:missing"},
+                 out=tmp_path / "run", progress=False)
+    assert calls == [] and not (tmp_path / "run").exists()
+
+
+def test_a_finished_run_resumed_shows_no_empty_progress_bar(tmp_path, capsys):
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=False)
+    capsys.readouterr()
+    generate(SUITE, {"m": seed_colour}, out=tmp_path, samples=1, progress=True)
+    assert "generate" not in capsys.readouterr().err

@@ -66,3 +66,64 @@ def test_console_entry_point_runs_as_a_subprocess(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ok=8, refused=0, error=0" in done.stderr  # the progress bar's last state
     assert len(pd.read_parquet(tmp_path / "run" / "images.parquet")) == 8
+
+
+# -- a run is never silently reused for another prompt text or model spec (issue 13) -----------
+def _suite_file(tmp_path, text):
+    path = tmp_path / f"suite-{len(list(tmp_path.glob('suite-*')))}.yaml"
+    path.write_text(f"name: s\nsamples: 2\nprompts:\n  - {{id: doctor, text: {text}}}\n")
+    return path
+
+
+def test_changed_prompt_text_or_model_spec_is_refused_with_the_remedy(tmp_path, capsys):
+    src_a, src_b = tmp_path / "a" / "doctor", tmp_path / "b" / "doctor"
+    for folder, colour in ((src_a, 10), (src_b, 200)):
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), (colour, i, 0)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+
+    def generate(suite, src, *extra):
+        return main(["generate", str(suite), "--model", f"m=folder:{src.parent}", "--out", str(run),
+                     "--no-progress", *extra])
+
+    assert generate(_suite_file(tmp_path, "a doctor"), src_a) == 0
+    before = (run / "images.parquet").read_bytes(), (run / "run.json").read_bytes()
+    capsys.readouterr()
+    assert generate(_suite_file(tmp_path, "a surgeon"), src_a) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "prompt 'doctor'" in err and "'a doctor'" in err and "'a surgeon'" in err
+    assert "new --out" in err and "--allow-changed" in err
+    assert generate(_suite_file(tmp_path, "a doctor"), src_b) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model 'm' was generated with" in err and f"folder:{src_b.parent}" in err
+    assert "--allow-changed" in err
+    assert ((run / "images.parquet").read_bytes(), (run / "run.json").read_bytes()) == before
+    # Explicitly allowed: the stored samples stay, a new one records the new text.
+    assert generate(_suite_file(tmp_path, "a surgeon"), src_a, "--samples", "3", "--allow-changed") == 0
+    images = pd.read_parquet(run / "images.parquet")
+    assert list(images["prompt_text"]) == ["a doctor", "a doctor", "a surgeon"]
+    assert set(images["model_spec"]) == {f"folder:{src_a.parent}"}
+
+
+def test_absurd_samples_are_refused_up_front_and_nothing_is_written(tmp_path, capsys):
+    run = tmp_path / "run"
+    suite = _suite_file(tmp_path, "a doctor")
+    assert main(["generate", str(suite), "--model", "m=folder:.", "--samples", "200000000",
+                 "--out", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "samples must be a whole number from 1 to 10000" in err and "got 200000000" in err
+    assert not run.exists()
+    run.mkdir()
+    assert main(["generate", str(suite), "--model", "m=folder:.", "--samples", "0",
+                 "--out", str(run), "--no-progress"]) == 2
+    assert not (run / "run.json").exists() and not (run / "images.parquet").exists()
+
+
+def test_a_bad_spec_leaves_no_run_directory_behind(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["generate", str(_suite_file(tmp_path, "a doctor")), "--model", "m=folder:missing",
+                 "--out", str(run), "--no-progress"]) == 2
+    assert "missing: image folder not found" in capsys.readouterr().err
+    assert not run.exists()

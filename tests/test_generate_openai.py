@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from pathlib import Path
@@ -105,11 +106,14 @@ def test_run_records_every_outcome_and_never_writes_the_key(api, tmp_path):
         {"id": "refused", "text": "REFUSE a doctor"},
         {"id": "broken", "text": "BROKEN a doctor"},
         {"id": "leak", "text": "LEAK a doctor"},
+        {"id": "leak-lower", "text": "LEAKLOWER a doctor"},
+        {"id": "leak-b64", "text": "LEAKB64 a doctor"},
     ]})
     images = generate(suite, {"gpt": f"openai:gpt-image-1?{FAST}"}, out=tmp_path, samples=2,
                       seed=3, concurrency=4, progress=False)
     status = dict(zip(images["prompt_id"], images["status"]))
-    assert status == {"ok": "ok", "refused": "refused", "broken": "error", "leak": "error"}
+    assert status == {"ok": "ok", "refused": "refused", "broken": "error", "leak": "error",
+                      "leak-lower": "error", "leak-b64": "error"}
     ok = images[images["status"] == "ok"]
     for row in ok.itertuples():
         data = (tmp_path / row.path).read_bytes()
@@ -119,5 +123,22 @@ def test_run_records_every_outcome_and_never_writes_the_key(api, tmp_path):
     assert "<OPENAI_API_KEY>" in leak_error  # the echoed key was masked
     written = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
     assert any(p.name == "run.json" for p in written)
+    echoed = {"exact": API_KEY.encode(), "lower": API_KEY.lower().encode(),
+              "base64": base64.b64encode(f"Bearer {API_KEY}".encode())[12:-4]}
     for path in written:
-        assert API_KEY.encode() not in path.read_bytes(), path
+        for form, secret in echoed.items():
+            assert secret not in path.read_bytes(), (path, form)
+
+
+@pytest.mark.parametrize("url", ["file://{secret}", "FILE://{secret}", "ftp://127.0.0.1/x.png",
+                                 "data:image/png;base64,AAAA", "{secret}"])
+def test_an_answer_with_a_non_http_url_is_refused_and_nothing_is_read(api, tmp_path, url):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(api.png())  # a real image: it would be stored as ok if it were read
+    api.file_url = url.format(secret=secret)
+    suite = suite_from_dict({"name": "f", "prompts": [{"id": "f", "text": "FILEURL a doctor"}]})
+    images = generate(suite, {"gpt": f"openai:gpt-image-1?{FAST}"}, out=tmp_path / "run", samples=1,
+                      progress=False)
+    assert list(images["status"]) == ["error"]
+    assert "only base64 images and http(s) URLs are accepted" in images["error"][0]
+    assert not (tmp_path / "run" / "images").exists()

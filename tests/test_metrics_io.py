@@ -155,3 +155,23 @@ def test_measure_run_names_the_images_file_of_a_bad_images_row(tmp_path, suite_f
     images.to_parquet(tmp_path / "images.parquet")
     with pytest.raises(ValueError, match=r"images\.parquet: row 2: status 'lost'"):
         measure_run(tmp_path, suite=suite_file, n_boot=5)
+
+
+@pytest.mark.parametrize("column, value", [("sample", -1), ("sample", 1.5), ("sample", "two"),
+                                           ("person", -2), ("person", 0.5), ("person", "first")])
+def test_negative_fractional_or_text_sample_and_person_are_refused_naming_the_row(tmp_path, column, value):
+    frame = observations()
+    frame[column] = frame[column].astype(object)
+    frame.loc[3, column] = value
+    path = tmp_path / "obs.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=rf"obs\.csv: row 4: {column} .* is not a whole number of at least 0"):
+        read_observations(path, suite=SUITE)
+
+
+def test_sample_and_person_written_as_whole_number_text_are_read_as_numbers():
+    from biaskit.metrics.io import validate_observations
+
+    obs = validate_observations(observations().astype({"sample": str, "person": str}), suite=SUITE)
+    assert obs["sample"].dtype == "int64" and obs["person"].dtype == "int64"
+    assert obs["sample"].tolist() == observations()["sample"].tolist()

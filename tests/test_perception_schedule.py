@@ -8,6 +8,8 @@ photos.
 
 from __future__ import annotations
 
+import hashlib
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,16 +137,18 @@ def test_loader_reuses_inputs_of_the_same_size_and_keeps_a_bounded_few(tmp_path)
     batching = CenterFaceDetector(threads=2)  # two threads a call: detection is left to the batch
     assert not batching.one_image_per_core
     loader = _Loader(root=tmp_path, max_side=2048, detector=batching, spare_max=1)
-    first, other = loader.load(("x", "images/a.png")), loader.load(("y", "images/b.png"))
+    # The loader checks the bytes against the table's sha256: give the real ones.
+    x, y = (hashlib.sha256((tmp_path / "images" / n).read_bytes()).hexdigest() for n in ("a.png", "b.png"))
+    first, other = loader.load((x, "images/a.png")), loader.load((y, "images/b.png"))
     assert first.faces is None and other.faces is None
     a_input, b_input = first.prepared, other.prepared
     loader.recycle([first, other])
     assert first.prepared is None and [spare for _, spare in loader._spare] == [b_input]  # oldest dropped
-    again = loader.load(("x", "images/a.png"))
+    again = loader.load((x, "images/a.png"))
     assert again.prepared is not a_input  # no spare of that size was left: a fresh array
     kept = again.prepared
     loader.recycle([again])
-    refilled = loader.load(("x", "images/a.png"))
+    refilled = loader.load((x, "images/a.png"))
     assert refilled.prepared is kept
     np.testing.assert_array_equal(refilled.prepared, batching.prepare(load_image(tmp_path / "images/a.png").array))
     missing = loader.load(("z", "images/missing.png"))
@@ -156,7 +160,7 @@ def test_loader_detects_image_by_image_with_a_one_core_detector(tmp_path, detect
     make_run(tmp_path, {"a.png": group})
     assert detector.one_image_per_core  # CPU session, one thread a call
     loader = _Loader(root=tmp_path, max_side=2048, detector=detector)
-    item = loader.load(("x", "images/a.png"))
+    item = loader.load((hashlib.sha256((tmp_path / "images/a.png").read_bytes()).hexdigest(), "images/a.png"))
     assert item.prepared is None and len(loader._spare) == 1  # its input is kept for the next image
     _same_faces([item.faces], [detector.detect(group)])
     assert len(item.faces) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 from biaskit.generate import Result, derive_seed, generate
-from biaskit.store import JOURNAL, ImageStore
+from biaskit.store import JOURNAL, LOCK_FILE, ImageStore
 from biaskit.suite import suite_from_dict
 from biaskit.tables import IMAGES_TABLE
 
@@ -51,6 +52,11 @@ def assert_complete(run: Path, *, models=("m",), samples=3) -> pd.DataFrame:
     for row in images[images["status"] == "ok"].itertuples():
         assert hashlib.sha256((run / row.path).read_bytes()).hexdigest() == row.sha256
     return images
+
+
+def resume_with(generator, run: Path, **options) -> pd.DataFrame:
+    """Resume model "m" of ``run`` with another generator: a deliberate change (allow_changed)."""
+    return generate(SUITE, {"m": generator}, out=run, progress=False, allow_changed=True, **options)
 
 
 # A child process that runs the same generation and dies at a chosen point.
@@ -119,7 +125,7 @@ def test_crash_between_image_writes_and_table_write_regenerates_nothing(tmp_path
     child(tmp_path, run, "before-table")
     assert not (run / IMAGES_TABLE).exists()
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert resume.calls == []
     images = assert_complete(run)
     assert (images["status"] == "ok").all()
@@ -133,7 +139,7 @@ def test_crash_after_journal_line_before_image_regenerates_only_that_sample(tmp_
     child(tmp_path, run, "before-image")
     assert len(ImageStore(run).images()) == 3  # the 4th line has no file: not counted
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert len(resume.calls) == 3  # the interrupted sample and the two never started
     assert_complete(run)
 
@@ -144,7 +150,7 @@ def test_crash_before_rename_leaves_no_partial_file_counted(tmp_path):
     assert list((run / "images").glob(".*.tmp"))  # the complete temporary file is there...
     assert len(ImageStore(run).images()) == 1      # ...but only the first sample counts
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, progress=False)
+    resume_with(resume, run)
     assert len(resume.calls) == 5
     assert not list((run / "images").glob(".*.tmp"))  # cleaned by the next writer
     assert_complete(run)
@@ -167,7 +173,7 @@ def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
     # 5 journal lines were seen; the last one's image may not have been renamed yet.
     assert 4 <= stored < len(SUITE) * samples
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=run, samples=samples, progress=False)
+    resume_with(resume, run, samples=samples)
     assert len(resume.calls) == len(SUITE) * samples - stored
     assert_complete(run, samples=samples)
 
@@ -181,7 +187,7 @@ def test_partial_journal_line_is_ignored_and_repaired(tmp_path):
     with open(tmp_path / JOURNAL, "ab") as handle:
         handle.write(b'{"model": "m", "prompt_id": "doc')  # a kill mid-write
     resume = Counting()
-    generate(SUITE, {"m": resume}, out=tmp_path, samples=1, progress=False)
+    resume_with(resume, tmp_path, samples=1)
     assert len(resume.calls) == 2  # table deleted: both regenerate, the cut line counts for nothing
     assert_complete(tmp_path, samples=1)
 
@@ -195,7 +201,7 @@ def test_errors_are_retried_on_resume_but_refusals_are_final(tmp_path):
     first = generate(SUITE, {"m": flaky}, out=tmp_path, progress=False)
     assert set(first["status"]) == {"error", "refused"}
     resume = Counting()
-    images = generate(SUITE, {"m": resume}, out=tmp_path, progress=False)
+    images = resume_with(resume, tmp_path)
     assert sorted(p for p, _ in resume.calls) == ["two nurses"] * 3
     assert list(images["status"]) == ["refused"] * 3 + ["ok"] * 3
 
@@ -277,3 +283,78 @@ def test_corrupt_run_json_is_named_and_nothing_is_generated(tmp_path):
     with pytest.raises(ValueError, match=r"run\.json: not valid JSON"):
         generate(SUITE, {"m": calls}, out=tmp_path, samples=1, progress=False)
     assert calls.calls == []
+
+
+# -- tables read back are checked (issue 13) ----------------------------------------------------
+@pytest.mark.parametrize("sample", [2.5, -1, "two"])
+def test_images_table_with_a_bad_sample_is_named_by_file_and_row(tmp_path, sample):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+    images = pd.read_parquet(tmp_path / IMAGES_TABLE)
+    column = images["sample"].tolist()
+    column[2] = sample
+    images["sample"] = pd.Series(column, dtype=type(sample) if not isinstance(sample, int) else "int64")
+    images.to_parquet(tmp_path / IMAGES_TABLE, index=False)
+    with pytest.raises(ValueError, match=rf"images\.parquet: row 3: sample .* is not a whole number"):
+        ImageStore(tmp_path)
+
+
+def test_a_journal_line_missing_fields_is_ignored_with_a_warning_and_regenerated(tmp_path, caplog):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    with open(tmp_path / JOURNAL, "a") as journal:
+        journal.write(json.dumps({"model": "m", "prompt_id": "doctor", "status": "ok"}) + "\n")
+    assert len(ImageStore(tmp_path).images()) == 2
+    assert f"{tmp_path / JOURNAL}: line 1: sample None is not a whole number" in caplog.text
+    assert "line ignored, its sample is generated again" in caplog.text
+
+
+def test_an_unwritable_run_is_one_line_naming_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    generate(SUITE, {"m": draw}, out=tmp_path, samples=1, progress=False)
+    config = (tmp_path / "run.json").read_bytes()
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(RuntimeError, match=r"run\.json: cannot write in the run directory: No space left"):
+        generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "run.json").read_bytes() == config
+    assert not list(tmp_path.glob(".*.tmp"))
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(LOCK_FILE):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(RuntimeError, match=r"\.biaskit\.lock: cannot write in the run directory: Permission denied"):
+        generate(SUITE, {"m": draw}, out=tmp_path, samples=2, progress=False)
+
+
+def test_ctrl_c_mid_run_keeps_every_finished_sample_and_a_resume_completes(tmp_path):
+    calls = []
+
+    def interrupted(prompt, seed):
+        calls.append(seed)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return draw(prompt, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(SUITE, {"m": interrupted}, out=tmp_path, concurrency=1, progress=False)
+    # Compacted on the way out: every call that finished (the one running when the interrupt
+    # came included) is a row with its file, the interrupted one is not.
+    stored = pd.read_parquet(tmp_path / IMAGES_TABLE)
+    assert (stored["status"] == "ok").all() and len(stored) == len(calls) - 1
+    assert len(list((tmp_path / "images").iterdir())) == len(stored)
+    resume = Counting()
+    resume_with(resume, tmp_path)
+    assert len(resume.calls) == len(SUITE) * 3 - len(stored)
+    assert_complete(tmp_path)
+
+
+def test_out_naming_an_existing_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"file: is a file, not a run directory"):
+        generate(SUITE, {"m": draw}, out=tmp_path / "file", progress=False)

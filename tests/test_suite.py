@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from biaskit import taxonomy
-from biaskit.suite import SuiteError, load_suite
+from biaskit.suite import SuiteError, load_suite, whole_number, whole_numbers
 
 VALID = """\
 name: mini
@@ -98,3 +100,36 @@ def test_shipped_smoke_suite_has_one_of_each_kind():
     suite = load_suite("prompts/smoke.yaml")
     assert suite.samples == 3 and 3 <= len(suite) <= 4
     assert {p.kind for p in suite} == {"individual", "group", "ahistorical"}
+
+
+@pytest.mark.parametrize("pid", ['"abc\\n"', '"abc\\r"', '"abc\\n\\n"', '"ab c"'])
+def test_ids_are_matched_whole_so_a_trailing_newline_is_refused(tmp_path, pid):
+    path = write(tmp_path, f"name: s\nprompts:\n  - {{id: {pid}, text: x}}\n")
+    with pytest.raises(SuiteError, match="is not a safe id"):
+        load_suite(path)
+
+
+def test_absurd_samples_in_a_suite_are_refused(tmp_path):
+    with pytest.raises(SuiteError, match="from 1 to 10000, got 200000000"):
+        load_suite(write(tmp_path, "name: s\nsamples: 200000000\nprompts:\n  - {id: a, text: x}\n"))
+
+
+@pytest.mark.parametrize("value, expected", [(0, 0), (3, 3), (3.0, 3), ("3", 3), (" 7 ", 7),
+                                             (np.int64(4), 4), (np.float64(5.0), 5)])
+def test_whole_numbers_are_accepted(value, expected):
+    assert whole_number(value, where="t.csv: row 1", column="sample") == expected
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "abc", "2.5", "", None, float("nan"), True, np.True_, "1e3"])
+def test_negative_fractional_and_text_indices_are_refused_naming_the_row(value):
+    with pytest.raises(ValueError, match=r"t\.csv: row 1: person .* is not a whole number of at least 0"):
+        whole_number(value, where="t.csv: row 1", column="person")
+
+
+def test_whole_numbers_of_a_column_name_the_first_bad_row():
+    assert whole_numbers(pd.Series([0, 1, 2], name="sample"), name="t").tolist() == [0, 1, 2]
+    assert whole_numbers(pd.Series(["0", "1"], name="sample"), name="t").dtype == "int64"
+    with pytest.raises(ValueError, match=r"t: row 3: sample -1 is not a whole number"):
+        whole_numbers(pd.Series([0, 1, -1], name="sample"), name="t")
+    with pytest.raises(ValueError, match=r"t: row 2: sample 1.5"):
+        whole_numbers(pd.Series([0, 1.5], name="sample"), name="t")

@@ -19,6 +19,7 @@ examples:
       --model old=run:runs/2024#sd --out runs/sd
 
 Re-running the same command resumes: nothing stored is generated again.
+One process per run directory: a second one on the same --out is refused.
 The API key comes from OPENAI_API_KEY (and OPENAI_BASE_URL); it is never written.
 """
 
@@ -37,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run directory (created or resumed)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="generator calls in flight at once (default 8)")
+    parser.add_argument("--allow-changed", action="store_true",
+                        help="keep stored samples although their prompt text or model spec changed "
+                             "(default: an error naming the prompt or model)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
@@ -63,10 +67,9 @@ def handle(args: argparse.Namespace) -> int:
     from biaskit.tables import IMAGES_TABLE
 
     models = parse_models(args.model)
-    if args.samples is not None and args.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {args.samples}")
     images = generate(args.suite, models, out=args.out, samples=args.samples, seed=args.seed,
-                      concurrency=max(1, args.concurrency), progress=not args.no_progress)
+                      concurrency=max(1, args.concurrency), progress=not args.no_progress,
+                      allow_changed=args.allow_changed)
     mine = images[images["model"].isin(list(models))]
     counts = mine.groupby(["model", "status"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=["ok", "refused", "error"], fill_value=0)

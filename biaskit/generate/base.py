@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -12,8 +15,13 @@ from biaskit.tables import STATUS_ERROR, STATUS_OK, STATUS_REFUSED
 WRONG_RESULT_COUNT = "generator returned {got} results for a batch of {expected} requests"
 NOT_AN_IMAGE = "generator returned {type_name}, expected a PIL.Image, image bytes or a Result"
 
+
 # Environment variables whose values must never reach a table, a file or a log.
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+# Tokens that look like credentials whatever the environment holds: API keys
+# (sk-..., hf_...) and bearer tokens a server may echo back.
+_SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{16,}|Bearer\s+[A-Za-z0-9._~+/=-]{16,})")
+SECRET_LIKE_MASK = "<secret>"
 
 
 @dataclass(frozen=True)
@@ -120,10 +128,32 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def redact(text: str | None) -> str | None:
-    """Mask the values of secret-looking environment variables (``*_KEY``, ``*_TOKEN``...)."""
-    if not text:
-        return text
+    """Mask secrets: values of secret-looking environment variables and credential-like tokens.
+
+    An environment value (``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``,
+    8 characters or more) is masked as ``<NAME>`` in any letter case and in
+    base64 (standard or URL-safe, at any offset of an encoded blob, as in an
+    echoed ``Authorization: Basic`` header); tokens shaped like API keys
+    (``sk-...``, ``hf_...``, ``Bearer ...``) are masked as ``<secret>``.
+    """
+    if not isinstance(text, str) or not text:
+        return text  # None, or a missing value read back from a table
     for name, value in os.environ.items():
-        if len(value) >= 8 and _SECRET_NAME.search(name) and value in text:
-            text = text.replace(value, f"<{name}>")
-    return text
+        if len(value) >= 8 and _SECRET_NAME.search(name):
+            text = _secret_pattern(value).sub(f"<{name}>", text)
+    return _SECRET_LIKE.sub(SECRET_LIKE_MASK, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _secret_pattern(value: str) -> re.Pattern:
+    """One regex for every form of ``value`` to mask: itself (any case) and its base64 forms."""
+    forms = [re.escape(value)]
+    raw = value.encode("utf-8")
+    for shift in range(3):
+        # base64 of the value inside a longer payload, for each of the 3 byte offsets:
+        # only the characters made from the value's bytes alone are fixed, keep those.
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        core = encoded[math.ceil(8 * shift / 6):(8 * (shift + len(raw))) // 6]
+        for form in {core, core.replace("+", "-").replace("/", "_")}:
+            forms.append(f"(?-i:{re.escape(form)})")
+    return re.compile("|".join(forms), re.IGNORECASE)

@@ -2,9 +2,9 @@
 
 The observations table (DESIGN.md §2) may come from biaskit's own tagger, from
 human raters or from any other classifier, so every row is checked before it is
-counted: required columns present, no empty field, every attribute known, every
-label in its attribute's taxonomy (or ``"unclear"``), every prompt id in the
-suite.  Each problem raises a :class:`ValueError` naming the table, the first
+counted: required columns present, no empty field, sample and person whole
+numbers from 0 (``"3"`` is read as 3), every attribute known, every label in
+its attribute's taxonomy (or ``"unclear"``), every prompt id in the suite.  Each problem raises a :class:`ValueError` naming the table, the first
 offending row (1-based data row: row 1 is the first line after a CSV header)
 and the field.
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
-from biaskit.suite import Suite
+from biaskit.suite import Suite, whole_numbers
 from biaskit.tables import REQUIRED_OBSERVATION_COLUMNS, STATUSES, read_table, require_columns
 
 #: Columns of the images table the metrics read (see tables.IMAGES_COLUMNS).
@@ -95,6 +95,8 @@ def validate_observations(frame: pd.DataFrame, *, suite: Suite,
     obs = frame.loc[:, list(REQUIRED_OBSERVATION_COLUMNS)].reset_index(drop=True)
     _check_not_empty(obs, name=name)
     _check_prompts(obs, suite=suite, name=name)
+    for column in ("sample", "person"):  # whole numbers from 0 ("3" is read as 3)
+        obs[column] = whole_numbers(obs[column], name=name)
     obs["attribute"] = obs["attribute"].astype(str)
     obs["label"] = _normalised_labels(obs, taxonomies=taxonomies, name=name)
     return obs
@@ -110,6 +112,7 @@ def validate_images(frame: pd.DataFrame, *, suite: Suite, name: str = "images") 
     images = frame.loc[:, list(REQUIRED_IMAGE_COLUMNS)].reset_index(drop=True)
     _check_not_empty(images, name=name)
     _check_prompts(images, suite=suite, name=name)
+    images["sample"] = whole_numbers(images["sample"], name=name)
     bad = ~images["status"].isin(STATUSES)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from biaskit.paths import MAX_IMAGE_BYTES, read_verified
+
 #: Longest side an image is decoded to; larger images are downscaled.
 DEFAULT_MAX_SIDE = 2048
 #: Background that transparent pixels are composited onto (mid grey: neither
@@ -67,18 +69,29 @@ class LoadedImage:
     original_size: tuple[int, int]
 
 
-def load_image(path: str | Path, *, max_side: int = DEFAULT_MAX_SIDE) -> LoadedImage:
+def load_image(path: str | Path, *, max_side: int = DEFAULT_MAX_SIDE,
+               sha256: str | None = None) -> LoadedImage:
     """Decode ``path`` into an RGB array, downscaled so its longest side <= ``max_side``.
+
+    A file over :data:`biaskit.paths.MAX_IMAGE_BYTES` is refused by its size
+    before it is read; with ``sha256`` the bytes must have that digest.
 
     Raises
     ------
     ImageLoadError
-        If the file is missing, is not an image, is truncated or corrupt, or
-        trips Pillow's decompression-bomb guard.
+        If the file is missing, too large, not the recorded bytes, not an image,
+        truncated or corrupt, or trips Pillow's decompression-bomb guard.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_verified(path, sha256=sha256, max_bytes=MAX_IMAGE_BYTES)
+    except FileNotFoundError:
+        raise ImageLoadError(LOAD_ERROR.format(path=path, reason="no such file")) from None
+    except OSError as exc:
+        raise ImageLoadError(LOAD_ERROR.format(path=path, reason=exc.strerror or exc)) from None
+    except ValueError as exc:  # too large, or not the bytes the table recorded
+        raise ImageLoadError(str(exc)) from None
+    try:
         with warnings.catch_warnings():
             # A "possible bomb" warning (between 1x and 2x the pixel limit) is
             # fine to decode; above 2x Pillow raises, and that guard stays.
@@ -91,8 +104,6 @@ def load_image(path: str | Path, *, max_side: int = DEFAULT_MAX_SIDE) -> LoadedI
                 return plain
             with Image.open(io.BytesIO(data)) as image:
                 return _decode(image, max_side=max_side)
-    except FileNotFoundError:
-        raise ImageLoadError(LOAD_ERROR.format(path=path, reason="no such file")) from None
     except UnidentifiedImageError:
         raise ImageLoadError(LOAD_ERROR.format(path=path, reason="not an image file")) from None
     except Image.DecompressionBombError as exc:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import tables
+from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
 from biaskit.perception.base import Face, Tagger, available_cores
 from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
 from biaskit.perception.detect import Detector, Faces, make_detector
@@ -82,7 +83,7 @@ def tag_run(
     images = tables.read_table(run_dir / tables.IMAGES_TABLE)
     result = tag_images(
         images, root=run_dir, attributes=attributes, tagger=tagger, device=device, progress=progress,
-        cache=run_dir / CACHE_DIR if cache else None, **options,
+        cache=run_dir / CACHE_DIR if cache else None, image_dir=run_dir / tables.IMAGES_DIR, **options,
     )
     tables.write_table(result.people, run_dir / tables.PEOPLE_TABLE)
     tables.write_table(result.observations, run_dir / tables.OBSERVATIONS_TABLE)
@@ -111,6 +112,7 @@ def tag_images(
     clip_cache: str | None = None,
     allow_random_weights: bool = False,
     progress: bool = True,
+    image_dir: str | Path | None = None,
 ) -> TagResult:
     """Detect and tag the people in the ok rows of an images table.
 
@@ -129,6 +131,10 @@ def tag_images(
         Faces with a shorter side (pixels) are tagged ``unclear``.
     cache : path, optional
         Tag-cache folder; None disables caching.
+    image_dir : path, optional
+        The folder every image must resolve into (default ``root``; a run's
+        ``images/`` for :func:`tag_run`).  A path leading elsewhere, or a file
+        whose bytes do not match the table's sha256, is an errors-table row.
 
     Returns
     -------
@@ -144,7 +150,8 @@ def tag_images(
     plan = plan_taggers(attributes=attributes, tagger=tagger, options=options)
     detector = make_detector(detector)
     rows = images[images["status"] == tables.STATUS_OK].copy()
-    rows["sha256"] = _hashes(rows, root)
+    image_dir = Path(root if image_dir is None else image_dir)
+    rows["sha256"] = _hashes(rows, root, image_dir)
     settings = {"detector": detector.name, "max_side": max_side, "min_face": min_face,
                 "taggers": [[t.name, list(attrs)] for t, attrs in plan]}
     store = TagCache(cache, key=settings_key(settings)) if cache is not None else None
@@ -154,8 +161,8 @@ def tag_images(
     worker = _Worker(detector=detector, plan=plan, min_face=min_face)
     fresh = []
     try:
-        for result in _tagged_batches(todo, root=root, max_side=max_side, batch_size=batch_size, worker=worker,
-                                      progress=progress):
+        for result in _tagged_batches(todo, root=root, image_dir=image_dir, max_side=max_side,
+                                      batch_size=batch_size, worker=worker, progress=progress):
             fresh.append(result)
             if store is not None:
                 store.put(**{name: t[~t["sha256"].str.startswith(_MISSING)] for name, t in result.items()})
@@ -166,7 +173,7 @@ def tag_images(
     return _tables_for(rows, parts)
 
 
-def _hashes(rows: pd.DataFrame, root: Path) -> list[str]:
+def _hashes(rows: pd.DataFrame, root: Path, image_dir: Path) -> list[str]:
     """sha256 per row: the table's value, else the file's digest (or a path marker if unreadable)."""
     given = rows["sha256"] if "sha256" in rows.columns else pd.Series([None] * len(rows), index=rows.index)
     hashes = []
@@ -175,14 +182,16 @@ def _hashes(rows: pd.DataFrame, root: Path) -> list[str]:
             hashes.append(value)
             continue
         try:
-            hashes.append(hashlib.sha256((root / str(path)).read_bytes()).hexdigest())
-        except OSError:
+            file = resolve_inside(image_dir, str(path), root=root)
+            data = read_verified(file, sha256=None, max_bytes=MAX_IMAGE_BYTES)
+            hashes.append(hashlib.sha256(data).hexdigest())
+        except (OSError, ValueError):
             hashes.append(f"{_MISSING}{path}")  # reported when loading fails; never cached
     return hashes
 
 
-def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size: int, worker: "_Worker",
-                    progress: bool) -> Iterator[dict[str, pd.DataFrame]]:
+def _tagged_batches(todo: pd.DataFrame, *, root: Path, image_dir: Path, max_side: int, batch_size: int,
+                    worker: "_Worker", progress: bool) -> Iterator[dict[str, pd.DataFrame]]:
     """Result tables of each batch of ``todo`` (:func:`batch_slices`), in order.
 
     Image tasks, one image each, run on a pool of one thread per core but one:
@@ -201,7 +210,8 @@ def _tagged_batches(todo: pd.DataFrame, *, root: Path, max_side: int, batch_size
     items = list(zip(todo["sha256"], todo["path"].astype(str)))
     batches = [items[part] for part in batch_slices(len(items), batch_size)]
     bar = _progress(len(items), progress)
-    loader = _Loader(root=root, max_side=max_side, detector=worker.detector, spare_max=2 * batch_size)
+    loader = _Loader(root=root, max_side=max_side, detector=worker.detector, spare_max=2 * batch_size,
+                     image_dir=image_dir)
     with ThreadPoolExecutor(max_workers=max(available_cores() - 1, 1), thread_name_prefix="biaskit-images") as pool:
         ahead = _Ahead(pool=pool, load=loader.load, batches=batches)
         for index in range(len(batches)):
@@ -320,15 +330,18 @@ class _Loader:
     prepare_max_pixels: int = 1 << 20
     #: Most recycled inputs kept (two batches' worth are in flight at most).
     spare_max: int = 32
+    #: The folder every image must resolve into (default ``root``).
+    image_dir: Path | None = None
     _spare: list = field(default_factory=list)  # (image shape, input), oldest first
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self, item: tuple[str, str]) -> _Item:
         sha, path = item
         file = self.root / path
-        try:
-            image = load_image(file, max_side=self.max_side)
-        except ImageLoadError as exc:
+        try:  # inside the image folder only, and the bytes must match the table's sha256
+            file = resolve_inside(self.image_dir or self.root, path, root=self.root)
+            image = load_image(file, max_side=self.max_side, sha256=None if sha.startswith(_MISSING) else sha)
+        except ValueError as exc:  # ImageLoadError is one
             return _Item(sha, file, error=str(exc))
         loaded = _Item(sha, file, image=image, prepared=self._prepare(image.array))
         if getattr(self.detector, "one_image_per_core", False):

@@ -26,6 +26,7 @@ from biaskit.report.data import DEFAULT_ALPHA, RunData, load_run
 from biaskit.report.figures import RenderedFigure, render_figures
 from biaskit.report.gallery import galleries
 from biaskit.report.render import build_context, render_html, render_markdown
+from biaskit.paths import resolve_inside
 from biaskit.tables import write_atomic
 
 __all__ = ["write_report", "load_run", "render_figures", "RunData",
@@ -69,8 +70,8 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
                             alpha=alpha, title=title)
     figure_dir = run.run_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
-    for figure in figures:
-        _write_atomic(figure_dir / f"{figure.name}.png", figure.png)
+    for figure in figures:  # names are slugs (figures.figure_name); checked again here
+        _write_atomic(resolve_inside(figure_dir, f"{figure.name}.png", root=figure_dir), figure.png)
     html = _write_atomic(run.run_dir / REPORT_HTML, render_html(context).encode("utf-8"))
     markdown = _write_atomic(run.run_dir / REPORT_MARKDOWN,
                              render_markdown(context, figure_dir=FIGURES_DIR).encode("utf-8"))

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from biaskit import plots
+from biaskit.paths import slug
 from biaskit.report.data import RunData, ahistorical
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,15 @@ def _panels(run: RunData):
         rows = run.distribution[run.distribution["attribute"] == attribute]
         size = plots.shares_figsize(n_bars=rows["prompt_id"].nunique() * len(models),
                                     n_labels=len(plots.attribute_labels(attribute, rows["label"])))
-        yield (f"shares_{attribute}", f"{attribute}: category shares per prompt",
+        yield (figure_name("shares", attribute), f"{attribute}: category shares per prompt",
                "Share of each category among persons with a known label; the baseline "
                "bar comes first in each prompt's group.",
                size,
                lambda ax, attribute=attribute: plots.category_shares(
                    run.distribution, attribute=attribute, models=models, ax=ax))
         for model in run.candidates if run.baseline else []:
-            yield (f"entropy_{attribute}_{model}", f"{attribute}: entropy, {model} vs {run.baseline}",
+            yield (figure_name("entropy", attribute, model),
+                   f"{attribute}: entropy, {model} vs {run.baseline}",
                    "Normalized entropy per ambiguous prompt with 95% intervals; points above "
                    "the diagonal are prompts where the model is more diverse than the baseline.",
                    (5.5, 5.5),
@@ -74,10 +76,19 @@ def _panels(run: RunData):
            (6.5, 3.6), lambda ax: plots.rate_bars(run.rates, models=models, ax=ax))
     if not run.confusion.empty:
         for attribute in dict.fromkeys(run.confusion["attribute"]):
-            yield (f"confusion_{attribute}", f"Validation: {attribute}",
+            yield (figure_name("confusion", attribute), f"Validation: {attribute}",
                    "The tagger's confusion matrix on labelled faces (rows: true label).",
                    (6.0, 4.5), lambda ax, attribute=attribute: plots.confusion_matrix(
                        run.confusion, attribute=attribute, ax=ax))
+
+
+def figure_name(kind: str, *parts: str) -> str:
+    """A figure's file name (without ``.png``): its kind and the slug of each user string.
+
+    Model names and attributes come from the user's tables; :func:`biaskit.paths.slug`
+    keeps ``evil/../../x`` or ``stabilityai/sdxl-turbo`` inside ``figures/``.
+    """
+    return "_".join([kind, *(slug(part) for part in parts)])
 
 
 SUMMARY_TITLE = "Diversity per attribute"

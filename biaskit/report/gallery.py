@@ -13,6 +13,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from biaskit import taxonomy, tables
+from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
 from biaskit.report.data import RunData
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,10 @@ def person_labels(observations: pd.DataFrame) -> dict[tuple, list[str]]:
 
 
 def thumbnail_uri(path, *, boxes=(), size: int = THUMB_SIZE) -> str:
-    """A ``data:image/jpeg;base64`` thumbnail of the image at ``path`` with numbered boxes."""
+    """A ``data:image/jpeg;base64`` thumbnail of the image at ``path`` with numbered boxes.
+
+    ``path`` may be a file-like object (the bytes read and checked by the caller).
+    """
     with Image.open(path) as image:
         image = image.convert("RGB")
         scale = size / max(image.size)
@@ -126,9 +130,11 @@ def _thumbnail(run: RunData, row, *, labels, boxes, size) -> Thumbnail:
         thumb.note = row.status
         return thumb
     path = run.run_dir / str(row.path)
-    try:
-        thumb.src = thumbnail_uri(path, boxes=boxes.get(row.sha256, ()), size=size)
-    except (OSError, ValueError) as exc:  # a missing or corrupt file costs one thumbnail
+    try:  # inside the run's image store only, and the bytes must match their sha256
+        path = resolve_inside(run.run_dir / tables.IMAGES_DIR, str(row.path), root=run.run_dir)
+        data = read_verified(path, sha256=row.sha256, max_bytes=MAX_IMAGE_BYTES)
+        thumb.src = thumbnail_uri(io.BytesIO(data), boxes=boxes.get(row.sha256, ()), size=size)
+    except (OSError, ValueError) as exc:  # a missing, corrupt or refused file costs one thumbnail
         log.warning(UNREADABLE.format(path=path, problem=exc))
         thumb.note = "image unreadable"
     thumb.people = labels.get((row.model, row.prompt_id, int(row.sample)), [])

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from biaskit.generate.base import BaseGenerator, Request, Result, describe_exception
+from biaskit.paths import MAX_IMAGE_BYTES, check_size
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ class FolderGenerator(BaseGenerator):
 
     Files are ordered by name with numbers compared as numbers (``2.png`` before
     ``10.png``); suffixes ``.png .jpg .jpeg .webp``.  The original bytes are stored
-    (not re-encoded), so the stored sha256 is the source file's.  A missing image
-    or an unreadable file is that sample's error, naming the folder or file, and
-    the run goes on.
+    (not re-encoded), so the stored sha256 is the source file's.  A missing image,
+    an unreadable file or one over :data:`~biaskit.paths.MAX_IMAGE_BYTES`
+    (refused by its size, before reading) is that sample's error, naming the
+    folder or file, and the run goes on.
 
     Examples
     --------
@@ -84,6 +86,7 @@ def _read_image(path: Path) -> Result:
     from PIL import Image
 
     try:
+        check_size(path, max_bytes=MAX_IMAGE_BYTES)  # a 3 GB "1.png" is refused unread
         data = path.read_bytes()
         # verify() checks structure and checksums (a lost IEND chunk), load() decodes
         # the pixels (a cut IDAT): bad files fail here, naming the file, not in tagging.

@@ -11,8 +11,10 @@ import random
 import time
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from biaskit.generate.base import BaseGenerator, Request, Result, describe_exception
+from biaskit.paths import MAX_IMAGE_BYTES
 
 #: Error codes with which the API declines a prompt on content-policy grounds.
 REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
@@ -20,6 +22,10 @@ SDK_MISSING = "the OpenAI adapter needs the openai package: pip install 'biaskit
 GAVE_UP = "{reason} (gave up after {attempts} attempt(s))"
 EMPTY_RESPONSE = "the API returned no image"
 CLIENT_FAILED = "openai:{model}: cannot create the OpenAI client: {reason}"
+#: The only URL schemes an answer's image may come from (never file:, ftp:, data:...).
+URL_SCHEMES = ("http", "https")
+TOO_BIG = "{what}: {size} bytes, more than the " + f"{MAX_IMAGE_BYTES}-byte limit for an image"
+BAD_URL = "the API answered with a {scheme!r} URL; only base64 images and http(s) URLs are accepted"
 
 
 class OpenAIGenerator(BaseGenerator):
@@ -105,16 +111,38 @@ class OpenAIGenerator(BaseGenerator):
         item = response.data[0]
         revised = getattr(item, "revised_prompt", None)
         if getattr(item, "b64_json", None):
-            data = base64.b64decode(item.b64_json)
-        elif getattr(item, "url", None):
-            with urllib.request.urlopen(item.url, timeout=self.timeout) as handle:  # noqa: S310
-                data = handle.read()
-        else:
-            return Result.error(EMPTY_RESPONSE)
-        return Result.ok(data=data, revised_prompt=revised)
+            size = len(item.b64_json) * 3 // 4  # decoded size, known before decoding
+            if size > MAX_IMAGE_BYTES:
+                return Result.error(TOO_BIG.format(what="base64 answer", size=size))
+            return Result.ok(data=base64.b64decode(item.b64_json), revised_prompt=revised)
+        if getattr(item, "url", None):
+            return self._download(str(item.url), revised_prompt=revised)
+        return Result.error(EMPTY_RESPONSE)
+
+    def _download(self, url: str, *, revised_prompt: str | None) -> Result:
+        """The image at an http(s) URL, at most MAX_IMAGE_BYTES; any other scheme is refused."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            return Result.error(BAD_URL.format(scheme=scheme or url[:20]))
+        opener = urllib.request.build_opener(_HttpOnlyRedirects)
+        with opener.open(url, timeout=self.timeout) as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            return Result.error(TOO_BIG.format(what=f"image at {scheme} URL", size=f"over {MAX_IMAGE_BYTES}"))
+        return Result.ok(data=data, revised_prompt=revised_prompt)
 
     def __repr__(self) -> str:
         return f"OpenAIGenerator({self.model!r})"
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib would not go to file:, but say so plainly)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urlsplit(newurl).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            raise ValueError(BAD_URL.format(scheme=scheme))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _error_code(exc: Any) -> str | None:

@@ -10,7 +10,9 @@ from biaskit.tables import STATUS_OK, STATUS_REFUSED
 NO_SUCH_MODEL = "{run}: no model {model!r} in this run (it has: {models})"
 AMBIGUOUS_MODEL = "{run}: holds several models ({models}); name one as run:PATH#MODEL"
 NOT_IN_RUN = "sample {sample} of prompt {prompt_id!r} is not in run {run} (model {model!r})"
-UNREADABLE = "{path}: could not read the image of the earlier run: {reason}"
+UNREADABLE = "{run}: could not read the image of the earlier run: {reason}"
+PROMPT_DIFFERS = ("prompt {prompt_id!r} was generated from {old!r} in run {run}, not from {new!r}: "
+                  "not taken over")
 
 
 class RunGenerator(BaseGenerator):
@@ -58,11 +60,13 @@ class RunGenerator(BaseGenerator):
             return Result.refused(row["error"], revised_prompt=row["revised_prompt"], seed=seed)
         if row["status"] != STATUS_OK:
             return Result.error(row["error"], seed=seed)
-        path = self._store.path_of(row)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return Result.error(UNREADABLE.format(path=path, reason=describe_exception(exc)), seed=seed)
+        if row.get("prompt_text") and row["prompt_text"] != request.text:
+            return Result.error(PROMPT_DIFFERS.format(run=self.run_dir, prompt_id=request.prompt_id,
+                                                      old=row["prompt_text"], new=request.text), seed=seed)
+        try:  # inside the earlier run's image store only, and the bytes must match their sha256
+            data = self._store.read_image(row)
+        except (OSError, ValueError) as exc:
+            return Result.error(UNREADABLE.format(run=self.run_dir, reason=describe_exception(exc)), seed=seed)
         return Result.ok(data=data, revised_prompt=row["revised_prompt"], seed=seed)
 
     def __repr__(self) -> str:
