@@ -55,6 +55,10 @@ RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 
+#: Key of ``DataFrame.attrs`` holding the file a table was read from.
+SOURCE = "source"
+
+UNREADABLE_TABLE = "{path}: cannot be read as a table: {problem}"
 RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 
@@ -76,16 +80,35 @@ def concat_rows(parts: list[pd.DataFrame], columns) -> pd.DataFrame:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a parquet or CSV table, chosen by the file's suffix."""
+    """Read a parquet or CSV table, chosen by the file's suffix.
+
+    The path is kept in ``frame.attrs[SOURCE]`` so that later checks can name the
+    file.  A file that cannot be read as a table (empty, not UTF-8, not parquet)
+    raises one ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""])
-    raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+    if path.suffix not in (".parquet", ".csv", ".tsv"):
+        raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",",
+                                keep_default_na=False, na_values=[""])
+    except UnicodeDecodeError as exc:
+        raise ValueError(UNREADABLE_TABLE.format(path=path, problem=f"not UTF-8 text ({exc.reason} "
+                                                 f"at byte {exc.start})")) from None
+    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise ValueError(UNREADABLE_TABLE.format(path=path, problem=one_line(exc))) from None
+    frame.attrs[SOURCE] = str(path)
+    return frame
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library messages often span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, csv: bool = False,
