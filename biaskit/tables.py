@@ -13,6 +13,8 @@ from typing import Callable
 
 import pandas as pd
 
+from biaskit.errors import one_line
+
 IMAGES_COLUMNS = (
     "model",
     "prompt_id",
@@ -60,6 +62,14 @@ SOURCE = "source"
 
 UNREADABLE_TABLE = "{path}: cannot be read as a table: {problem}"
 RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
+RUN_CONFIG_NOT_OBJECT = "{path}: expected a JSON object (key: value), got a {kind}"
+RUN_CONFIG_BAD_KEY = "{path}: key {key!r} must be {expected}, got {value!r}"
+# The keys of run.json that stages read back, and the type each must have.
+_RUN_CONFIG_TYPES = {
+    "seed": (int, "an integer"), "samples": (int, "an integer"),
+    "models": (dict, "an object model -> spec"), "baseline": ((str, dict), "a model name"),
+    "suite": (str, "a file path"), "tagging": (dict, "an object"), "metrics": (dict, "an object"),
+}
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 
 
@@ -104,11 +114,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(UNREADABLE_TABLE.format(path=path, problem=one_line(exc))) from None
     frame.attrs[SOURCE] = str(path)
     return frame
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (library messages often span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, csv: bool = False,
@@ -179,11 +184,24 @@ def text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    """``RUN/run.json`` as a dict ({} when the run has none); a corrupt file is named."""
+    """``RUN/run.json`` as a dict ({} when the run has none).
+
+    A file that is not JSON, not an object, or whose known keys have the wrong
+    type (``seed: "abc"``, ``models`` as a list) raises one ``ValueError``
+    naming the file and the key.
+    """
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=one_line(exc))) from None
+    if not isinstance(config, dict):
+        raise ValueError(RUN_CONFIG_NOT_OBJECT.format(path=path, kind=type(config).__name__))
+    for key, (types, expected) in _RUN_CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ValueError(RUN_CONFIG_BAD_KEY.format(path=path, key=key, expected=expected,
+                                                       value=value))
+    return config

@@ -31,7 +31,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from biaskit.metrics.io import plain
+from biaskit.metrics.io import plain, table_name, validate_images
+from biaskit.suite import Suite
 from biaskit.tables import STATUS_OK
 
 IMAGE_KEY = ("model", "prompt_id", "sample")
@@ -44,6 +45,25 @@ NOT_IN_IMAGES = ("{observations}: row {row}: {key} is not in {images}; the two f
                  "the same images (tag the run again, or pass the images table it was tagged from)")
 NOT_OK = ("{observations}: row {row}: {key} is observed, but {images} marks it {status!r}; an "
           "observed sample must be an 'ok' image")
+NOTHING_TO_MEASURE = ("{observations}: no observation rows, and no images table to count images "
+                      "without a person; nothing to measure")
+
+
+def check_tables(observations: pd.DataFrame, images: pd.DataFrame | None, *, suite: Suite,
+                 name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Validate ``images`` (when given) and its join with the validated ``observations``.
+
+    ``name`` names the observations file; the images table's name is the file it
+    was read from (see :func:`biaskit.metrics.io.table_name`).  Without an images
+    table, observations with no row are refused: there would be nothing to count.
+    """
+    if images is None:
+        if observations.empty:
+            raise ValueError(NOTHING_TO_MEASURE.format(observations=name))
+        return observations, None
+    images = validate_images(images, suite=suite)
+    return check_join(observations, images, observations_name=name,
+                      images_name=table_name(images, default="images"))
 
 
 def check_join(observations: pd.DataFrame, images: pd.DataFrame, *, observations_name: str,

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from pathlib import Path
 from typing import Mapping
@@ -84,6 +85,10 @@ MISSING_WEIGHTS = (
     "download into the Hugging Face cache (or into --clip-cache DIR); copy a cache that holds "
     "them to this machine and pass --clip-cache DIR; or pass a local checkpoint file with "
     "--clip-weights PATH (Python: pretrained='PATH')"
+)
+NOT_A_CHECKPOINT = (
+    "--clip-weights {path}: not a {model} checkpoint that can be loaded safely ({reason}); give "
+    "an open_clip weights file (.pt/.bin/.safetensors holding tensors only)"
 )
 RANDOM_REFUSED = (
     "CLIP for attribute(s) {attributes}: pretrained=None would use randomly initialised weights; "
@@ -137,6 +142,7 @@ def _create(model_name, pretrained, device, cache_dir, names):
     pretrained_arg = None if pretrained is None else str(pretrained)
     looks_like_file = pretrained_arg is not None and (
         Path(pretrained_arg).suffix in (".pt", ".pth", ".bin", ".safetensors") or "/" in pretrained_arg
+        or Path(pretrained_arg).is_file()
     )
     if looks_like_file and not Path(pretrained_arg).is_file():
         raise BiaskitWeightsError(MISSING_WEIGHTS.format(
@@ -152,21 +158,37 @@ def _create(model_name, pretrained, device, cache_dir, names):
                 cache_dir=None if cache_dir is None else str(cache_dir),
                 require_pretrained=pretrained is not None,
             )
-    except RuntimeError as exc:
-        raise BiaskitWeightsError(MISSING_WEIGHTS.format(
-            model=model_name, pretrained=pretrained_arg, attributes=names, reason=exc)) from None
+    except Exception as exc:  # noqa: BLE001 -- the file's problems, told in one line
+        if not looks_like_file:
+            if isinstance(exc, RuntimeError):
+                raise BiaskitWeightsError(MISSING_WEIGHTS.format(
+                    model=model_name, pretrained=pretrained_arg, attributes=names,
+                    reason=exc)) from None
+            raise
+        # Not a weights-only checkpoint of this model: a pickle with code (refused by
+        # torch.load(weights_only=True), which is what protects the user), text, or
+        # the tensors of another model.
+        raise BiaskitWeightsError(NOT_A_CHECKPOINT.format(
+            path=pretrained_arg, model=model_name, reason=_short_reason(exc))) from None
     clip_model.eval()
     return clip_model, open_clip.get_tokenizer(model_name)
 
 
+def _short_reason(exc: BaseException) -> str:
+    """Why a checkpoint file failed to load, in a few words (torch's messages run to pages)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "torch.load(weights_only=True) refused it: pickled objects, or not a checkpoint"
+    if isinstance(exc, RuntimeError) and "state_dict" in str(exc):
+        return "its tensors are not those of this architecture"
+    return "not a torch or safetensors checkpoint"
+
+
 def read_prompts(path: str | Path) -> dict[str, dict[str, tuple[str, ...]]]:
     """``attribute -> label -> prompts`` from a YAML file, validated, attributes registered."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such prompts file")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path, what="CLIP prompts file") or {}
     if not isinstance(data, dict) or not data:
         raise ValueError(BAD_PROMPTS.format(path=path, problem="expected a mapping attribute -> label -> prompts"))
     result = {}
