@@ -6,6 +6,7 @@ be fed from outside.  This module is the single place their names are spelled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -144,10 +145,19 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *,
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    if durable:
-        _fsync_path(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        if durable:
+            _fsync_path(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        # No partial temporary file is left behind (a full disk leaves a 0-byte one),
+        # and the error names the file the caller meant, whatever library wrote it
+        # (pyarrow's messages name the temporary file, or none).
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = os.strerror(exc.errno) if exc.errno else one_line(exc)
+        raise OSError(exc.errno, f"cannot write: {reason}", str(path)) from None
     if durable:
         _fsync_path(path.parent)
     return path
