@@ -15,3 +15,11 @@ def mixed(prompt, seed):
 def skewed(prompt, seed):
     CALLS["skewed"] += 1
     return demo.skewed(prompt, seed)
+
+
+def slow(prompt, seed):
+    """A generator that takes long enough to be interrupted mid-run."""
+    import time
+
+    time.sleep(2)
+    return demo.mixed(prompt, seed)

@@ -17,6 +17,7 @@ import errno
 import importlib
 import logging
 import sys
+import traceback
 
 from biaskit.errors import one_line
 
@@ -46,8 +47,6 @@ INTERRUPTED = "interrupted; re-run the same command to resume (stored images are
 INTERNAL_ERROR = "internal error: {error} (a bug; run again with -v for the traceback and report it)"
 SYSTEM_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EBUSY}
 
-log = logging.getLogger(__name__)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -69,8 +68,36 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
     dropped); ``examples``, shown after the options, keep their line breaks.
     """
     formatter = argparse.RawDescriptionHelpFormatter if examples else argparse.HelpFormatter
-    return subparsers.add_parser(name, help=help, description=description.strip().replace("``", ""),
-                                 epilog=examples, formatter_class=formatter)
+    parser = subparsers.add_parser(name, help=help, description=description.strip().replace("``", ""),
+                                   epilog=examples, formatter_class=formatter)
+    # -v also after the command; SUPPRESS keeps the top-level value when it is not given here.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log debug messages (and the traceback of an error)")
+    return parser
+
+
+def whole_number(minimum: int):
+    """An argparse ``type``: an integer >= ``minimum`` (the error names the value)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is not a whole number >= {minimum}")
+        return value
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number between 0 and 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code, message = describe_error(exc)
         if args.verbose:
-            log.debug("traceback", exc_info=exc)
+            traceback.print_exception(exc, file=sys.stderr)
         print(f"biaskit {args.command}: error: {message}", file=sys.stderr)
         return code
 

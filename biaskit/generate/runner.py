@@ -79,14 +79,19 @@ def generate(suite: Suite | str | Path, models: Mapping[str, Any], *, out: str |
             raise ValueError(BAD_MODEL_NAME.format(name=name))
     store = _store.ImageStore(out, create=True, durable=durable)
     try:
-        write_run_config(store.root, suite=suite, models=models, samples=samples, seed=seed)
         work = {name: _pending(store, name, suite, samples, seed, retry_errors) for name in models}
+        # Every spec is checked (a folder: that does not exist, an unknown kind) before
+        # anything is generated or recorded in run.json.
+        generators = {name: make_generator(models[name]) for name, requests in work.items()
+                      if requests}
+        write_run_config(store.root, suite=suite, models=models, samples=samples, seed=seed)
         counts: Counter = Counter()
         total = sum(len(requests) for requests in work.values())
-        with _progress_bar(total, enabled=progress) as bar:
+        # Nothing to do (a finished run resumed): no empty bar.
+        with _progress_bar(total, enabled=progress and total > 0) as bar:
             for name, requests in work.items():
                 if requests:
-                    generator = make_generator(models[name])
+                    generator = generators[name]
                     if hasattr(generator, "prepare"):
                         generator.prepare()  # load weights once; a failure here is the run's
                     _run_model(name, generator, requests, store=store, bar=bar,

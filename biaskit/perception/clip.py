@@ -42,6 +42,7 @@ from typing import Mapping
 import numpy as np
 
 from biaskit import taxonomy
+from biaskit.yamlio import load_yaml
 from biaskit.perception.base import (
     Face,
     TagOutput,
@@ -90,6 +91,7 @@ NOT_A_CHECKPOINT = (
     "--clip-weights {path}: not a {model} checkpoint that can be loaded safely ({reason}); give "
     "an open_clip weights file (.pt/.bin/.safetensors holding tensors only)"
 )
+NOT_A_CHECKPOINT_FILE = "not a torch or safetensors checkpoint"
 RANDOM_REFUSED = (
     "CLIP for attribute(s) {attributes}: pretrained=None would use randomly initialised weights; "
     "pass allow_random_weights=True if that is really wanted (tests, benchmarks)"
@@ -147,6 +149,9 @@ def _create(model_name, pretrained, device, cache_dir, names):
     if looks_like_file and not Path(pretrained_arg).is_file():
         raise BiaskitWeightsError(MISSING_WEIGHTS.format(
             model=model_name, pretrained=pretrained_arg, attributes=names, reason="no such file"))
+    if looks_like_file and not _checkpoint_format(Path(pretrained_arg)):
+        raise BiaskitWeightsError(NOT_A_CHECKPOINT.format(
+            path=pretrained_arg, model=model_name, reason=NOT_A_CHECKPOINT_FILE))
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)  # a deliberate random init is reproducible
@@ -180,7 +185,20 @@ def _short_reason(exc: BaseException) -> str:
         return "torch.load(weights_only=True) refused it: pickled objects, or not a checkpoint"
     if isinstance(exc, RuntimeError) and "state_dict" in str(exc):
         return "its tensors are not those of this architecture"
-    return "not a torch or safetensors checkpoint"
+    return NOT_A_CHECKPOINT_FILE
+
+
+def _checkpoint_format(path: Path) -> bool:
+    """Whether ``path`` starts like a checkpoint: a torch zip or pickle, or safetensors.
+
+    Checked before the model is built, so a text file (or an image) is refused at once.
+    """
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save zip / legacy pickle
+        return True
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    return len(head) > 9 and head[8:9] == b"{"
 
 
 def read_prompts(path: str | Path) -> dict[str, dict[str, tuple[str, ...]]]:
