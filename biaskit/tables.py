@@ -69,7 +69,7 @@ RUN_CONFIG_BAD_KEY = "{path}: key {key!r} must be {expected}, got {value!r}"
 _RUN_CONFIG_TYPES = {
     "seed": (int, "an integer"), "samples": (int, "an integer"),
     "models": (dict, "an object model -> spec"), "baseline": ((str, dict), "a model name"),
-    "suite": (str, "a file path"), "tagging": (dict, "an object"), "metrics": (dict, "an object"),
+    "suite": ((str, dict), "a file path"), "tagging": (dict, "an object"), "metrics": (dict, "an object"),
 }
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 

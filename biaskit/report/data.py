@@ -245,3 +245,34 @@ def ahistorical(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary rows of prompts with an expected label (the ahistorical check)."""
     expected = summary["expected"].astype("string").fillna("")
     return summary[expected != ""].reset_index(drop=True)
+
+
+NOT_TAGGED = "{attribute!r} was not tagged in this run (no tagger here gives it; e.g. add --tagger clip)"
+NO_KNOWN_LABEL = "no person with a known {attribute!r} label in any model's images"
+NOT_MEASURED = "the prompt has no measured image"
+UNCHECKED_COLUMNS = ("prompt_id", "attribute", "expected", "reason")
+
+
+def unchecked_expectations(summary: pd.DataFrame, suite: Suite | None) -> pd.DataFrame:
+    """The suite's expected labels the ahistorical table cannot show, and why.
+
+    An expectation on an attribute no tagger gave (race, offline) has no summary
+    row at all, so without this list it would vanish from the report unnoticed.
+    Columns: prompt_id, attribute, expected, reason.  Empty without a suite.
+    """
+    rows = []
+    measured = set(summary["attribute"]) if len(summary) else set()
+    for prompt in suite or ():
+        for attribute, expected in prompt.expected.items():
+            mine = summary[(summary["prompt_id"] == prompt.id) & (summary["attribute"] == attribute)]
+            if attribute not in measured:
+                reason = NOT_TAGGED.format(attribute=attribute)
+            elif mine.empty:
+                reason = NOT_MEASURED
+            elif pd.to_numeric(mine["match_rate"], errors="coerce").isna().all():
+                reason = NO_KNOWN_LABEL.format(attribute=attribute)
+            else:
+                continue
+            rows.append((prompt.id, attribute, expected, reason))
+    return pd.DataFrame(rows, columns=list(UNCHECKED_COLUMNS))
+
