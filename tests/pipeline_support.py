@@ -23,3 +23,10 @@ def slow(prompt, seed):
 
     time.sleep(2)
     return demo.mixed(prompt, seed)
+
+
+def blank(prompt, seed):
+    """An image with no face in it."""
+    from PIL import Image
+
+    return Image.new("RGB", (96, 96), (seed % 200, 120, 160))
