@@ -30,3 +30,8 @@ def blank(prompt, seed):
     from PIL import Image
 
     return Image.new("RGB", (96, 96), (seed % 200, 120, 160))
+
+
+def broken(prompt, seed):
+    """A generator whose every call fails (an error row per sample)."""
+    raise RuntimeError("the service is down")

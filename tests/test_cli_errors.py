@@ -261,3 +261,24 @@ def test_negative_min_face(run_copy, capsys):
     with pytest.raises(ValueError, match=r"min_face \(--min-face\) must be .* >= 0, got -1"):
         tag_images(pd.read_parquet(run_copy / "images.parquet"), root=run_copy, tagger="skin",
                    min_face=-1, progress=False)
+
+
+def test_a_full_disk_leaves_no_temporary_file_and_names_the_file(tmp_path, capsys):
+    import errno
+
+    from biaskit.tables import write_atomic
+
+    target = tmp_path / "metrics" / "summary.parquet"
+    target.parent.mkdir()
+
+    def fill_then_fail(tmp):
+        tmp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        write_atomic(target, fill_then_fail)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert list(target.parent.iterdir()) == []  # no .summary.parquet.tmp left
+    code, message = cli.describe_error(info.value)
+    assert code == cli.EXIT_SYSTEM
+    assert message == f"{target}: cannot write: no space left on device"

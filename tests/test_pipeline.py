@@ -215,3 +215,13 @@ def test_tag_says_how_many_images_had_no_face(run, run_copy, capsys):
     out = capsys.readouterr().out
     people = pd.read_parquet(run_copy / "people.parquet")
     assert f"tagged 18 image(s): 12 with a face, 6 with no face; {len(people)} person(s)" in out
+
+
+def test_run_with_failed_samples_exits_1_not_like_a_crash(run, run_copy, capsys):
+    from biaskit import cli
+
+    code = main(["run", str(run["suite"]), *ARGS, "--model", "down=python:pipeline_support:broken",
+                 "--out", str(run_copy)])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_FAILED_ITEMS != cli.EXIT_INTERNAL
+    assert "6 sample(s) failed" in out and (run_copy / "report.html").exists()

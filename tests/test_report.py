@@ -297,3 +297,19 @@ def test_no_unchecked_list_when_every_expectation_is_measured(tmp_path):
     make_run(tmp_path)
     markdown = write_report(tmp_path, thumbnails=0)["markdown"].read_text()
     assert "could not be checked" not in markdown
+
+
+def test_model_names_with_dollar_signs_keep_every_figure(tmp_path):
+    # Issue 13 item 10: a model named with "$" (broken math text) dropped all the figures.
+    from biaskit.tables import write_table
+
+    make_run(tmp_path)
+    expected = [figure.name for figure in render_figures(load_run(tmp_path))]
+    hostile = "c$^$"
+    for path in [*(tmp_path / "metrics").glob("*.parquet"), tmp_path / "images.parquet",
+                 tmp_path / "observations.parquet", tmp_path / "perception_errors.parquet"]:
+        table = pd.read_parquet(path)
+        write_table(table.replace({"model": {"cand": hostile}}), path)
+    figures = render_figures(load_run(tmp_path))
+    assert len(figures) == len(expected) == 7
+    assert all(figure.png.startswith(b"\x89PNG") for figure in figures)
