@@ -111,7 +111,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise ValueError(UNREADABLE_TABLE.format(path=path, problem=f"not UTF-8 text ({exc.reason} "
                                                  f"at byte {exc.start})")) from None
-    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the system's (permission, ...): not a problem of the file's content
         raise ValueError(UNREADABLE_TABLE.format(path=path, problem=one_line(exc))) from None
     frame.attrs[SOURCE] = str(path)
     return frame

@@ -6,7 +6,7 @@ returning an exit code).  Modules are imported lazily by :func:`main` so that
 ``biaskit --help`` does not pay for torch.
 
 Errors take one path: a sub-command raises, :func:`main` maps the exception's
-type to an exit code (:data:`EXIT_CODES`) and prints one line naming the file,
+type to an exit code (the ``EXIT_*`` constants) and prints one line naming the file,
 row or option.  No sub-command catches errors of its own.
 """
 
@@ -27,7 +27,7 @@ SUBCOMMANDS = ("generate", "tag", "validate", "train_probe", "measure", "report"
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1   # finished, but some samples failed (error rows); re-run to retry them
 EXIT_BAD_INPUT = 2      # bad input or option (also argparse's usage errors)
-EXIT_SYSTEM = 3         # the system refused: permission, read-only or full disk, run locked
+EXIT_SYSTEM = 3         # the system refused: permission, read-only or full disk
 EXIT_INTERNAL = 70      # a bug in biaskit (EX_SOFTWARE)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 

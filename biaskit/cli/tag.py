@@ -125,6 +125,8 @@ def handle(args: argparse.Namespace) -> int:
 
 def tag_summary(run_dir: Path, observations) -> str:
     """What tagging found: images with and without a face, people, unreadable images."""
+    import pandas as pd
+
     from biaskit import tables
     from biaskit.perception import ERRORS_TABLE
 
@@ -134,11 +136,12 @@ def tag_summary(run_dir: Path, observations) -> str:
     errors = tables.read_table(run_dir / ERRORS_TABLE)
     ok = images[images["status"] == tables.STATUS_OK]
     with_face = ok["sha256"].isin(set(people["sha256"]))
-    unreadable = ok["sha256"].isin(set(errors["sha256"])) if len(errors) else with_face & False
+    key = ["model", "prompt_id", "sample"]
+    unreadable = pd.MultiIndex.from_frame(ok[key]).isin(pd.MultiIndex.from_frame(errors[key]))
     lines = [TAG_SUMMARY.format(images=len(ok), faces=int(with_face.sum()),
                                 no_face=int((~with_face & ~unreadable).sum()),
                                 people=len(people), observations=len(observations),
                                 path=run_dir / tables.OBSERVATIONS_TABLE)]
-    if unreadable.any():
-        lines.append(UNREADABLE.format(count=int(unreadable.sum()), path=run_dir / ERRORS_TABLE))
+    if len(errors):
+        lines.append(UNREADABLE.format(count=len(errors), path=run_dir / ERRORS_TABLE))
     return "\n".join(lines)
