@@ -183,6 +183,7 @@ def test_bad_run_json(content, words, run_copy, measured, capsys):
               contains=words)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("kind", ["pickle", "text"])
 def test_clip_weights_that_are_not_a_checkpoint(kind, run_copy, tmp_path, capsys):
     weights = tmp_path / ("weights.pt" if kind == "pickle" else "weights.txt")
