@@ -17,6 +17,7 @@ import errno
 import importlib
 import logging
 import sys
+import textwrap
 import traceback
 
 from biaskit.errors import one_line
@@ -68,7 +69,10 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
     dropped); ``examples``, shown after the options, keep their line breaks.
     """
     formatter = argparse.RawDescriptionHelpFormatter if examples else argparse.HelpFormatter
-    parser = subparsers.add_parser(name, help=help, description=description.strip().replace("``", ""),
+    # The raw formatter (kept for the examples' line breaks) does not wrap the description.
+    paragraphs = description.strip().replace("``", "").split("\n\n")
+    description = "\n\n".join(textwrap.fill(" ".join(p.split()), width=79) for p in paragraphs)
+    parser = subparsers.add_parser(name, help=help, description=description,
                                    epilog=examples, formatter_class=formatter)
     # -v also after the command; SUPPRESS keeps the top-level value when it is not given here.
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
