@@ -106,3 +106,18 @@ def test_a_finished_run_resumed_shows_no_empty_progress_bar(tmp_path, capsys):
     assert "generate: 100%" in capsys.readouterr().err  # the bar, on the first run
     assert main(argv) == 0
     assert "generate:" not in capsys.readouterr().err  # nothing to do: no "generate: 0img"
+
+
+def test_run_json_records_the_suite_so_that_any_directory_finds_it(tmp_path, monkeypatch):
+    # The report finds the suite through run.json (for prompt texts and the expectations it
+    # could not check); a path relative to where `generate` ran was lost from anywhere else.
+    import json
+    from pathlib import Path
+
+    src = folder(tmp_path / "src")
+    assert main(["generate", SMOKE, "--model", f"a=folder:{src}", "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["suite"]
+    assert recorded == str(Path(SMOKE).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert load_suite(recorded).name == "smoke"

@@ -313,3 +313,10 @@ def test_model_names_with_dollar_signs_keep_every_figure(tmp_path):
     figures = render_figures(load_run(tmp_path))
     assert len(figures) == len(expected) == 7
     assert all(figure.png.startswith(b"\x89PNG") for figure in figures)
+
+
+def test_without_the_suite_the_report_says_the_list_cannot_be_made(tmp_path):
+    info = make_run(tmp_path)
+    info["suite_path"].unlink()  # run.json names it, but it is gone
+    markdown = write_report(tmp_path, thumbnails=0)["markdown"].read_text()
+    assert "the prompt suite was not found (run.json's path, or --prompts SUITE)" in markdown

@@ -250,6 +250,8 @@ def ahistorical(summary: pd.DataFrame) -> pd.DataFrame:
 NOT_TAGGED = "{attribute!r} was not tagged in this run (no tagger here gives it; e.g. add --tagger clip)"
 NO_KNOWN_LABEL = "no person with a known {attribute!r} label in any model's images"
 NOT_MEASURED = "the prompt has no measured image"
+NO_SUITE = ("the prompt suite was not found (run.json's path, or --prompts SUITE): expectations "
+            "on attributes that were not tagged cannot be listed")
 UNCHECKED_COLUMNS = ("prompt_id", "attribute", "expected", "reason")
 
 
@@ -258,11 +260,14 @@ def unchecked_expectations(summary: pd.DataFrame, suite: Suite | None) -> pd.Dat
 
     An expectation on an attribute no tagger gave (race, offline) has no summary
     row at all, so without this list it would vanish from the report unnoticed.
-    Columns: prompt_id, attribute, expected, reason.  Empty without a suite.
+    Columns: prompt_id, attribute, expected, reason.  Without a suite, one row
+    says that the list cannot be made.
     """
+    if suite is None:
+        return pd.DataFrame([("all", "–", "–", NO_SUITE)], columns=list(UNCHECKED_COLUMNS))
     rows = []
     measured = set(summary["attribute"]) if len(summary) else set()
-    for prompt in suite or ():
+    for prompt in suite:
         for attribute, expected in prompt.expected.items():
             mine = summary[(summary["prompt_id"] == prompt.id) & (summary["attribute"] == attribute)]
             if attribute not in measured:
