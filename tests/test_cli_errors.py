@@ -102,6 +102,13 @@ def test_a_crash_is_not_some_samples_failed(monkeypatch, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_keyerrors_of_biaskit_are_input_errors_a_bare_key_is_a_bug():
+    code, message = cli.describe_error(KeyError("unknown attribute 'height'; known: age"))
+    assert (code, message) == (cli.EXIT_BAD_INPUT, "unknown attribute 'height'; known: age")
+    code, message = cli.describe_error(KeyError("hof"))
+    assert code == cli.EXIT_INTERNAL and "KeyError: 'hof'" in message
+
+
 def test_ctrl_c_exits_130_in_one_line_and_keeps_stored_images(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")

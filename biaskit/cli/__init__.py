@@ -136,8 +136,10 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, OSError):
         code = EXIT_SYSTEM if exc.errno in SYSTEM_ERRNOS else EXIT_BAD_INPUT
         return code, one_line(_os_error(exc))
-    if isinstance(exc, KeyError):
-        return EXIT_BAD_INPUT, one_line(exc.args[0] if exc.args else exc)
+    if isinstance(exc, KeyError) and exc.args and " " in str(exc.args[0]):
+        # biaskit's own KeyErrors (unknown attribute, model, prompt) are sentences; a bare
+        # key ('hof') is a lookup that failed inside biaskit: a bug, reported as one.
+        return EXIT_BAD_INPUT, one_line(exc.args[0])
     if isinstance(exc, (ValueError, RuntimeError, UnicodeError)):
         return EXIT_BAD_INPUT, one_line(exc)
     return EXIT_INTERNAL, INTERNAL_ERROR.format(error=one_line(f"{type(exc).__name__}: {exc}"))
