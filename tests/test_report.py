@@ -320,3 +320,10 @@ def test_without_the_suite_the_report_says_the_list_cannot_be_made(tmp_path):
     info["suite_path"].unlink()  # run.json names it, but it is gone
     markdown = write_report(tmp_path, thumbnails=0)["markdown"].read_text()
     assert "the prompt suite was not found (run.json's path, or --prompts SUITE)" in markdown
+
+
+def test_a_confusion_table_without_its_columns_is_named(tmp_path):
+    make_run(tmp_path)
+    with pytest.raises(ValueError, match=r"images\.parquet: missing column\(s\) \['attribute', "
+                                         r"'true', 'predicted', 'count'\]"):
+        load_run(tmp_path, confusion=tmp_path / "images.parquet")
