@@ -50,7 +50,8 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
                  out: str | Path, samples: int | None = None, seed: int = 0,
                  attributes: Sequence[str] | None = None, tagger: Any = None,
                  device: str | None = None, concurrency: int = 8, thumbnails: int = 8,
-                 progress: bool = True) -> PipelineResult:
+                 progress: bool = True, tagging: Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, Any] | None = None) -> PipelineResult:
     """Generate, tag, measure and report a candidate model (or several) against a baseline.
 
     Parameters
@@ -59,20 +60,27 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
         The prompt suite.
     models : mapping
         Model name -> generator spec (``folder:PATH``, ``openai:MODEL``,
-        ``diffusers:HUB_ID``, ``python:module:function``, ...) or object; must
-        include the baseline.
+        ``diffusers:HUB_ID``, ``python:module:function``, ``run:PATH[#MODEL]``)
+        or object; must include the baseline.
     baseline : str
         Name of the baseline model in ``models``; recorded in ``RUN/run.json``.
     out : path
         The run directory (created, or resumed when it exists).
     samples, seed, concurrency :
-        As for :func:`biaskit.generate.generate`.
+        As for :func:`biaskit.generate.generate`; ``seed`` also seeds the bootstrap.
     attributes, tagger, device :
         As for :func:`biaskit.perception.tag_run`.
     thumbnails : int
         Gallery thumbnails per prompt and model in the report.
     progress : bool
         Progress bars for generation and tagging.
+    tagging : mapping, optional
+        More keyword arguments of :func:`biaskit.perception.tag_run`
+        (``thresholds``, ``detector``, ``min_face``, ``clip_weights``,
+        ``clip_cache``, ``clip_prompts``, ``cautious``, ``batch_size``, ``cache``).
+    metrics : mapping, optional
+        Keyword arguments of :class:`biaskit.metrics.BiasFrame` (``n_boot``,
+        ``confidence``, ``entropy_correction``, ``confusion``).
 
     Returns
     -------
@@ -86,22 +94,25 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if baseline not in models:
         raise ValueError(BASELINE_NOT_A_MODEL.format(baseline=baseline, models=list(models)))
+    tagging = {"attributes": attributes, "tagger": tagger, "device": device, **(tagging or {})}
+    metrics = {"seed": seed, **(metrics or {})}
     run_dir = Path(out)
     _check_baseline(run_dir, baseline=baseline)
     log.info("pipeline: generating %s into %s", ", ".join(models), run_dir)
     images = generate(suite, models, out=run_dir, samples=samples, seed=seed,
                       concurrency=concurrency, progress=progress)
-    record_run_settings(run_dir, baseline=baseline, tagging=_tagging_settings(attributes, tagger))
+    record_run_settings(run_dir, baseline=baseline, tagging=_tagging_settings(tagging))
     log.info("pipeline: tagging")
-    observations = tag_run(run_dir, attributes=attributes, tagger=tagger, device=device,
-                           progress=progress)
+    observations = tag_run(run_dir, progress=progress, **tagging)
     log.info("pipeline: measuring")
-    bias = measure_run(run_dir, suite=suite, baseline=baseline)
+    bias = measure_run(run_dir, suite=suite, baseline=baseline, **metrics)
     record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,
                                           "confidence": bias.confidence,
-                                          "entropy_correction": bias.entropy_correction})
+                                          "entropy_correction": bias.entropy_correction,
+                                          "confusion": metrics.get("confusion") is not None})
     log.info("pipeline: writing the report")
-    report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails)
+    report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails,
+                          confusion=metrics.get("confusion"))
     return PipelineResult(run_dir=run_dir, images=images, observations=observations, bias=bias,
                           report=report)
 
@@ -113,16 +124,28 @@ def _check_baseline(run_dir: Path, *, baseline: str) -> None:
         raise ValueError(BASELINE_CHANGED.format(path=run_dir / RUN_CONFIG, old=old))
 
 
-def _tagging_settings(attributes, tagger) -> dict:
+def _tagging_settings(tagging: Mapping[str, Any]) -> dict:
+    """The tagging options as run.json records them (objects by their class name)."""
     from biaskit.perception.pipeline import DEFAULT_MIN_FACE
 
-    def describe(one):  # spec strings as given; tagger objects by their class
-        return one if one is None or isinstance(one, str) else type(one).__name__
+    def describe(one):  # spec strings and paths as given; tagger objects by their class
+        if one is None or isinstance(one, (str, int, float, bool)):
+            return one
+        if isinstance(one, Path):
+            return str(one)
+        if isinstance(one, (list, tuple)):
+            return [describe(item) for item in one]
+        if isinstance(one, Mapping):
+            return {str(k): describe(v) for k, v in one.items()}
+        return type(one).__name__
 
-    taggers = [describe(t) for t in tagger] if isinstance(tagger, (list, tuple)) else describe(tagger)
-    return {"attributes": list(attributes) if attributes else "default",
-            "tagger": taggers,
-            "detector": "default", "min_face_px": DEFAULT_MIN_FACE}
+    settings = {key: describe(value) for key, value in tagging.items() if value is not None}
+    settings["attributes"] = describe(list(tagging["attributes"])) if tagging.get("attributes") \
+        else "default"
+    settings.setdefault("tagger", None)
+    settings["detector"] = tagging.get("detector") or "default"
+    settings["min_face_px"] = settings.pop("min_face", DEFAULT_MIN_FACE)
+    return settings
 
 
 def record_run_settings(run_dir: str | Path, *, baseline: str | None = None,

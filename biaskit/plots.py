@@ -3,7 +3,9 @@
 Every function takes the tidy tables of :mod:`biaskit.metrics` (or of
 :func:`biaskit.perception.validate`), draws on ``ax`` (a new figure when
 ``ax`` is None) and returns the Axes, so figures compose into a user's own
-layout.  matplotlib is imported inside the functions: importing this module
+layout; :func:`summary_figure`, the one figure of two panels, takes
+``fig=None`` instead and returns the Figure.  Names (models, prompts,
+labels) are drawn as plain text: a ``$`` is a dollar sign, never math.  matplotlib is imported inside the functions: importing this module
 costs nothing and works headless (Agg).
 
 ========================  ====================================================
@@ -16,6 +18,7 @@ function                  figure
 :func:`overall_bars`      HOF or mean entropy per attribute per model, with
                           intervals (the system card's summary figure)
 :func:`summary_figure`    both panels of the summary figure side by side
+                          (takes ``fig=None``, returns the Figure)
 :func:`ahistorical_match` match rate per ahistorical prompt and model
 :func:`rate_bars`         unclear, no-person, refusal and error rates per model
 :func:`confusion_matrix`  a tagger's validation confusion matrix
@@ -74,6 +77,23 @@ def _new_axes(ax, *, figsize=(6.4, 4.8)):
 
     _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def plain(text) -> str:
+    """``text`` drawn as itself: a ``$`` would start matplotlib math text (and a name such
+    as ``a$b$c`` would break every figure), so it is escaped."""
+    return str(text).replace("$", r"\$")
+
+
+def _set_title(ax, text: str) -> None:
+    """A title that wraps at the figure's edges when it is too long, so no word is clipped."""
+    ax.set_title(text, wrap=True)
+
+
+def _legend_outside(ax, *, n_labels: int) -> None:
+    """The legend right of the Axes, where it cannot cover a bar or a point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False,
+              ncols=_legend_columns(n_labels))
 
 
 def _ordered(values: Sequence, order: Sequence | None) -> list:
@@ -171,15 +191,14 @@ def category_shares(distribution: pd.DataFrame, *, attribute: str, prompts: Sequ
     for label in labels:
         width = shares[label].to_numpy()
         ax.barh(y, width, left=left, height=0.85, color=colors[label], edgecolor=EDGE_COLOR,
-                linewidth=0.4, label=label)
+                linewidth=0.4, label=plain(label))
         left += width
-    ax.set_yticks(y, [f"{p} · {m}" for p, m in shares.index])
+    ax.set_yticks(y, [plain(f"{p} · {m}") for p, m in shares.index])
     ax.invert_yaxis()  # first prompt on top, as read
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of persons with a known label")
-    ax.set_title(f"{attribute}: category shares per prompt")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False,
-              ncols=_legend_columns(len(labels)))
+    _set_title(ax, plain(f"{attribute}: category shares per prompt"))
+    _legend_outside(ax, n_labels=len(labels))
     return ax
 
 
@@ -253,9 +272,9 @@ def entropy_scatter(summary: pd.DataFrame, *, attribute: str, model: str, baseli
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"normalized entropy, {baseline} (baseline)")
-    ax.set_ylabel(f"normalized entropy, {model}")
-    ax.set_title(f"{attribute}: entropy per prompt (above the line = more diverse)")
+    ax.set_xlabel(plain(f"normalized entropy, {baseline} (baseline)"))
+    ax.set_ylabel(plain(f"normalized entropy, {model}"))
+    _set_title(ax, plain(f"{attribute}: entropy per prompt (above the line = more diverse)"))
     return ax
 
 
@@ -265,7 +284,7 @@ def _annotate_points(ax, names, x, y) -> None:
     for name, xi, yi in zip(names, x, y):
         spots.setdefault((round(float(xi), 2), round(float(yi), 2)), []).append(str(name))
     for (xi, yi), group in spots.items():
-        ax.annotate(", ".join(group), (xi, yi), xytext=(3, 3), textcoords="offset points",
+        ax.annotate(plain(", ".join(group)), (xi, yi), xytext=(3, 3), textcoords="offset points",
                     fontsize=7)
 
 
@@ -316,30 +335,35 @@ def overall_bars(overall: pd.DataFrame, *, metric: str = "hof", kind: str | None
         picked = table.reindex(pd.MultiIndex.from_product([attributes, [model]]))
         value = picked[metric].to_numpy(dtype=float)
         position, width = _slot(x, i, len(models))
-        ax.bar(position, np.nan_to_num(value), width=width, label=model, color=f"C{i}")
+        ax.bar(position, np.nan_to_num(value), width=width, label=plain(model), color=f"C{i}")
         ax.errorbar(position, value, yerr=_error_span(value, picked[f"{metric}_ci_low"],
                                                       picked[f"{metric}_ci_high"]),
                     fmt="none", ecolor="black", elinewidth=1, capsize=3)
-    ax.set_xticks(x, attributes)
+    ax.set_xticks(x, [plain(a) for a in attributes])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"{OVERALL_METRICS[metric]}\n(higher = more diverse)")
-    ax.set_title(f"{OVERALL_METRICS[metric]} ({kind} prompts)")
-    ax.legend(fontsize="small", frameon=False)
+    _set_title(ax, plain(f"{OVERALL_METRICS[metric]} ({kind} prompts)"))
+    _legend_outside(ax, n_labels=len(models))
     return ax
 
 
 def summary_figure(overall: pd.DataFrame, *, kind: str | None = None,
-                   models: Sequence[str] | None = None):
+                   models: Sequence[str] | None = None, fig=None):
     """The system card's summary figure: HOF and mean entropy panels side by side.
 
-    Unlike the single-panel functions this returns the matplotlib ``Figure``.
+    The one multi-panel figure: it takes ``fig`` (a matplotlib Figure or
+    SubFigure to draw both panels on; a new 10 x 4 inch Figure when None) where
+    the single-panel functions take ``ax``, and returns that Figure.  Its two
+    Axes are ``fig.axes`` (HOF, then mean entropy), each as :func:`overall_bars`
+    draws it.
     """
-    from matplotlib.figure import Figure
+    if fig is None:
+        from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    for ax, metric in zip(figure.subplots(1, 2), OVERALL_METRICS):
+        fig = Figure(figsize=(10, 4), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, 2), OVERALL_METRICS):
         overall_bars(overall, metric=metric, kind=kind, models=models, ax=ax)
-    return figure
+    return fig
 
 
 def ahistorical_match(summary: pd.DataFrame, *, models: Sequence[str] | None = None, ax=None):
@@ -369,15 +393,16 @@ def ahistorical_match(summary: pd.DataFrame, *, models: Sequence[str] | None = N
     for i, model in enumerate(models):
         value = np.array([table.get((p, a, model), np.nan) for p, a, _ in keys], dtype=float)
         position, height = _slot(y, i, len(models))
-        bars = ax.barh(position, np.nan_to_num(value), height=height, label=model, color=f"C{i}")
+        bars = ax.barh(position, np.nan_to_num(value), height=height, label=plain(model),
+                       color=f"C{i}")
         ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(y, [f"{p} ({a} = {e})" for p, a, e in keys])
+    ax.set_yticks(y, [plain(f"{p} ({a} = {e})") for p, a, e in keys])
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
     ax.set_xlabel("share of known-labelled persons with the expected label (ideal 1)")
-    ax.set_title("ahistorical / unrealistic prompts: match rate")
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
+    _set_title(ax, "ahistorical / unrealistic prompts: match rate")
+    _legend_outside(ax, n_labels=len(models))
     return ax
 
 
@@ -411,13 +436,13 @@ def rate_bars(rates: pd.DataFrame, *, models: Sequence[str] | None = None, ax=No
     for i, model in enumerate(models):
         value = table.loc[model, columns].to_numpy(dtype=float)
         position, width = _slot(x, i, len(models))
-        bars = ax.bar(position, np.nan_to_num(value), width=width, label=model, color=f"C{i}")
+        bars = ax.bar(position, np.nan_to_num(value), width=width, label=plain(model), color=f"C{i}")
         ax.bar_label(bars, labels=[_percent_label(v) for v in value], padding=2, fontsize=7)
     ax.set_xticks(x, [RATE_COLUMNS[c] for c in columns])
     ax.set_ylim(0, max(0.05, float(np.nanmax(table[columns].to_numpy(dtype=float), initial=0)) * 1.15))
     ax.set_ylabel("share")
-    ax.set_title("unclear, no-person and refusal rates")
-    ax.legend(fontsize="small", frameon=False)
+    _set_title(ax, "unclear, no-person and refusal rates")
+    _legend_outside(ax, n_labels=len(models))
     return ax
 
 
@@ -457,10 +482,11 @@ def confusion_matrix(confusion: pd.DataFrame, *, attribute: str, normalize: bool
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, f"{value:.2f}" if normalize else f"{value:.0f}", ha="center", va="center",
                 fontsize=8, color="white" if value > threshold else "black")
-    ax.set_xticks(range(len(predicted)), predicted, rotation=45, ha="right")
-    ax.set_yticks(range(len(true)), true)
+    ax.set_xticks(range(len(predicted)), [plain(p) for p in predicted], rotation=45, ha="right")
+    ax.set_yticks(range(len(true)), [plain(t) for t in true])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{attribute}: confusion ({'share of true label' if normalize else 'count'})")
+    _set_title(ax, plain(f"{attribute}: confusion "
+                         f"({'share of true label' if normalize else 'count'})"))
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return ax

@@ -48,6 +48,7 @@ from biaskit.generate.base import Request, Result, describe_exception, redact
 from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
 from biaskit.suite import whole_number
 from biaskit.tables import (
+    WRITE_PREFIX,
     IMAGES_COLUMNS,
     IMAGES_CORE_COLUMNS,
     IMAGES_DIR,
@@ -78,7 +79,7 @@ RUN_NOT_FOUND = "{path}: no such run directory"
 NOT_A_RUN = "{path}: is a file, not a run directory"
 RUN_LOCKED = ("{path}: another biaskit process is writing to this run{pid}; wait for it to end "
               "or use another --out (lock file {lock})")
-RUN_NOT_WRITABLE = "{path}: cannot write in the run directory: {reason}"
+RUN_NOT_WRITABLE = "cannot write in the run directory: {reason}"
 NOT_IN_STORE = "{key}: no stored image in run {path}"
 UNREADABLE_IMAGE = "generator returned bytes that are not a readable image: {reason}"
 BAD_ROW = "{where}: column {column!r} holds {value!r}"
@@ -411,11 +412,15 @@ def _clean_row(row: dict[str, Any], *, where: str) -> dict[str, Any]:
 
 
 def _writable(action, path: Path):
-    """``action()``; an OSError (read-only folder, full disk) becomes one line naming ``path``."""
+    """``action()``; an OSError (read-only folder, full disk) names ``path`` and keeps its errno.
+
+    The errno stays so that the CLI tells a refusal by the system (exit 3) from bad input.
+    """
     try:
         return action()
     except OSError as exc:
-        raise RuntimeError(RUN_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+        reason = (exc.strerror or str(exc)).removeprefix(WRITE_PREFIX)
+        raise OSError(exc.errno, RUN_NOT_WRITABLE.format(reason=reason), str(path)) from None
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:

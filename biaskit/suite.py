@@ -21,9 +21,9 @@ from types import MappingProxyType
 from typing import Iterator, Mapping
 
 import pandas as pd
-import yaml
 
 from biaskit import taxonomy
+from biaskit.yamlio import load_yaml
 
 KINDS = ("individual", "group", "ahistorical")
 #: The kinds whose prompts leave the answer open ("a doctor", "three workers"), and the name
@@ -135,20 +135,10 @@ def load_suite(path: str | Path) -> Suite:
     Raises
     ------
     SuiteError
-        On YAML syntax errors (with the line) and on any invalid field.
+        On YAML syntax errors and repeated keys (with the line), a file that is
+        not UTF-8, and any invalid field.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: prompt suite file not found") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SuiteError(f"{path}: YAML syntax error{where}: {problem}") from None
+    data = load_yaml(path, what="prompt suite file", error=SuiteError)
     return suite_from_dict(data, source=str(path))
 
 

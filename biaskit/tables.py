@@ -14,6 +14,8 @@ from typing import Callable
 
 import pandas as pd
 
+from biaskit.errors import one_line
+
 IMAGES_COLUMNS = (
     "model",
     "prompt_id",
@@ -61,7 +63,21 @@ RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 
+#: Key of ``DataFrame.attrs`` holding the file a table was read from.
+SOURCE = "source"
+
+UNREADABLE_TABLE = "{path}: cannot be read as a table: {problem}"
+#: How a failed write's reason starts (the store replaces it with its own wording).
+WRITE_PREFIX = "cannot write: "
 RUN_CONFIG_UNREADABLE = "{path}: not valid JSON ({problem})"
+RUN_CONFIG_NOT_OBJECT = "{path}: expected a JSON object (key: value), got a {kind}"
+RUN_CONFIG_BAD_KEY = "{path}: key {key!r} must be {expected}, got {value!r}"
+# The keys of run.json that stages read back, and the type each must have.
+_RUN_CONFIG_TYPES = {
+    "seed": (int, "an integer"), "samples": (int, "an integer"),
+    "models": (dict, "an object model -> spec"), "baseline": ((str, dict), "a model name"),
+    "suite": ((str, dict), "a file path"), "tagging": (dict, "an object"), "metrics": (dict, "an object"),
+}
 MISSING_COLUMNS = "{name}: missing column(s) {missing}; expected at least {expected}"
 
 
@@ -82,16 +98,32 @@ def concat_rows(parts: list[pd.DataFrame], columns) -> pd.DataFrame:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a parquet or CSV table, chosen by the file's suffix."""
+    """Read a parquet or CSV table, chosen by the file's suffix.
+
+    The path is kept in ``frame.attrs[SOURCE]`` so that later checks can name the
+    file.  A file that cannot be read as a table (empty, not UTF-8, not parquet)
+    raises one ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""])
-    raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+    if path.suffix not in (".parquet", ".csv", ".tsv"):
+        raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",",
+                                keep_default_na=False, na_values=[""])
+    except UnicodeDecodeError as exc:
+        raise ValueError(UNREADABLE_TABLE.format(path=path, problem=f"not UTF-8 text ({exc.reason} "
+                                                 f"at byte {exc.start})")) from None
+    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the system's (permission, ...): not a problem of the file's content
+        raise ValueError(UNREADABLE_TABLE.format(path=path, problem=one_line(exc))) from None
+    frame.attrs[SOURCE] = str(path)
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, csv: bool = False,
@@ -154,8 +186,16 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *,
         if durable:
             _fsync_path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        # No partial temporary file is left behind (a full disk leaves a 0-byte one),
+        # and the error names the file the caller meant, whatever library wrote it
+        # (pyarrow's messages name the temporary file, or none).
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = os.strerror(exc.errno) if exc.errno else one_line(exc)
+        raise OSError(exc.errno, f"{WRITE_PREFIX}{reason}", str(path)) from None
     except BaseException:
-        with contextlib.suppress(OSError):  # a full disk must not leave a partial file behind
+        with contextlib.suppress(OSError):  # Ctrl-C mid-write: no partial file either
             tmp.unlink(missing_ok=True)
         raise
     if durable:
@@ -194,11 +234,24 @@ def text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    """``RUN/run.json`` as a dict ({} when the run has none); a corrupt file is named."""
+    """``RUN/run.json`` as a dict ({} when the run has none).
+
+    A file that is not JSON, not an object, or whose known keys have the wrong
+    type (``seed: "abc"``, ``models`` as a list) raises one ``ValueError``
+    naming the file and the key.
+    """
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=one_line(exc))) from None
+    if not isinstance(config, dict):
+        raise ValueError(RUN_CONFIG_NOT_OBJECT.format(path=path, kind=type(config).__name__))
+    for key, (types, expected) in _RUN_CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ValueError(RUN_CONFIG_BAD_KEY.format(path=path, key=key, expected=expected,
+                                                       value=value))
+    return config

@@ -88,9 +88,11 @@ observations.head(8)'''),
                          aggfunc="count", fill_value=0)'''),
     new_markdown_cell("""## 4. Metrics
 
-`BiasFrame` computes every metric of DESIGN.md §4 with bootstrap intervals over images:
-category shares per prompt, normalized entropy (0 = one category only, 1 = uniform),
-heterogeneous-output frequency (HOF) and rates of unclear labels and images with no person."""),
+`BiasFrame` computes every metric of
+[docs/DESIGN.md §4](../docs/DESIGN.md#4-metric-definitions-one-model-one-prompt-one-attribute-with-k-categories)
+with bootstrap intervals over images: category shares per prompt, normalized entropy
+(0 = one category only, 1 = uniform), heterogeneous-output frequency (HOF) and rates of
+unclear labels and images with no person."""),
     new_code_cell('''from biaskit.metrics import BiasFrame
 
 bias = BiasFrame(observations, suite=suite, images=images, n_boot=N_BOOT, seed=0)

@@ -127,3 +127,58 @@ def test_a_bad_spec_leaves_no_run_directory_behind(tmp_path, capsys):
                  "--out", str(run), "--no-progress"]) == 2
     assert "missing: image folder not found" in capsys.readouterr().err
     assert not run.exists()
+
+
+# ---- issue 13, item 19 -------------------------------------------------------------------------
+
+def test_a_bad_spec_fails_before_anything_is_generated_or_recorded(tmp_path, capsys):
+    import pipeline_support
+
+    pipeline_support.CALLS.clear()
+    run = tmp_path / "run"
+    code = main(["generate", SMOKE, "--model", "a=python:pipeline_support:mixed",
+                 "--model", f"b=folder:{tmp_path / 'missing'}", "--out", str(run), "--no-progress"])
+    assert code == 2 and str(tmp_path / "missing") in capsys.readouterr().err
+    assert not (run / "run.json").exists() and sum(pipeline_support.CALLS.values()) == 0
+
+
+def test_python_generate_checks_a_folder_spec_before_the_first_model_runs(tmp_path):
+    # The README's Python quickstart: a callable first, then a folder: baseline.
+    import pytest
+
+    from biaskit.generate import generate
+
+    calls = []
+
+    def mine(prompt, seed):
+        calls.append(seed)
+        return Image.new("RGB", (8, 8))
+
+    with pytest.raises(FileNotFoundError, match="pregenerated"):
+        generate(SMOKE, {"mine": mine, "baseline": f"folder:{tmp_path / 'pregenerated'}"},
+                 out=tmp_path / "run", samples=1, progress=False)
+    assert calls == [] and not (tmp_path / "run" / "run.json").exists()
+
+
+def test_a_finished_run_resumed_shows_no_empty_progress_bar(tmp_path, capsys):
+    src = folder(tmp_path / "src")
+    argv = ["generate", SMOKE, "--model", f"a=folder:{src}", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert "generate: 100%" in capsys.readouterr().err  # the bar, on the first run
+    assert main(argv) == 0
+    assert "generate:" not in capsys.readouterr().err  # nothing to do: no "generate: 0img"
+
+
+def test_run_json_records_the_suite_so_that_any_directory_finds_it(tmp_path, monkeypatch):
+    # The report finds the suite through run.json (for prompt texts and the expectations it
+    # could not check); a path relative to where `generate` ran was lost from anywhere else.
+    import json
+    from pathlib import Path
+
+    src = folder(tmp_path / "src")
+    assert main(["generate", SMOKE, "--model", f"a=folder:{src}", "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["suite"]
+    assert recorded == str(Path(SMOKE).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert load_suite(recorded).name == "smoke"

@@ -6,6 +6,7 @@ import pytest
 from biaskit.cli import main
 from biaskit.metrics import BiasFrame, measure_run, read_observations
 from biaskit.suite import suite_from_dict
+from biaskit.tables import read_table
 
 SUITE_DICT = {"name": "io", "samples": 2, "prompts": [
     {"id": "doctor", "text": "a doctor"},
@@ -77,12 +78,78 @@ def test_images_table_errors_are_named():
         BiasFrame(observations(), suite=SUITE, images=images, n_boot=0)
 
 
-def test_observed_image_missing_from_images_table_warns_and_counts():
-    images = pd.DataFrame([("a", "doctor", 0, "ok")], columns=["model", "prompt_id", "sample", "status"])
-    with pytest.warns(UserWarning, match="not 'ok' in the images table"):
-        bf = BiasFrame(observations(), suite=SUITE, images=images, n_boot=0)
-    doctor = bf.summary.query("model == 'a' and prompt_id == 'doctor' and attribute == 'gender'")
-    assert doctor.n_images.item() == 2
+# The join checks, with the tables of issue 13 (item 7): one model, one prompt, 12 samples.
+JOIN_SUITE = suite_from_dict({"name": "join", "samples": 12,
+                              "prompts": [{"id": "doctor", "text": "a doctor"}]})
+
+
+def one_face_each(samples):
+    return pd.DataFrame([("a", "doctor", s, 0, "gender", "Male" if s % 2 else "Female")
+                         for s in samples], columns=COLUMNS)
+
+
+def image_rows(samples, *, refused=()):
+    return pd.DataFrame([("a", "doctor", s, "refused" if s in refused else "ok") for s in samples],
+                        columns=["model", "prompt_id", "sample", "status"])
+
+
+def join_files(tmp_path, observations, images):
+    observations.to_csv(tmp_path / "obs.csv", index=False)
+    images.to_parquet(tmp_path / "images.parquet")
+    return tmp_path / "obs.csv", tmp_path / "images.parquet"
+
+
+def test_join_observed_samples_marked_refused_fail_naming_both_files(tmp_path):
+    # Was: n_samples 15 for 12 samples (the 3 refused ones counted again as generated).
+    obs, images = join_files(tmp_path, one_face_each(range(12)), image_rows(range(12), refused=(4, 5, 6)))
+    with pytest.raises(ValueError, match=r"obs\.csv: row 5: model 'a', prompt_id 'doctor', sample 4 "
+                                         r"is observed, but .*images\.parquet marks it 'refused'"):
+        BiasFrame(read_table(obs), suite=JOIN_SUITE, images=read_table(images), n_boot=0,
+                  name=str(obs))
+
+
+def test_join_disjoint_samples_fail_naming_both_files(tmp_path):
+    # Was: n_images 12 for 6 images (observed 0-5, images table 6-11).
+    obs, images = join_files(tmp_path, one_face_each(range(6)), image_rows(range(6, 12)))
+    with pytest.raises(ValueError, match=r"obs\.csv: row 1: model 'a', prompt_id 'doctor', sample 0 "
+                                         r"is not in .*images\.parquet"):
+        BiasFrame(read_table(obs), suite=JOIN_SUITE, images=read_table(images), n_boot=0,
+                  name=str(obs))
+
+
+@pytest.mark.parametrize("text_in", ["observations", "images"])
+def test_join_sample_stored_as_text_is_coerced(tmp_path, text_in):
+    # Was: every image counted twice (24 samples, 24 images for 12).
+    observations, images = one_face_each(range(12)), image_rows(range(12), refused=(11,))
+    observations = observations[observations["sample"] != 11]
+    table = observations if text_in == "observations" else images
+    table["sample"] = table["sample"].astype(str)
+    bf = BiasFrame(observations, suite=JOIN_SUITE, images=images, n_boot=0)
+    rates = bf.rates.set_index("model")
+    assert rates.loc["a", "n_samples"] == 12 and rates.loc["a", "n_images"] == 11
+    assert rates.loc["a", "refusal_rate"] == pytest.approx(1 / 12)
+    assert bf.summary["n_images"].tolist() == [11]
+
+
+def test_join_text_samples_that_are_not_numbers_fail_naming_the_file_and_row(tmp_path):
+    # Sample ids are whole numbers (issue 13, item 9): text such as 's0' is refused, not matched.
+    observations = one_face_each(range(3)).assign(sample=["s0", "s1", "s2"])
+    obs, images = join_files(tmp_path, observations, image_rows(range(3)))
+    with pytest.raises(ValueError, match=r"obs\.csv: row 1: sample 's0' is not a whole number"):
+        BiasFrame(read_table(obs), suite=JOIN_SUITE, images=read_table(images), n_boot=0,
+                  name=str(obs))
+
+
+def test_measure_cli_join_error_is_one_line_naming_both_files(tmp_path, capsys):
+    import yaml
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"name": "join", "prompts": [
+        {"id": "doctor", "text": "a doctor"}]}))
+    obs, images = join_files(tmp_path, one_face_each(range(6)), image_rows(range(6, 12)))
+    code = main(["measure", str(obs), "--prompts", str(tmp_path / "suite.yaml"), "--images",
+                 str(images), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "obs.csv: row 1" in err and "images.parquet" in err and "Traceback" not in err
 
 
 def test_skin_tone_numbers_are_normalised():

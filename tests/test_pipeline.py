@@ -132,3 +132,96 @@ def test_report_cli_rewrites_the_report(run, capsys):
     assert target.exists() and "# Release \\<check\\>" in target.read_text()
     html = (run["out"] / "report.html").read_text()
     assert "<title>Release &lt;check&gt;</title>" in html and "data:image/jpeg" not in html
+
+
+# ---- issue 13 ----------------------------------------------------------------------------------
+
+@pytest.fixture()
+def run_copy(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run["out"], out)
+    return out
+
+
+def test_run_takes_the_options_of_the_stages_it_runs(run, run_copy, tmp_path, capsys):
+    # Item 15: --threshold, --min-face, --n-boot, --confusion (and the CLIP options) reach
+    # their stages; nothing is generated again.
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for option in ("--clip-weights", "--clip-cache", "--threshold", "--detector", "--min-face",
+                   "--n-boot", "--confusion", "--confidence", "run:PATH"):
+        assert option in help_text, option
+    confusion = tmp_path / "confusion.csv"
+    pd.DataFrame({"attribute": ["gender"] * 4, "true": ["Male", "Male", "Female", "Female"],
+                  "predicted": ["Male", "Female", "Female", "Male"],
+                  "count": [90, 10, 80, 20]}).to_csv(confusion, index=False)
+    pipeline_support.CALLS.clear()
+    assert main(["run", str(run["suite"]), *ARGS, "--out", str(run_copy), "--threshold",
+                 "gender=0.999", "--min-face", "30", "--n-boot", "37", "--confusion",
+                 str(confusion)]) == 0
+    assert sum(pipeline_support.CALLS.values()) == 0
+    observations = pd.read_parquet(run_copy / "observations.parquet")
+    gender = observations[observations["attribute"] == "gender"]
+    assert gender["tagger"].str.contains("0.999").all() and (gender["label"] == "unclear").any()
+    config = json.loads((run_copy / "run.json").read_text())
+    assert config["tagging"]["min_face_px"] == 30
+    assert config["tagging"]["thresholds"] == {"gender": 0.999}
+    assert config["metrics"]["n_boot"] == 37 and config["metrics"]["confusion"] is True
+    assert (run_copy / "metrics" / "corrected.parquet").exists()
+    # --clip-weights reaches the CLIP tagger: its error names the file given.
+    code = main(["run", str(run["suite"]), *ARGS, "--tagger", "clip", "--out", str(run_copy),
+                 "--clip-weights", str(tmp_path / "nowhere.pt")])
+    assert code == 2 and str(tmp_path / "nowhere.pt") in capsys.readouterr().err
+
+
+def test_measure_baseline_reaches_the_report(run, run_copy, capsys):
+    # Item 14: the README's step-by-step CLI, and biaskit.write_report(run) in Python.
+    import biaskit
+
+    config = json.loads((run_copy / "run.json").read_text())
+    del config["baseline"]  # as after `biaskit generate` + `biaskit tag`
+    (run_copy / "run.json").write_text(json.dumps(config))
+    import shutil
+
+    shutil.rmtree(run_copy / "metrics")
+    shutil.rmtree(run_copy / "figures")
+    assert main(["measure", str(run_copy / "observations.parquet"), "--prompts", str(run["suite"]),
+                 "--images", str(run_copy / "images.parquet"), "--baseline", "skewed",
+                 "--n-boot", "20", "--out", str(run_copy / "metrics")]) == 0
+    assert main(["report", str(run_copy), "--thumbnails", "0"]) == 0
+    html = (run_copy / "report.html").read_text()
+    assert "Baseline: <strong>skewed</strong>" in html
+    attributes = set(pd.read_parquet(run_copy / "metrics" / "summary.parquet")["attribute"])
+    assert {"gender", "skin_tone"} <= attributes
+    assert sorted(p.name for p in (run_copy / "figures").glob("entropy_*.png")) == sorted(
+        f"entropy_{attribute}_mixed.png" for attribute in attributes)
+    shutil.rmtree(run_copy / "figures")
+    biaskit.measure_run(run_copy, suite=run["suite"], baseline="skewed", n_boot=20)
+    biaskit.write_report(run_copy, thumbnails=0)
+    assert "Baseline: <strong>skewed</strong>" in (run_copy / "report.html").read_text()
+    assert len(list((run_copy / "figures").glob("entropy_*.png"))) == len(attributes)
+
+
+def test_tag_says_how_many_images_had_no_face(run, run_copy, capsys):
+    # Item 19: "tagged 15 image(s)" after a 30/30 bar; now the images with no face are counted.
+    assert main(["generate", str(run["suite"]), "--model", "blank=python:pipeline_support:blank",
+                 "--seed", "3", "--out", str(run_copy), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["tag", str(run_copy), "--tagger", "embedded", "--tagger", "skin",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    people = pd.read_parquet(run_copy / "people.parquet")
+    assert f"tagged 18 image(s): 12 with a face, 6 with no face; {len(people)} person(s)" in out
+
+
+def test_run_with_failed_samples_exits_1_not_like_a_crash(run, run_copy, capsys):
+    from biaskit import cli
+
+    code = main(["run", str(run["suite"]), *ARGS, "--model", "down=python:pipeline_support:broken",
+                 "--out", str(run_copy)])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_FAILED_ITEMS != cli.EXIT_INTERNAL
+    assert "6 sample(s) failed" in out and (run_copy / "report.html").exists()

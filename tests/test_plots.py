@@ -239,3 +239,104 @@ def test_default_axes_are_created_headless(distribution):
         assert ax.figure is not None and len(bar_containers(ax)) == 2
     finally:
         plt.close(ax.figure)
+
+
+# ---- issue 13: plain-text names, titles and legends that fit, summary_figure(fig=) -------------
+
+HOSTILE = {"base": "m$^$", "cand": "$\\alpha^$ b", "doctor": "d$1$", "gender": "gender"}
+
+
+def _rename(frame):
+    return frame.replace({"model": HOSTILE, "prompt_id": HOSTILE})
+
+
+def _all_texts(figure):
+    return [t for t in figure.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def test_names_with_dollar_signs_are_drawn_as_plain_text(distribution, summary, overall):
+    # "$\alpha^$" is broken math text: before, drawing it raised and the report lost every figure.
+    from matplotlib import cbook
+
+    figures = []
+    for draw in (
+        lambda ax: plots.category_shares(_rename(distribution), attribute="skin_tone", ax=ax),
+        lambda ax: plots.entropy_scatter(_rename(summary), attribute="gender", model=HOSTILE["cand"],
+                                         baseline=HOSTILE["base"], ax=ax),
+        lambda ax: plots.overall_bars(_rename(overall), ax=ax),
+        lambda ax: plots.ahistorical_match(_rename(summary), ax=ax),
+        lambda ax: plots.rate_bars(pd.DataFrame({"model": [HOSTILE["base"], HOSTILE["cand"]],
+                                                 "refusal_rate": [0.1, 0.2]}), ax=ax),
+    ):
+        figure = Figure(layout="constrained")
+        draw(figure.subplots())
+        figure.savefig(__import__("io").BytesIO(), format="png")  # raised before the fix
+        figures.append(figure)
+    texts = [t.get_text() for figure in figures for t in _all_texts(figure)]
+    assert not [t for t in texts if cbook.is_math_text(t)]
+    # The escaped dollar is drawn as a dollar sign: the names appear as written.
+    shown = {t.replace("\\$", "$") for t in texts}
+    assert {"m$^$", "$\\alpha^$ b"} <= shown
+    assert any("d$1$" in t for t in shown)
+
+
+def _inside(figure, artist) -> bool:
+    renderer = figure.canvas.get_renderer()
+    box, frame = artist.get_window_extent(renderer), figure.bbox
+    return (box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1
+            and box.y0 >= frame.y0 - 1 and box.y1 <= frame.y1 + 1)
+
+
+@pytest.mark.parametrize("attribute", ["skin_tone", "gender"])
+def test_entropy_title_is_not_clipped(summary, attribute):
+    # The report draws it 5.5 in wide: the title ran past both edges of the figure.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = Figure(figsize=(5.5, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = plots.entropy_scatter(summary.assign(attribute=attribute), attribute=attribute,
+                               model="cand", baseline="base", ax=figure.subplots())
+    figure.draw_without_rendering()
+    title = ax.title
+    assert " ".join(title.get_text().split()) == (
+        f"{attribute}: entropy per prompt (above the line = more diverse)")
+    assert _inside(figure, title)
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("figure_name", ["ahistorical", "overall", "rates"])
+def test_legend_covers_no_bar(summary, overall, figure_name):
+    # One ahistorical prompt at a 100 % match: the legend sat on the bars' ends.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    one_prompt = summary.assign(match_rate=[np.nan] * 6 + [1.0, 1.0])
+    sizes = {"ahistorical": (8.0, 1.25), "overall": (4.5, 4.0), "rates": (6.5, 3.6)}
+    figure = Figure(figsize=sizes[figure_name], layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    if figure_name == "ahistorical":
+        plots.ahistorical_match(one_prompt, ax=ax)
+    elif figure_name == "overall":
+        plots.overall_bars(overall.assign(hof=0.95, hof_ci_low=0.9, hof_ci_high=1.0), ax=ax)
+    else:
+        plots.rate_bars(pd.DataFrame({"model": ["base", "cand"], "refusal_rate": [0.9, 0.95],
+                                      "unclear_share": [0.9, 0.95]}), ax=ax)
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    bars = [p.get_window_extent(renderer) for c in bar_containers(ax) for p in c.patches]
+    assert bars and not any(_overlaps(legend, bar) for bar in bars)
+    assert _inside(figure, ax.get_legend())
+
+
+def test_summary_figure_draws_on_the_figure_given(overall):
+    figure = Figure(figsize=(12, 8))
+    top, bottom = figure.subfigures(2, 1)
+    returned = plots.summary_figure(overall, kind="individual", fig=bottom)
+    assert returned is bottom and len(bottom.axes) == 2 and not top.axes
+    assert [ax.get_ylabel().split("\n")[0] for ax in bottom.axes] == list(plots.OVERALL_METRICS.values())
+    new = plots.summary_figure(overall, kind="individual")
+    assert isinstance(new, Figure) and len(new.axes) == 2

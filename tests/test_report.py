@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from biaskit.report import load_run, write_report
+from biaskit.report import load_run, render_figures, write_report
 from biaskit.report.render import markdown_cell
 from report_support import EVIL_TEXT, SECRET, make_run
 
@@ -196,13 +196,32 @@ def test_missing_metrics_and_unknown_baseline_are_clear_errors(tmp_path):
         write_report(tmp_path)
 
 
-def test_baseline_from_run_json_comes_first(tmp_path):
+def test_baseline_from_run_json_comes_first_when_nothing_was_measured_against(tmp_path):
     make_run(tmp_path)
+    (tmp_path / "metrics" / "comparison.parquet").unlink()
     config = json.loads((tmp_path / "run.json").read_text())
     config["baseline"] = "cand"
     (tmp_path / "run.json").write_text(json.dumps(config))
     run = load_run(tmp_path)
     assert run.models == ["cand", "base"] and run.candidates == ["base"]
+
+
+def test_baseline_is_the_one_measure_compared_against(tmp_path):
+    # Issue 13 item 14: `measure --baseline X` then `report RUN` (or write_report(run)) lost X.
+    make_run(tmp_path)
+    config = json.loads((tmp_path / "run.json").read_text())
+    del config["baseline"]  # as after `biaskit generate` + `tag` + `measure --baseline base`
+    (tmp_path / "run.json").write_text(json.dumps(config))
+    run = load_run(tmp_path)
+    assert run.baseline == "base" and run.candidates == ["cand"]
+    names = [figure.name for figure in render_figures(run)]
+    assert "entropy_gender_cand" in names and "entropy_skin_tone_cand" in names
+    config["baseline"] = "cand"  # a stale run.json does not relabel the measured comparison
+    (tmp_path / "run.json").write_text(json.dumps(config))
+    assert load_run(tmp_path).baseline == "base"
+    with pytest.raises(ValueError, match=r"--baseline 'cand': the comparison in .*metrics was "
+                                         r"measured against 'base'"):
+        load_run(tmp_path, baseline="cand")
 
 
 def test_validation_tables_in_the_run_are_shown(tmp_path):
@@ -249,3 +268,62 @@ def test_a_prompt_named_all_is_a_prompt_and_kind_aggregates_are_not():
         columns=["prompt_id", "attribute", "metric", "model", "baseline", "value", "baseline_value",
                  "delta", "ci_low", "ci_high", "p_value", "q_value"])
     assert list(significant_differences(comparison)["prompt_id"]) == ["all", "doctor"]
+
+
+def test_expectations_that_could_not_be_checked_are_listed_with_why(tmp_path):
+    # Issue 13 item 18: an expectation on an attribute nobody tagged (race, offline) vanished.
+    import yaml
+
+    from report_support import SUITE
+
+    make_run(tmp_path)
+    suite = json.loads(json.dumps(SUITE))
+    suite["prompts"][2]["expected"] = {"gender": "Male", "race": "White"}
+    suite["prompts"].append({"id": "popes", "text": "a medieval pope", "kind": "ahistorical",
+                             "expected": {"gender": "Male"}})
+    (tmp_path / "suite2.yaml").write_text(yaml.safe_dump(suite))
+    paths = write_report(tmp_path, suite=tmp_path / "suite2.yaml", thumbnails=0)
+    markdown = paths["markdown"].read_text()
+    section = markdown.split("## Ahistorical")[1].split("\n## ")[0]
+    assert "Expectations that could not be checked" in section
+    assert "| founders | race | White | 'race' was not tagged in this run" in section
+    assert "| popes | gender | Male | the prompt has no measured image |" in section
+    assert "| founders | gender | Male |" not in section.split("could not be checked")[1]
+    html = paths["html"].read_text()
+    assert "&#39;race&#39; was not tagged in this run" in html or "'race' was not tagged" in html
+
+
+def test_no_unchecked_list_when_every_expectation_is_measured(tmp_path):
+    make_run(tmp_path)
+    markdown = write_report(tmp_path, thumbnails=0)["markdown"].read_text()
+    assert "could not be checked" not in markdown
+
+
+def test_model_names_with_dollar_signs_keep_every_figure(tmp_path):
+    # Issue 13 item 10: a model named with "$" (broken math text) dropped all the figures.
+    from biaskit.tables import write_table
+
+    make_run(tmp_path)
+    expected = [figure.name for figure in render_figures(load_run(tmp_path))]
+    hostile = "c$^$"
+    for path in [*(tmp_path / "metrics").glob("*.parquet"), tmp_path / "images.parquet",
+                 tmp_path / "observations.parquet", tmp_path / "perception_errors.parquet"]:
+        table = pd.read_parquet(path)
+        write_table(table.replace({"model": {"cand": hostile}}), path)
+    figures = render_figures(load_run(tmp_path))
+    assert len(figures) == len(expected) == 7
+    assert all(figure.png.startswith(b"\x89PNG") for figure in figures)
+
+
+def test_without_the_suite_the_report_says_the_list_cannot_be_made(tmp_path):
+    info = make_run(tmp_path)
+    info["suite_path"].unlink()  # run.json names it, but it is gone
+    markdown = write_report(tmp_path, thumbnails=0)["markdown"].read_text()
+    assert "the prompt suite was not found (run.json's path, or --prompts SUITE)" in markdown
+
+
+def test_a_confusion_table_without_its_columns_is_named(tmp_path):
+    make_run(tmp_path)
+    with pytest.raises(ValueError, match=r"images\.parquet: missing column\(s\) \['attribute', "
+                                         r"'true', 'predicted', 'count'\]"):
+        load_run(tmp_path, confusion=tmp_path / "images.parquet")

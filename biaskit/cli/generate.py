@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.cli import add_command
+from biaskit.cli import EXIT_FAILED_ITEMS, add_command
 from biaskit.generate.specs import SPEC_KINDS
 
 BAD_MODEL_ARG = "{option} {value!r}: expected NAME=SPEC, e.g. dalle3=openai:dall-e-3"
+FAILED_SAMPLES = ("{failed} sample(s) failed (see the 'error' column of the images table); "
+                  "re-run the same command to retry them")
 DUPLICATE_MODEL = "{option} {value!r}: model name {name!r} is given twice"
 EXAMPLES = """\
 examples:
@@ -77,7 +79,6 @@ def handle(args: argparse.Namespace) -> int:
     print(f"images table: {Path(args.out) / IMAGES_TABLE}")
     failed = int(counts["error"].sum())
     if failed:
-        print(f"{failed} sample(s) failed (see the 'error' column); "
-              "re-run the same command to retry them")
-        return 1
+        print(FAILED_SAMPLES.format(failed=failed))
+        return EXIT_FAILED_ITEMS
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.cli import add_command
+from biaskit.cli import add_command, fraction, whole_number
 
 
 def register(subparsers) -> None:
@@ -34,17 +34,31 @@ def register(subparsers) -> None:
     parser.add_argument("--images", type=Path, metavar="IMAGES",
                         help="images table, for no-person, refusal and error rates")
     parser.add_argument("--baseline", metavar="MODEL", help="compare every other model with it")
+    add_metric_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.set_defaults(func=run)
+
+
+def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of measuring (``measure``, and ``run`` which measures too), but --seed."""
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
                              "'biaskit validate': also write classifier-error corrected shares and entropy")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--confidence", type=float, default=0.95,
+    parser.add_argument("--n-boot", type=whole_number(0), default=1000,
+                        help="bootstrap replicates (default 1000)")
+    parser.add_argument("--confidence", type=fraction, default=0.95,
                         help="interval coverage (default 0.95)")
     parser.add_argument("--entropy-correction", choices=["miller-madow"],
                         help="bias-correct the entropy estimate")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.set_defaults(func=run)
+
+
+def metric_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments for :class:`biaskit.metrics.BiasFrame` from :func:`add_metric_arguments`."""
+    from biaskit.metrics.run import as_table
+
+    return dict(n_boot=args.n_boot, confidence=args.confidence,
+                entropy_correction=args.entropy_correction, confusion=as_table(args.confusion))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from biaskit.tables import read_table
 
     suite = load_suite(args.prompts)
-    frame = BiasFrame(read_table(args.observations), suite=suite,
-                      images=as_table(args.images), n_boot=args.n_boot, seed=args.seed,
-                      confidence=args.confidence, entropy_correction=args.entropy_correction,
-                      confusion=as_table(args.confusion), name=str(args.observations))
+    frame = BiasFrame(read_table(args.observations), suite=suite, images=as_table(args.images),
+                      seed=args.seed, name=str(args.observations), **metric_options(args))
     paths = frame.save(args.out, baseline=args.baseline)
     print(f"measured {len(frame.models)} model(s) x {len(frame.prompt_ids)} prompt(s) x "
           f"{len(frame.attributes)} attribute(s); wrote {', '.join(sorted(paths))} to {args.out}")

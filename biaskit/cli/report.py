@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from biaskit.cli import add_command
+from biaskit.cli import add_command, fraction, whole_number
 from biaskit.report.data import DEFAULT_ALPHA
 
 
@@ -15,12 +15,13 @@ def register(subparsers) -> None:
     parser.add_argument("--prompts", metavar="SUITE", default=None,
                         help="prompt suite YAML, for prompt texts (default: the one in run.json)")
     parser.add_argument("--baseline", metavar="MODEL", default=None,
-                        help="baseline model (default: the one in run.json)")
+                        help="baseline model (default: the one `measure --baseline` compared against, "
+                             "else run.json's)")
     parser.add_argument("--confusion", metavar="TABLE", default=None,
                         help="validation confusion table (CSV/parquet) to include")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+    parser.add_argument("--alpha", type=fraction, default=DEFAULT_ALPHA,
                         help="q-value threshold for significant differences (default %(default)s)")
-    parser.add_argument("--thumbnails", type=int, default=8,
+    parser.add_argument("--thumbnails", type=whole_number(0), default=8,
                         help="gallery thumbnails per prompt and model (default %(default)s)")
     parser.add_argument("--title", default=None, help="report title")
     parser.set_defaults(func=handle)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biaskit.cli import add_command
+from biaskit.cli import add_command, whole_number
 
+TAG_SUMMARY = ("tagged {images} image(s): {faces} with a face, {no_face} with no face; "
+               "{people} person(s), {observations} observations -> {path}")
+UNREADABLE = "{count} image(s) could not be read; see {path}"
 BAD_THRESHOLD = "--threshold {value!r}: expected ATTRIBUTE=NUMBER between 0 and 1, e.g. race=0.4"
 EXAMPLES = """\
 examples:
@@ -48,7 +51,8 @@ def add_tagger_arguments(parser: argparse.ArgumentParser, *, attributes: bool = 
                         help="CLIP pretrained tag or local checkpoint file")
     parser.add_argument("--clip-cache", type=Path, metavar="DIR", help="folder holding downloaded CLIP weights")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=16,
+                        help="images per batch (default 16)")
     # Random CLIP weights are for tests and benchmarks only; never offered in --help.
     parser.add_argument("--allow-random-weights", action="store_true", help=argparse.SUPPRESS)
 
@@ -85,31 +89,59 @@ def tagger_options(args: argparse.Namespace) -> dict:
     )
 
 
+def add_tag_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of tagging a run directory (``tag``, and ``run`` which tags too)."""
+    add_tagger_arguments(parser)
+    parser.add_argument("--min-face", type=whole_number(0), default=None, metavar="PX",
+                        help="faces smaller than this (px) are 'unclear'")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every model (ignore the tag cache)")
+
+
+def tag_run_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments for :func:`biaskit.perception.tag_run` from :func:`add_tag_run_arguments`."""
+    options = tagger_options(args)
+    if args.min_face is not None:
+        options["min_face"] = args.min_face
+    return dict(options, cache=not args.no_cache, batch_size=args.batch_size)
+
+
 def register(subparsers) -> None:
     parser = add_command(
         subparsers, "tag", help="find every person in a run's images and tag gender, age, race, skin tone",
         description=__doc__, examples=EXAMPLES)
     parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
-    add_tagger_arguments(parser)
-    parser.add_argument("--min-face", type=int, default=None, help="faces smaller than this (px) are 'unclear'")
-    parser.add_argument("--no-cache", action="store_true", help="re-run every model (ignore the tag cache)")
+    add_tag_run_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from biaskit import tables
-    from biaskit.perception import ERRORS_TABLE, tag_run
+    from biaskit.perception import tag_run
 
-    options = tagger_options(args)
-    if args.min_face is not None:
-        options["min_face"] = args.min_face
-    observations = tag_run(args.run, progress=not args.no_progress, cache=not args.no_cache,
-                           batch_size=args.batch_size, **options)
-    people = tables.read_table(args.run / tables.PEOPLE_TABLE)
-    errors = tables.read_table(args.run / ERRORS_TABLE)
-    print(f"tagged {people['sha256'].nunique()} image(s) with {len(people)} person(s): "
-          f"{len(observations)} observations -> {args.run / tables.OBSERVATIONS_TABLE}")
-    if len(errors):
-        print(f"{len(errors)} image(s) could not be read; see {args.run / ERRORS_TABLE}")
+    observations = tag_run(args.run, progress=not args.no_progress, **tag_run_options(args))
+    print(tag_summary(args.run, observations))
     return 0
+
+
+def tag_summary(run_dir: Path, observations) -> str:
+    """What tagging found: images with and without a face, people, unreadable images."""
+    import pandas as pd
+
+    from biaskit import tables
+    from biaskit.perception import ERRORS_TABLE
+
+    run_dir = Path(run_dir)
+    images = tables.read_table(run_dir / tables.IMAGES_TABLE)
+    people = tables.read_table(run_dir / tables.PEOPLE_TABLE)
+    errors = tables.read_table(run_dir / ERRORS_TABLE)
+    ok = images[images["status"] == tables.STATUS_OK]
+    with_face = ok["sha256"].isin(set(people["sha256"]))
+    key = ["model", "prompt_id", "sample"]
+    unreadable = pd.MultiIndex.from_frame(ok[key]).isin(pd.MultiIndex.from_frame(errors[key]))
+    lines = [TAG_SUMMARY.format(images=len(ok), faces=int(with_face.sum()),
+                                no_face=int((~with_face & ~unreadable).sum()),
+                                people=len(people), observations=len(observations),
+                                path=run_dir / tables.OBSERVATIONS_TABLE)]
+    if len(errors):
+        lines.append(UNREADABLE.format(count=len(errors), path=run_dir / ERRORS_TABLE))
+    return "\n".join(lines)

@@ -236,7 +236,7 @@ def write_run_config(root: Path, *, suite: Suite, models: Mapping[str, Any], sam
             log.warning("%s: model %r was %r, now %r", path, name, known[name], described)
         known[name] = described
     config.update(
-        suite=str(suite.path) if suite.path else None, suite_name=suite.name,
+        suite=str(Path(suite.path).resolve()) if suite.path else None, suite_name=suite.name,
         samples=max(int(samples), int(config.get("samples", 0))), seed=int(seed),
         models=known, created=config.get("created", now), updated=now,
         biaskit_version=_version(),

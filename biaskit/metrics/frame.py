@@ -60,7 +60,8 @@ from biaskit.metrics import correction as correcting
 from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
-from biaskit.metrics.io import resolve_taxonomies, validate_images, validate_observations
+from biaskit.metrics.io import resolve_taxonomies, validate_observations
+from biaskit.metrics.join import check_tables
 from biaskit.metrics.measures import (
     AttributeMetrics,
     ReplicateCache,
@@ -149,7 +150,7 @@ class BiasFrame:
             attributes = list(pd.unique(observations["attribute"]))
         self.taxonomies = resolve_taxonomies(attributes, overrides)
         observations = observations[observations["attribute"].isin(self.taxonomies)]
-        images = None if images is None else validate_images(images, suite=suite)
+        observations, images = check_tables(observations, images, suite=suite, name=name)
         self._packed = pack(observations, suite=suite, taxonomies=self.taxonomies, images=images,
                             name=name)
         packed = self._packed

@@ -24,7 +24,13 @@ import pandas as pd
 
 from biaskit import taxonomy
 from biaskit.suite import Suite, whole_numbers
-from biaskit.tables import REQUIRED_OBSERVATION_COLUMNS, STATUSES, read_table, require_columns
+from biaskit.tables import (
+    REQUIRED_OBSERVATION_COLUMNS,
+    SOURCE,
+    STATUSES,
+    read_table,
+    require_columns,
+)
 
 #: Columns of the images table the metrics read (see tables.IMAGES_COLUMNS).
 REQUIRED_IMAGE_COLUMNS = ("model", "prompt_id", "sample", "status")
@@ -102,12 +108,16 @@ def validate_observations(frame: pd.DataFrame, *, suite: Suite,
     return obs
 
 
-def validate_images(frame: pd.DataFrame, *, suite: Suite, name: str = "images") -> pd.DataFrame:
+def validate_images(frame: pd.DataFrame, *, suite: Suite, name: str | None = None) -> pd.DataFrame:
     """Check an images table (model, prompt_id, sample, status) and return those columns.
+
+    ``name`` (default: the file the table was read from, else ``"images"``)
+    names the table in messages, and stays with the returned table.
 
     Raises ``ValueError`` naming the row for an empty field, an unknown status,
     a prompt id not in the suite or a duplicate (model, prompt_id, sample).
     """
+    name = name or table_name(frame, default="images")
     require_columns(frame, REQUIRED_IMAGE_COLUMNS, name=name)
     images = frame.loc[:, list(REQUIRED_IMAGE_COLUMNS)].reset_index(drop=True)
     _check_not_empty(images, name=name)
@@ -123,7 +133,13 @@ def validate_images(frame: pd.DataFrame, *, suite: Suite, name: str = "images") 
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         key = ", ".join(f"{c} {plain(images[c][row])!r}" for c in IMAGE_KEY)
         raise ValueError(DUPLICATE_ROW.format(name=name, row=row + 1, key=key))
+    images.attrs[SOURCE] = name
     return images
+
+
+def table_name(frame: pd.DataFrame, *, default: str) -> str:
+    """The file ``frame`` was read from (:func:`biaskit.tables.read_table` records it), else ``default``."""
+    return str(frame.attrs.get(SOURCE) or default)
 
 
 def plain(value):

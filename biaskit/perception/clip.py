@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from pathlib import Path
 from typing import Mapping
@@ -41,6 +42,7 @@ from typing import Mapping
 import numpy as np
 
 from biaskit import taxonomy
+from biaskit.yamlio import load_yaml
 from biaskit.perception.base import (
     Face,
     TagOutput,
@@ -85,6 +87,11 @@ MISSING_WEIGHTS = (
     "them to this machine and pass --clip-cache DIR; or pass a local checkpoint file with "
     "--clip-weights PATH (Python: pretrained='PATH')"
 )
+NOT_A_CHECKPOINT = (
+    "--clip-weights {path}: not a {model} checkpoint that can be loaded safely ({reason}); give "
+    "an open_clip weights file (.pt/.bin/.safetensors holding tensors only)"
+)
+NOT_A_CHECKPOINT_FILE = "not a torch or safetensors checkpoint"
 RANDOM_REFUSED = (
     "CLIP for attribute(s) {attributes}: pretrained=None would use randomly initialised weights; "
     "pass allow_random_weights=True if that is really wanted (tests, benchmarks)"
@@ -137,10 +144,14 @@ def _create(model_name, pretrained, device, cache_dir, names):
     pretrained_arg = None if pretrained is None else str(pretrained)
     looks_like_file = pretrained_arg is not None and (
         Path(pretrained_arg).suffix in (".pt", ".pth", ".bin", ".safetensors") or "/" in pretrained_arg
+        or Path(pretrained_arg).is_file()
     )
     if looks_like_file and not Path(pretrained_arg).is_file():
         raise BiaskitWeightsError(MISSING_WEIGHTS.format(
             model=model_name, pretrained=pretrained_arg, attributes=names, reason="no such file"))
+    if looks_like_file and not _checkpoint_format(Path(pretrained_arg)):
+        raise BiaskitWeightsError(NOT_A_CHECKPOINT.format(
+            path=pretrained_arg, model=model_name, reason=NOT_A_CHECKPOINT_FILE))
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)  # a deliberate random init is reproducible
@@ -152,21 +163,50 @@ def _create(model_name, pretrained, device, cache_dir, names):
                 cache_dir=None if cache_dir is None else str(cache_dir),
                 require_pretrained=pretrained is not None,
             )
-    except RuntimeError as exc:
-        raise BiaskitWeightsError(MISSING_WEIGHTS.format(
-            model=model_name, pretrained=pretrained_arg, attributes=names, reason=exc)) from None
+    except Exception as exc:  # noqa: BLE001 -- the file's problems, told in one line
+        if not looks_like_file:
+            if isinstance(exc, RuntimeError):
+                raise BiaskitWeightsError(MISSING_WEIGHTS.format(
+                    model=model_name, pretrained=pretrained_arg, attributes=names,
+                    reason=exc)) from None
+            raise
+        # Not a weights-only checkpoint of this model: a pickle with code (refused by
+        # torch.load(weights_only=True), which is what protects the user), text, or
+        # the tensors of another model.
+        raise BiaskitWeightsError(NOT_A_CHECKPOINT.format(
+            path=pretrained_arg, model=model_name, reason=_short_reason(exc))) from None
     clip_model.eval()
     return clip_model, open_clip.get_tokenizer(model_name)
 
 
+def _short_reason(exc: BaseException) -> str:
+    """Why a checkpoint file failed to load, in a few words (torch's messages run to pages)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "torch.load(weights_only=True) refused it: pickled objects, or not a checkpoint"
+    if isinstance(exc, RuntimeError) and "state_dict" in str(exc):
+        return "its tensors are not those of this architecture"
+    return NOT_A_CHECKPOINT_FILE
+
+
+def _checkpoint_format(path: Path) -> bool:
+    """Whether ``path`` starts like a checkpoint: a torch zip or pickle, or safetensors.
+
+    Checked before the model is built, so a text file (or an image) is refused at once.
+    """
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save zip / legacy pickle
+        return True
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    return len(head) > 9 and head[8:9] == b"{"
+
+
 def read_prompts(path: str | Path) -> dict[str, dict[str, tuple[str, ...]]]:
     """``attribute -> label -> prompts`` from a YAML file, validated, attributes registered."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such prompts file")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path, what="CLIP prompts file") or {}
     if not isinstance(data, dict) or not data:
         raise ValueError(BAD_PROMPTS.format(path=path, problem="expected a mapping attribute -> label -> prompts"))
     result = {}

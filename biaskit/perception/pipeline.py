@@ -50,6 +50,9 @@ ERRORS_TABLE = "perception_errors.parquet"
 CACHE_DIR = Path("cache") / "perception"
 ERROR_COLUMNS = ("model", "prompt_id", "sample", "sha256", "path", "error")
 DETECTION_FAILED = "{path}: face detection failed: {error}"
+BAD_MIN_FACE = "min_face (--min-face) must be a whole number of pixels >= 0, got {value!r}"
+THRESHOLD_NOT_TAGGED = ("threshold {attribute}={value} (--threshold): no tagger here tags "
+                        "{attribute!r}; tagged: {tagged}")
 _KEY_COLUMNS = ("model", "prompt_id", "sample")
 _MISSING = "missing:"
 
@@ -147,7 +150,10 @@ def tag_images(
     options = TaggerOptions(thresholds=thresholds, cautious=cautious, device=device, batch_size=batch_size,
                             clip_prompts=clip_prompts, clip_weights=clip_weights, clip_cache=clip_cache,
                             allow_random_weights=allow_random_weights)
+    if isinstance(min_face, bool) or not isinstance(min_face, (int, np.integer)) or min_face < 0:
+        raise ValueError(BAD_MIN_FACE.format(value=min_face))
     plan = plan_taggers(attributes=attributes, tagger=tagger, options=options)
+    _check_thresholds(thresholds, plan)
     detector = make_detector(detector)
     rows = images[images["status"] == tables.STATUS_OK].copy()
     image_dir = Path(root if image_dir is None else image_dir)
@@ -171,6 +177,15 @@ def tag_images(
             store.save()
     parts = _combine([store.get(cached)] if store is not None else [], fresh)
     return _tables_for(rows, parts)
+
+
+def _check_thresholds(thresholds: Mapping[str, float] | None, plan) -> None:
+    """A threshold for an attribute no tagger tags is a typo, never silently ignored."""
+    tagged = [a for _, attrs in plan for a in attrs]
+    for attribute, value in (thresholds or {}).items():
+        if attribute not in tagged:
+            raise ValueError(THRESHOLD_NOT_TAGGED.format(attribute=attribute, value=value,
+                                                         tagged=", ".join(tagged)))
 
 
 def _hashes(rows: pd.DataFrame, root: Path, image_dir: Path) -> list[str]:

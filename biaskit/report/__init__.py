@@ -49,7 +49,8 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
     suite : Suite or path, optional
         The prompt suite, for prompt texts (default: the one run.json names).
     baseline : str, optional
-        The baseline model (default: ``baseline`` in run.json).
+        The baseline model (default: the one ``metrics/comparison`` was measured
+        against -- ``measure --baseline`` -- else ``baseline`` in run.json).
     confusion : DataFrame or path, optional
         A tidy validation confusion table (attribute, true, predicted, count)
         to draw; default ``RUN/validation/confusion.parquet`` when it exists.

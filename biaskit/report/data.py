@@ -23,6 +23,10 @@ NO_METRICS = ("{run}: no metrics tables in {metrics} (missing {missing}); "
               "run `biaskit measure` or `biaskit run` first")
 NO_MODELS = "{run}: the metrics tables name no model"
 UNKNOWN_BASELINE = "{run}: baseline {baseline!r} is not a model of this run; models: {models}"
+BASELINE_NOT_MEASURED = ("--baseline {baseline!r}: the comparison in {metrics} was measured against "
+                         "{measured!r}; run `biaskit measure ... --baseline {baseline}` first")
+SEVERAL_BASELINES = "{metrics}/comparison.parquet: several baselines {baselines}; measure one"
+CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 VALIDATION_DIR = "validation"  # biaskit validate --out RUN/validation
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
 
@@ -102,7 +106,8 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     suite : Suite or path, optional
         For prompt texts; default the suite run.json records, if it exists.
     baseline : str, optional
-        Default: ``baseline`` in run.json.
+        Default: the baseline of ``metrics/comparison`` (``measure --baseline``),
+        else ``baseline`` in run.json.
     confusion : DataFrame or path, optional
         A tidy validation confusion table to draw (default
         ``RUN/validation/confusion.parquet`` when present, as written by
@@ -125,9 +130,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     models = _models(metric["summary"], images)
     if not models:
         raise ValueError(NO_MODELS.format(run=run_dir))
-    baseline = baseline or config.get("baseline")
-    if isinstance(baseline, dict):  # {"name": ..., "spec": ...}
-        baseline = baseline.get("name")
+    baseline = _baseline(run_dir, given=baseline, config=config, comparison=metric["comparison"])
     if baseline is not None and baseline not in models:
         raise ValueError(UNKNOWN_BASELINE.format(run=run_dir, baseline=baseline, models=models))
     if baseline is not None:
@@ -138,12 +141,39 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
         confusion = _optional_table(run_dir / VALIDATION_DIR / "confusion.parquet")
     elif not isinstance(confusion, pd.DataFrame):
         confusion = tables.read_table(confusion)
+    if not confusion.empty:
+        tables.require_columns(confusion, CONFUSION_COLUMNS,
+                               name=confusion.attrs.get(tables.SOURCE, "confusion table"))
     return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
                    images=images, people=people, observations=observations,
                    confusion=confusion,
                    validation=_optional_table(run_dir / VALIDATION_DIR / "summary.parquet"),
                    perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
                    suite=suite or _suite_from_config(run_dir, config), **metric)
+
+
+def _baseline(run_dir: Path, *, given: str | None, config: dict,
+              comparison: pd.DataFrame) -> str | None:
+    """The report's baseline: the one given, else the one the comparison table was measured
+    against (``measure --baseline``), else run.json's.
+
+    The comparison table is the record ``measure`` leaves in the metrics folder, so
+    ``measure --baseline X`` then ``report RUN`` (or ``write_report(run)``) keeps X.
+    A baseline given that differs from the measured one would mislabel the
+    differences, so it is refused.
+    """
+    measured = pd.unique(comparison["baseline"].dropna().astype(str)) if len(comparison) else []
+    if len(measured) > 1:
+        raise ValueError(SEVERAL_BASELINES.format(metrics=run_dir / tables.METRICS_DIR,
+                                                  baselines=list(measured)))
+    measured = measured[0] if len(measured) else None
+    if given is not None and measured is not None and given != measured:
+        raise ValueError(BASELINE_NOT_MEASURED.format(baseline=given, measured=measured,
+                                                      metrics=run_dir / tables.METRICS_DIR))
+    recorded = config.get("baseline")
+    if isinstance(recorded, dict):  # {"name": ..., "spec": ...}
+        recorded = recorded.get("name")
+    return given or measured or recorded
 
 
 def _models(summary: pd.DataFrame, images: pd.DataFrame) -> list[str]:
@@ -219,3 +249,39 @@ def ahistorical(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary rows of prompts with an expected label (the ahistorical check)."""
     expected = summary["expected"].astype("string").fillna("")
     return summary[expected != ""].reset_index(drop=True)
+
+
+NOT_TAGGED = "{attribute!r} was not tagged in this run (no tagger here gives it; e.g. add --tagger clip)"
+NO_KNOWN_LABEL = "no person with a known {attribute!r} label in any model's images"
+NOT_MEASURED = "the prompt has no measured image"
+NO_SUITE = ("the prompt suite was not found (run.json's path, or --prompts SUITE): expectations "
+            "on attributes that were not tagged cannot be listed")
+UNCHECKED_COLUMNS = ("prompt_id", "attribute", "expected", "reason")
+
+
+def unchecked_expectations(summary: pd.DataFrame, suite: Suite | None) -> pd.DataFrame:
+    """The suite's expected labels the ahistorical table cannot show, and why.
+
+    An expectation on an attribute no tagger gave (race, offline) has no summary
+    row at all, so without this list it would vanish from the report unnoticed.
+    Columns: prompt_id, attribute, expected, reason.  Without a suite, one row
+    says that the list cannot be made.
+    """
+    if suite is None:
+        return pd.DataFrame([("all", "–", "–", NO_SUITE)], columns=list(UNCHECKED_COLUMNS))
+    rows = []
+    measured = set(summary["attribute"]) if len(summary) else set()
+    for prompt in suite:
+        for attribute, expected in prompt.expected.items():
+            mine = summary[(summary["prompt_id"] == prompt.id) & (summary["attribute"] == attribute)]
+            if attribute not in measured:
+                reason = NOT_TAGGED.format(attribute=attribute)
+            elif mine.empty:
+                reason = NOT_MEASURED
+            elif pd.to_numeric(mine["match_rate"], errors="coerce").isna().all():
+                reason = NO_KNOWN_LABEL.format(attribute=attribute)
+            else:
+                continue
+            rows.append((prompt.id, attribute, expected, reason))
+    return pd.DataFrame(rows, columns=list(UNCHECKED_COLUMNS))
+

@@ -110,6 +110,13 @@ def ahistorical_table(run: data.RunData) -> dict:
     return table(["prompt", "text", "attribute", "expected"] + [f"match · {m}" for m in run.models], rows)
 
 
+def unchecked_table(run: data.RunData) -> dict:
+    """Expected labels that could not be checked (an attribute nobody tagged, ...), and why."""
+    frame = data.unchecked_expectations(run.summary, run.suite)
+    return table(["prompt", "attribute", "expected", "why it could not be checked"],
+                 frame.itertuples(index=False))
+
+
 def rates_table(run: data.RunData) -> dict:
     columns = [c for c in ("unclear_share", "no_person_share", "refusal_rate", "error_rate")
                if c in run.rates]
@@ -139,6 +146,7 @@ def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries
         "headline": headline_table(run),
         "significant": significant_table(run, alpha=alpha),
         "ahistorical": ahistorical_table(run),
+        "unchecked": unchecked_table(run),
         "rates": rates_table(run),
         "galleries": galleries,
         "counts": frame_table(methods.counts(run)),
