@@ -51,6 +51,9 @@ IMAGES_TABLE = "images.parquet"
 PEOPLE_TABLE = "people.parquet"
 OBSERVATIONS_TABLE = "observations.parquet"
 METRICS_DIR = "metrics"
+#: biaskit validate --out RUN/validation or biaskit annotate import: the tagger's validation.
+VALIDATION_DIR = "validation"
+CONFUSION_TABLE = "confusion.parquet"
 RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
@@ -164,3 +167,9 @@ def read_run_config(run_dir: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(RUN_CONFIG_UNREADABLE.format(path=path, problem=exc)) from None
+
+
+def run_confusion(run_dir: str | Path) -> Path | None:
+    """``RUN/validation/confusion.parquet`` when the run has one (metrics correct with it), else None."""
+    path = Path(run_dir) / VALIDATION_DIR / CONFUSION_TABLE
+    return path if path.exists() else None

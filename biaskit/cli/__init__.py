@@ -14,7 +14,7 @@ import logging
 import sys
 
 # Order is the order of the pipeline; each name is a module of this package.
-SUBCOMMANDS = ("generate", "tag", "validate", "train_probe", "measure", "report", "run")
+SUBCOMMANDS = ("generate", "tag", "validate", "train_probe", "annotate", "measure", "report", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

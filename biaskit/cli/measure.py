@@ -3,7 +3,7 @@
 Usage::
 
     biaskit measure OBSERVATIONS --prompts SUITE [--images IMAGES] [--baseline MODEL]
-                    [--confusion CSV] [--n-boot 1000] [--seed 0] [--confidence 0.95]
+                    [--confusion CSV | --no-confusion] [--n-boot 1000] [--seed 0] [--confidence 0.95]
                     [--entropy-correction miller-madow] --out DIR
 
 OBSERVATIONS is a CSV or parquet file with the columns model, prompt_id, sample,
@@ -36,7 +36,11 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", metavar="MODEL", help="compare every other model with it")
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
-                             "'biaskit validate': also write classifier-error corrected shares and entropy")
+                             "'biaskit validate' or 'biaskit annotate import': also write classifier-error "
+                             "corrected shares and entropy (default: the run's own "
+                             "validation/confusion.parquet beside OBSERVATIONS, when there is one)")
+    parser.add_argument("--no-confusion", action="store_true",
+                        help="do not correct with the run's validation/confusion.parquet")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--confidence", type=float, default=0.95,
@@ -53,13 +57,18 @@ def run(args: argparse.Namespace) -> int:
     from biaskit.metrics.frame import BiasFrame
     from biaskit.metrics.run import as_table
     from biaskit.suite import load_suite
-    from biaskit.tables import read_table
+    from biaskit.tables import read_table, run_confusion
 
     suite = load_suite(args.prompts)
+    confusion = args.confusion
+    if confusion is None and not args.no_confusion:
+        confusion = run_confusion(args.observations.parent)
+        if confusion is not None:
+            print(f"correcting for tagger error with {confusion} (--no-confusion to measure without)")
     frame = BiasFrame(read_table(args.observations), suite=suite,
                       images=as_table(args.images), n_boot=args.n_boot, seed=args.seed,
                       confidence=args.confidence, entropy_correction=args.entropy_correction,
-                      confusion=as_table(args.confusion), name=str(args.observations))
+                      confusion=as_table(confusion), name=str(args.observations))
     paths = frame.save(args.out, baseline=args.baseline)
     print(f"measured {len(frame.models)} model(s) x {len(frame.prompt_ids)} prompt(s) x "
           f"{len(frame.attributes)} attribute(s); wrote {', '.join(sorted(paths))} to {args.out}")
