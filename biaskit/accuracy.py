@@ -142,5 +142,5 @@ def confusion_table(predictions: pd.DataFrame) -> pd.DataFrame:
     confusion = pd.concat(frames, ignore_index=True)[list(CONFUSION_COLUMNS)]
     counts = confusion["count"].astype(float)
     rounded = counts.round()
-    confusion["count"] = rounded.astype("int64") if np.allclose(counts, rounded) else counts.round(4)
+    confusion["count"] = rounded.astype("int64") if np.allclose(counts, rounded) else counts
     return confusion
