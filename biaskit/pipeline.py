@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import RUN_CONFIG, read_run_config, run_confusion
+from biaskit.tables import METRICS_DIR, RUN_CONFIG, read_run_config, record_correction, run_confusion
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     bias = measure_run(run_dir, suite=suite, baseline=baseline, confusion=confusion)
     record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,
                                           "confidence": bias.confidence,
-                                          "entropy_correction": bias.entropy_correction,
-                                          "confusion": confusion and str(confusion.relative_to(run_dir))})
+                                          "entropy_correction": bias.entropy_correction})
+    record_correction(run_dir / METRICS_DIR, confusion and confusion.relative_to(run_dir))
     log.info("pipeline: writing the report")
     report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails)
     return PipelineResult(run_dir=run_dir, images=images, observations=observations, bias=bias,

@@ -54,6 +54,7 @@ METRICS_DIR = "metrics"
 #: biaskit validate --out RUN/validation or biaskit annotate import: the tagger's validation.
 VALIDATION_DIR = "validation"
 CONFUSION_TABLE = "confusion.parquet"
+VALIDATION_SOURCE = "source.json"  # where its reference labels came from
 RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
@@ -173,3 +174,21 @@ def run_confusion(run_dir: str | Path) -> Path | None:
     """``RUN/validation/confusion.parquet`` when the run has one (metrics correct with it), else None."""
     path = Path(run_dir) / VALIDATION_DIR / CONFUSION_TABLE
     return path if path.exists() else None
+
+
+CORRECTION_RECORD = "correction.json"  # in a metrics folder: the confusion table it was corrected with
+
+
+def record_correction(metrics_dir: str | Path, confusion: str | Path | None) -> Path:
+    """Write which confusion table (or none) the metrics in ``metrics_dir`` were corrected with."""
+    path = Path(metrics_dir) / CORRECTION_RECORD
+    text = json.dumps({"confusion": None if confusion is None else str(confusion)})
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_correction(metrics_dir: str | Path) -> str | None:
+    """The confusion table :func:`record_correction` recorded, None when none (or no record)."""
+    try:
+        return json.loads((Path(metrics_dir) / CORRECTION_RECORD).read_text(encoding="utf-8"))["confusion"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -31,8 +31,6 @@ from biaskit.annotate.export import (ANNOTATION_DIR, CHOICE_EXTRAS, EXPORT_JSON,
                                      PREDICTIONS_TABLE, SAMPLE_TABLE)
 from biaskit.store import write_json_atomic
 
-VALIDATION_DIR = "validation"
-SOURCE_JSON = "source.json"
 #: Labelled faces a model needs (per attribute) for a confusion table of its own.
 MIN_PER_MODEL = 50
 NOT_EXPORTED = "{path}: no annotation sample in this run; run `biaskit annotate export` first"
@@ -86,7 +84,7 @@ def import_annotations(inputs, *, run: str | Path, n_boot: int = N_BOOT, seed: i
     false_faces = false_detections(answers)
     majority = majority_labels(answers, sample, false_faces)
     predictions = reference_predictions(majority, predicted, sample)
-    out = run / VALIDATION_DIR
+    out = run / tables.VALIDATION_DIR
     result = {
         "labels": answers,
         "majority": majority,
@@ -111,7 +109,7 @@ def import_annotations(inputs, *, run: str | Path, n_boot: int = N_BOOT, seed: i
               "n_annotators": int(answers["annotator"].nunique()), "per_model": bool(settings.get("per_model")),
               "models_with_own_confusion": sorted(set(result.get("confusion_by_model", pd.DataFrame(
                   columns=["model"]))["model"]))}
-    write_json_atomic(out / SOURCE_JSON, source)
+    write_json_atomic(out / tables.VALIDATION_SOURCE, source)
     return ImportResult(tables=result, errors=errors, out=out, source=source)
 
 

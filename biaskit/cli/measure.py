@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from biaskit.metrics.frame import BiasFrame
     from biaskit.metrics.run import as_table
     from biaskit.suite import load_suite
-    from biaskit.tables import read_table, run_confusion
+    from biaskit.tables import read_table, record_correction, run_confusion
 
     suite = load_suite(args.prompts)
     confusion = args.confusion
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                       confidence=args.confidence, entropy_correction=args.entropy_correction,
                       confusion=as_table(confusion), name=str(args.observations))
     paths = frame.save(args.out, baseline=args.baseline)
+    record_correction(args.out, confusion)
     print(f"measured {len(frame.models)} model(s) x {len(frame.prompt_ids)} prompt(s) x "
           f"{len(frame.attributes)} attribute(s); wrote {', '.join(sorted(paths))} to {args.out}")
     return 0

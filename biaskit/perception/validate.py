@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +26,8 @@ from biaskit.accuracy import (CONFIDENCE_LEVEL, PREDICTION_COLUMNS, confusion_ta
                               recall_table, summary_table, wilson_interval)
 from biaskit.perception.labelled import FILE_COLUMN, labelled_faces, read_labels
 from biaskit.perception.taggers import TaggerOptions, plan_taggers
-from biaskit.tables import write_table
+from biaskit.store import write_json_atomic
+from biaskit.tables import VALIDATION_SOURCE, write_table
 from biaskit.taxonomy import RACE7_TO_RACE4
 
 __all__ = ["validate", "ValidationResult", "wilson_interval", "CONFIDENCE_LEVEL", "VALIDATION_TABLES"]
@@ -47,12 +48,14 @@ class ValidationResult:
     confusion: pd.DataFrame
     predictions: pd.DataFrame
     errors: pd.DataFrame
+    source: dict = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
-        """Write every table as parquet and CSV into ``out``."""
+        """Write every table as parquet and CSV into ``out``, and where the labels came from."""
         out = Path(out)
         for name in VALIDATION_TABLES:
             write_table(getattr(self, name), out / f"{name}.parquet", csv=True)
+        write_json_atomic(out / VALIDATION_SOURCE, self.source)
         return out
 
 
@@ -93,6 +96,7 @@ def validate(
         confusion=confusion_table(predictions),
         predictions=predictions,
         errors=pd.DataFrame({"error": errors}),
+        source={"source": "labelled faces", "labels": str(labels), "n_faces": len(ok)},
     )
     if out is not None:
         result.save(out)

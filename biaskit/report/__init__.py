@@ -68,7 +68,7 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
     figures = render_figures(run)
     context = build_context(run, figures=figures, galleries=galleries(run, per_prompt=thumbnails),
                             alpha=alpha, title=title,
-                            validation=validation_section(run.run_dir, run.config))
+                            validation=validation_section(run.run_dir))
     figure_dir = run.run_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
     for figure in figures:

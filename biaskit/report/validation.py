@@ -17,7 +17,6 @@ import pandas as pd
 from biaskit import tables
 from biaskit.report.render import DASH, number, percent, table, with_interval
 
-SOURCE_JSON = "source.json"
 STATISTIC_NAMES = {"krippendorff_alpha": "Krippendorff's α", "cohen_kappa": "Cohen's κ"}
 
 
@@ -27,7 +26,7 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
 
 
 def _source(folder: Path) -> dict:
-    path = folder / SOURCE_JSON
+    path = folder / tables.VALIDATION_SOURCE
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (OSError, json.JSONDecodeError):
@@ -47,16 +46,23 @@ def describe_source(source: dict) -> str:
     return "Labelled faces (`biaskit validate`); their origin is not recorded."
 
 
-def correction_note(run_dir: Path, config: dict, source: dict) -> str:
-    """Which confusion table the metrics were corrected with (from run.json), or that none was."""
-    used = (config.get("metrics") or {}).get("confusion")
+def correction_note(run_dir: Path, source: dict) -> str:
+    """Which confusion table the metrics were corrected with (as measure recorded it), or that none was."""
+    used = tables.read_correction(run_dir / tables.METRICS_DIR)
     corrected = (run_dir / tables.METRICS_DIR / "corrected.parquet").exists()
     if not used and not corrected:
         return ("The metrics are not corrected for tagger error: no confusion table was used when "
                 "they were measured (`biaskit measure` picks up validation/confusion.parquet).")
-    origin = ("in-domain: this run's own faces, labelled by people"
-              if source.get("source") == "annotation" else "from labelled faces outside this run")
-    table_name = used or "a confusion table passed to `biaskit measure --confusion`"
+    own = (run_dir / tables.VALIDATION_DIR / tables.CONFUSION_TABLE).resolve()
+    # recorded relative to the run (biaskit run) or as given on the command line
+    in_run = used is not None and any(p.exists() and p.resolve() == own for p in (Path(used), run_dir / used))
+    if not in_run:
+        origin = "not this run's validation table"
+    elif source.get("source") == "annotation":
+        origin = "in-domain: this run's own faces, labelled by people"
+    else:
+        origin = "from labelled faces outside this run"
+    table_name = used or "a confusion table whose origin was not recorded"
     return (f"Every figure corrected for tagger error (metrics/corrected, metrics/corrected_entropy and "
             f"the corrected figures of this report) uses {table_name} ({origin}).")
 
@@ -101,7 +107,7 @@ def _detector(detector: pd.DataFrame) -> dict:
                   "estimated false detections in the run"], rows)
 
 
-def validation_section(run_dir: str | Path, config: dict) -> dict | None:
+def validation_section(run_dir: str | Path) -> dict | None:
     """The section's text and tables, or None when the run has no validation."""
     folder = Path(run_dir) / tables.VALIDATION_DIR
     summary = _read(folder, "summary")
@@ -111,7 +117,7 @@ def validation_section(run_dir: str | Path, config: dict) -> dict | None:
     parts = {name: _read(folder, name) for name in ("precision", "annotators", "agreement", "detector")}
     return {
         "source": describe_source(source),
-        "correction": correction_note(Path(run_dir), config, source),
+        "correction": correction_note(Path(run_dir), source),
         "accuracy": _accuracy(summary),
         "precision": _precision(parts["precision"]) if not parts["precision"].empty else None,
         "annotators": _annotators(parts["annotators"]) if not parts["annotators"].empty else None,
