@@ -158,3 +158,38 @@ def test_the_page_never_shows_the_taggers_labels(browser, exported):
     for label in set(predicted["label"]):
         assert label not in outside and f'"{label}"' not in data, label
     assert browser.execute_script("return document.querySelectorAll('.choice.selected').length") == 0
+
+
+def test_export_page_import_measure_report_end_to_end(browser, exported, tmp_path, capsys):
+    """annotate export -> the page in a browser -> annotate import -> measure -> report."""
+    run, export = exported
+    faces = list(export.sample["face_id"])
+    browser.get(export.page.as_uri())
+    by_id(browser, "annotator").send_keys("alice")
+    by_id(browser, "start").click()
+    for _ in faces:  # every face: Male (1), MST3 (3)
+        press(browser, "1", "3")
+    assert by_id(browser, "progress").text == "6 of 6 faces answered"
+    by_id(browser, "export").click()
+    alice = wait_for_file(browser.downloads, "*.csv")
+    # A second annotator, with their own copy of the page, disagrees on the first face's gender.
+    bob = tmp_path / "bob.csv"
+    bob.write_text("export_id,annotator,face_id,attribute,label\n" + "".join(
+        f"{export.export_id},bob,{f},gender,{'Female' if i == 0 else 'Male'}\n"
+        for i, f in enumerate(faces)), encoding="utf-8")
+    assert main(["annotate", "import", str(alice), str(bob), "--run", str(run), "--n-boot", "50"]) == 0
+    majority = pd.read_parquet(run / "validation" / "majority.parquet")
+    first = majority[(majority["face_id"] == faces[0]) & (majority["attribute"] == "gender")].iloc[0]
+    assert first["status"] == "tie"
+    assert main(["measure", str(run / "observations.parquet"), "--prompts", str(run / "suite.yaml"),
+                 "--images", str(run / "images.parquet"), "--baseline", "base", "--n-boot", "50",
+                 "--out", str(run / "metrics")]) == 0
+    assert (run / "metrics" / "corrected_entropy.parquet").exists()
+    assert main(["report", str(run)]) == 0
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert '<h2 id="validation">Tagger validation</h2>' in html
+    assert "in-domain: this run&#39;s own faces, labelled by people" in html
+    assert "People labelled 6 of the 6 faces sampled from this run (2 annotator(s)" in html
+    assert '<table class="annotators">' in html and '<table class="agreement">' in html
+    markdown = (run / "report.md").read_text(encoding="utf-8")
+    assert "## Tagger validation" in markdown and "| alice | 6 | 12 | 0 | 0 |" in markdown
