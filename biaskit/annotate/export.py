@@ -37,6 +37,7 @@ CROP_SIZE = 256
 CROP_MARGIN = 0.35
 WHOLE_SIZE = 512
 JPEG_QUALITY = 80
+BOX_COLOR = (255, 215, 0)  # the face asked about, on the whole image
 QUESTIONS = {"gender": "Perceived gender", "race": "Perceived race (FairFace categories)",
              "age_group": "Perceived age: under 18 (child) or adult?",
              "skin_tone": "Skin tone (Monk scale, 1 lightest to 10 darkest)"}
@@ -157,8 +158,9 @@ def face_images(run_dir: Path, sample: pd.DataFrame) -> tuple[dict[str, str], di
         box = (row.x0, row.y0, row.x1, row.y1)
         crops[row.face_id] = data_uri(_crop(image, box))
         whole = image.copy()
-        ImageDraw.Draw(whole).rectangle(box, outline=(255, 215, 0), width=max(2, image.width // 200))
         whole.thumbnail((WHOLE_SIZE, WHOLE_SIZE))
+        scale = whole.width / image.width
+        ImageDraw.Draw(whole).rectangle([v * scale for v in box], outline=BOX_COLOR, width=3)
         wholes[row.face_id] = data_uri(whole)
     return crops, wholes
 
