@@ -263,6 +263,18 @@ def test_validate_and_import_write_the_same_tables(exported):
         assert (run / "validation" / f"{name}.parquet").exists()
 
 
+def test_import_with_no_valid_row_names_every_problem(exported, capsys):
+    run, tmp = exported["run"], exported["tmp"]
+    bad = write_csv(tmp / "bad.csv", exported["export"].export_id, [("ann", "fnope", "gender", "Male")])
+    assert main(["annotate", "import", str(bad), str(exported["out"] / "labelstudio_config.xml"),
+                 "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no valid answers to import; 2 problem(s):" in err
+    assert f"{bad}: row 2: face 'fnope' is not in this run's annotation sample" in err
+    assert "labelstudio_config.xml: not an answer file" in err
+    assert "Traceback" not in err
+
+
 def test_import_refuses_a_run_without_a_sample(tmp_path, capsys):
     run = tmp_path / "run"
     make_run(run)

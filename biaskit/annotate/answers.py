@@ -20,6 +20,7 @@ ANSWER_COLUMNS = ("annotator", "face_id", "attribute", "label", "source")
 CSV_COLUMNS = ("export_id", "annotator", "face_id", "attribute", "label")
 NO_FILES = "{path}: no .csv or .json answer files there"
 MISSING = "{path}: not found"
+NOT_ANSWERS = "{path}: not an answer file (a .csv from the annotation page or a Label Studio .json export)"
 BAD_CSV_COLUMNS = "{path}: missing column(s) {missing}; the page's CSV has {expected}"
 WRONG_EXPORT = ("answers to another sample (export {got!r}); this run's sample is export {want!r} "
                 "-- exported again since?")
@@ -41,8 +42,10 @@ def answer_files(inputs) -> tuple[list[Path], list[str]]:
             files += found
             if not found:
                 errors.append(NO_FILES.format(path=item))
-        elif item.is_file():
+        elif item.is_file() and item.suffix.lower() in (".csv", ".json"):
             files.append(item)
+        elif item.is_file():
+            errors.append(NOT_ANSWERS.format(path=item))
         else:
             errors.append(MISSING.format(path=item))
     return files, errors

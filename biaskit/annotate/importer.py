@@ -34,7 +34,7 @@ from biaskit.store import write_json_atomic
 #: Labelled faces a model needs (per attribute) for a confusion table of its own.
 MIN_PER_MODEL = 50
 NOT_EXPORTED = "{path}: no annotation sample in this run; run `biaskit annotate export` first"
-NO_ANSWERS = "no valid answers to import ({n_errors} error(s) above)"
+NO_ANSWERS = "no valid answers to import; {n_errors} problem(s):\n{errors}"
 MAJORITY_COLUMNS = ("face_id", "model", "attribute", "label", "status", "n_answers", "n_agree")
 DETECTOR_COLUMNS = ("model", "n_faces", "n_no_person", "false_detection_share", "ci_low", "ci_high",
                     "estimated_false_detections")
@@ -80,7 +80,7 @@ def import_annotations(inputs, *, run: str | Path, n_boot: int = N_BOOT, seed: i
     choices = {a: list(taxonomy.labels(a)) + list(CHOICE_EXTRAS) + [NO_PERSON] for a in settings["attributes"]}
     answers, errors = read_answers(inputs, sample=sample, export_id=settings["export_id"], choices=choices)
     if answers.empty:
-        raise ValueError(NO_ANSWERS.format(n_errors=len(errors)))
+        raise ValueError(NO_ANSWERS.format(n_errors=len(errors), errors="\n".join(errors)))
     false_faces = false_detections(answers)
     majority = majority_labels(answers, sample, false_faces)
     predictions = reference_predictions(majority, predicted, sample)
