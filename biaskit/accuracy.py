@@ -89,32 +89,33 @@ def summary_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
+def _per_label(predictions: pd.DataFrame, *, by: str):
+    """(attribute, label, its rows, their weights, which are right) for every taxonomy label of ``by``."""
+    for attribute, group in predictions.groupby("attribute", sort=False):
+        for label in taxonomy.labels(attribute):
+            rows = group[group[by] == label]
+            yield attribute, label, rows, _weights(rows), (rows["predicted"] == rows["true"]).to_numpy()
+
+
 def recall_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per true label: the share predicted right (recall), with its interval, and the unclear rate."""
     rows = []
-    for attribute, group in predictions.groupby("attribute", sort=False):
-        for label in taxonomy.labels(attribute):
-            of_class = group[group["true"] == label]
-            weights = _weights(of_class)
-            correct = (of_class["predicted"] == label).to_numpy()
-            unclear = (of_class["predicted"] == UNCLEAR).to_numpy()
-            recall, low, high, _ = weighted_share(correct, weights)
-            rows.append(dict(attribute=attribute, true=label, n=len(of_class), n_correct=int(correct.sum()),
-                             n_unclear=int(unclear.sum()), recall=recall, ci_low=low, ci_high=high,
-                             unclear_rate=weighted_share(unclear, weights)[0]))
+    for attribute, label, of_class, weights, correct in _per_label(predictions, by="true"):
+        unclear = (of_class["predicted"] == UNCLEAR).to_numpy()
+        recall, low, high, _ = weighted_share(correct, weights)
+        rows.append(dict(attribute=attribute, true=label, n=len(of_class), n_correct=int(correct.sum()),
+                         n_unclear=int(unclear.sum()), recall=recall, ci_low=low, ci_high=high,
+                         unclear_rate=weighted_share(unclear, weights)[0]))
     return pd.DataFrame(rows, columns=list(RECALL_COLUMNS))
 
 
 def precision_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per predicted label: the share the reference confirms (the tagger's accuracy on that label)."""
     rows = []
-    for attribute, group in predictions.groupby("attribute", sort=False):
-        for label in taxonomy.labels(attribute):
-            given = group[group["predicted"] == label]
-            correct = (given["true"] == label).to_numpy()
-            precision, low, high, _ = weighted_share(correct, _weights(given))
-            rows.append(dict(attribute=attribute, predicted=label, n=len(given),
-                             n_correct=int(correct.sum()), precision=precision, ci_low=low, ci_high=high))
+    for attribute, label, given, weights, correct in _per_label(predictions, by="predicted"):
+        precision, low, high, _ = weighted_share(correct, weights)
+        rows.append(dict(attribute=attribute, predicted=label, n=len(given), n_correct=int(correct.sum()),
+                         precision=precision, ci_low=low, ci_high=high))
     return pd.DataFrame(rows, columns=list(PRECISION_COLUMNS))
 
 
