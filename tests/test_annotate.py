@@ -91,8 +91,27 @@ def test_export_keeps_labels_in_the_run_and_out_of_the_annotators_files(exported
 def test_per_model_draws_n_from_every_model(tmp_path):
     run = tmp_path / "run"
     make_run(run)
-    sample = export_annotation(run, out=tmp_path / "out", n=8, per_model=True).sample
+    export = export_annotation(run, out=tmp_path / "out", n=8, per_model=True)
+    sample = export.sample
     assert sample["model"].value_counts().to_dict() == {"base": 8, "cand": 8}
+    rows = [("ann", f, "gender", "Male") for f in sample["face_id"]]
+    result = import_annotations([write_csv(tmp_path / "a.csv", export.export_id, rows)], run=run,
+                                n_boot=20, min_per_model=8)
+    by_model = result.tables["confusion_by_model"]
+    assert set(by_model["model"]) == {"base", "cand"}
+    cand = by_model[(by_model["model"] == "cand") & (by_model["true"] == "Male")].set_index("predicted")
+    truth = pd.read_parquet(run / "annotation" / "predictions.parquet")
+    cand_truth = truth[(truth["model"] == "cand") & (truth["attribute"] == "gender")]
+    assert cand.loc["Female", "count"] > 0 and (cand_truth["label"] == "Female").any()
+    assert set(result.tables["summary_by_model"]["model"]) == {"base", "cand"}
+    assert result.source["models_with_own_confusion"] == ["base", "cand"]
+    from biaskit.report.validation import validation_section
+
+    accuracy_rows = validation_section(run)["accuracy"]["rows"]
+    assert [r[1] for r in accuracy_rows] == ["all", "base", "cand"]
+    # a model with fewer labelled faces than min_per_model gets no table of its own
+    fewer = import_annotations([tmp_path / "a.csv"], run=run, n_boot=20, min_per_model=9)
+    assert fewer.tables["confusion_by_model"].empty
 
 
 # ---------------------------------------------------------------- agreement

@@ -219,11 +219,12 @@ def test_validation_tables_in_the_run_are_shown(tmp_path):
     assert (paths["figures"] / "confusion_gender.png").exists()
     parser = ReportParser()
     parser.feed(paths["html"].read_text(encoding="utf-8"))
-    # attribute, tagger, faces, accuracy [CI], tagger unclear, effective n (the last two absent)
-    assert parser.tables["validation"][1] == ["gender", "–", "80", "0.938 [0.860, 0.970]", "6.2%", "–"]
+    # attribute, model, tagger, faces, accuracy [CI], tagger unclear, effective n (absent here)
+    assert parser.tables["validation"][1] == ["gender", "all", "–", "80", "0.938 [0.860, 0.970]", "6.2%",
+                                              "–"]
     assert len(parser.images) == 8  # the 7 figures and the confusion matrix
     markdown = paths["markdown"].read_text()
-    assert "| gender | – | 80 | 0.938 [0.860, 0.970] | 6.2% | – |" in markdown
+    assert "| gender | all | – | 80 | 0.938 [0.860, 0.970] | 6.2% | – |" in markdown
     assert "not corrected for tagger error" in markdown
 
 

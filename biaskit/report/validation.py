@@ -67,13 +67,15 @@ def correction_note(run_dir: Path, source: dict) -> str:
             f"the corrected figures of this report) uses {table_name} ({origin}).")
 
 
-def _accuracy(summary: pd.DataFrame) -> dict:
-    rows = [[r.get("attribute"), r.get("tagger", DASH), r.get("n", DASH),
+def _accuracy(summary: pd.DataFrame, by_model: pd.DataFrame) -> dict:
+    """Per attribute (all models), then per model where ``--per-model`` gave enough faces."""
+    frame = pd.concat([summary.assign(model="all"), by_model], ignore_index=True)
+    rows = [[r.get("attribute"), r.get("model"), r.get("tagger", DASH), r.get("n", DASH),
              with_interval(r.get("accuracy"), r.get("ci_low"), r.get("ci_high"), 3),
              percent(r.get("unclear_rate")), number(r.get("n_effective"), 1)]
-            for r in summary.to_dict("records")]
-    return table(["attribute", "tagger", "faces", "accuracy [95% CI]", "tagger unclear", "effective n"],
-                 rows)
+            for r in frame.to_dict("records")]
+    return table(["attribute", "model", "tagger", "faces", "accuracy [95% CI]", "tagger unclear",
+                  "effective n"], rows)
 
 
 def _precision(precision: pd.DataFrame) -> dict:
@@ -114,11 +116,12 @@ def validation_section(run_dir: str | Path) -> dict | None:
     if summary.empty:
         return None
     source = _source(folder)
-    parts = {name: _read(folder, name) for name in ("precision", "annotators", "agreement", "detector")}
+    parts = {name: _read(folder, name) for name in ("precision", "annotators", "agreement", "detector",
+                                                     "summary_by_model")}
     return {
         "source": describe_source(source),
         "correction": correction_note(Path(run_dir), source),
-        "accuracy": _accuracy(summary),
+        "accuracy": _accuracy(summary, parts["summary_by_model"]),
         "precision": _precision(parts["precision"]) if not parts["precision"].empty else None,
         "annotators": _annotators(parts["annotators"]) if not parts["annotators"].empty else None,
         "agreement": _agreement(parts["agreement"]) if not parts["agreement"].empty else None,
