@@ -171,7 +171,7 @@ def bench_agreement(reps: int, n: int, n_boot: int) -> None:
           .to_string(float_format=lambda v: f"{v:.3f}"))
 
 
-def bench_real(data: Path, reps: int, n: int) -> None:
+def bench_real(data: Path, reps: int, n: int, cache: Path | None = None) -> None:
     from biaskit.perception import tag_images
 
     folder = data / "sdfd"
@@ -183,7 +183,7 @@ def bench_real(data: Path, reps: int, n: int) -> None:
     images = pd.DataFrame({"model": "sd21", "prompt_id": "sdfd", "sample": np.arange(len(labels)),
                            "status": "ok", "path": labels["file"]})
     started = time.perf_counter()
-    tagged = tag_images(images, root=folder, attributes=["gender"], progress=False)
+    tagged = tag_images(images, root=folder, attributes=["gender"], progress=False, cache=cache)
     print(f"\nreal images: tagged {len(images)} SDFD images in {time.perf_counter() - started:.0f} s")
     keys = ["model", "prompt_id", "sample", "person"]
     rows = images.assign(sha256=[hashlib.sha256((folder / p).read_bytes()).hexdigest() for p in images["path"]])
@@ -225,13 +225,14 @@ def main() -> None:
     parser.add_argument("--real-reps", type=int, default=400)
     parser.add_argument("--real-n", type=int, default=150)
     parser.add_argument("--only", choices=["design", "agreement", "real"])
+    parser.add_argument("--cache", type=Path, help="tag cache folder for the real images (a rerun is instant)")
     args = parser.parse_args()
     if args.only in (None, "design"):
         bench_design(args.reps, args.n)
     if args.only in (None, "agreement"):
         bench_agreement(args.agreement_reps, args.n, args.n_boot)
     if args.only in (None, "real"):
-        bench_real(args.data, args.real_reps, args.real_n)
+        bench_real(args.data, args.real_reps, args.real_n, args.cache)
 
 
 if __name__ == "__main__":
