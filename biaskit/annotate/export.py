@@ -99,10 +99,10 @@ def export_annotation(run_dir: str | Path, *, out: str | Path, n: int = 300, per
     settings = {"export_id": export_id, "n": int(n), "per_model": bool(per_model), "seed": int(seed),
                 "attributes": list(attributes), "n_faces": len(sample), "out": str(out)}
     predictions = _sample_predictions(sample, observations, attributes)
+    crops, wholes = face_images(run_dir, sample)  # before writing anything: an unreadable image stops here
     tables.write_table(sample, annotation / SAMPLE_TABLE, csv=True)
     tables.write_table(predictions, annotation / PREDICTIONS_TABLE)
     write_json_atomic(annotation / EXPORT_JSON, settings)
-    crops, wholes = face_images(run_dir, sample)
     choices = {a: list(taxonomy.labels(a)) + list(CHOICE_EXTRAS) for a in attributes}
     out.mkdir(parents=True, exist_ok=True)
     page = write_page(out / PAGE_FILE, export_id=export_id, sample=sample, crops=crops, wholes=wholes,
