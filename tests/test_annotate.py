@@ -316,3 +316,14 @@ def test_measure_picks_up_the_runs_validation(exported, capsys):
     assert main(["measure", str(run / "observations.parquet"), "--prompts", str(run / "suite.yaml"),
                  "--n-boot", "20", "--no-confusion", "--out", str(tmp / "plain")]) == 0
     assert not (tmp / "plain" / "corrected_entropy.parquet").exists()
+
+
+def test_export_names_an_unreadable_image_and_writes_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_run(run)
+    broken = sorted((run / "images").glob("*.png"))[0]
+    broken.write_bytes(b"not a png")
+    assert main(["annotate", "export", str(run), "--n", "20", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: cannot read this image for the annotation page" in err and "Traceback" not in err
+    assert not (run / "annotation").exists() and not (tmp_path / "out").exists()
