@@ -327,3 +327,18 @@ def test_export_names_an_unreadable_image_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{broken}: cannot read this image for the annotation page" in err and "Traceback" not in err
     assert not (run / "annotation").exists() and not (tmp_path / "out").exists()
+
+
+def test_page_escapes_labels_in_markup_and_data(tmp_path):
+    from biaskit.annotate.export import write_page
+
+    evil = '</script><script>alert(1)</script>'
+    sample = pd.DataFrame({"face_id": ["f1"]})
+    page = write_page(tmp_path / "p.html", export_id="e1", sample=sample, crops={"f1": "data:,"},
+                      wholes={"f1": "data:,"}, choices={"mood": ["calm", evil, "unclear"]})
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<script") == 2 and evil not in html  # the data block and the page's code
+    data = json.loads(re.search(r'<script id="biaskit-data" type="application/json">(.*?)</script>',
+                                html, re.S).group(1))
+    assert data["attributes"][0]["labels"] == ["calm", evil, "unclear"]
+    assert data["attributes"][0]["hotkeys"] == ["1", "2", "u"]

@@ -189,8 +189,8 @@ def write_page(path: Path, *, export_id: str, sample: pd.DataFrame, crops, whole
     faces = [{"id": fid, "crop": crops[fid], "image": fid} for fid in sample["face_id"]]
     data = {"export_id": export_id, "attributes": attributes, "faces": faces, "images": wholes,
             "no_person": NO_PERSON}
-    # "</" inside a script element would end it: JSON allows the escaped form.
-    data_json = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # "</script>" or "<!--" inside a script element would end or hide it: JSON allows "\u003c".
+    data_json = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
