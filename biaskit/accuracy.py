@@ -15,11 +15,14 @@ in the annotation sample; 1 for a labelled folder).  With weights ``w``:
 * its Wilson interval uses Kish's effective sample size
   ``n_eff = (sum w)^2 / sum(w^2)`` in place of ``n`` (equal weights give the
   ordinary Wilson interval);
-* each true-label row of the confusion table holds the weighted counts
-  rescaled to sum to that row's ``n_eff``, so that ``P(predicted | true)`` is
-  the design-unbiased estimate and the row's total states how much
-  information it carries (the correction resamples each row from a
-  multinomial of that size).  With equal weights the counts are the raw counts.
+* the confusion table holds the weighted counts rescaled (one factor per
+  attribute) to sum to the attribute's ``n_eff``: the table is then the
+  design-unbiased estimate of the joint distribution of (true, predicted)
+  over all the faces, so ``P(predicted | true)``, the accuracy and the true
+  label shares read from it are those of the population, and its size states
+  how much information it carries (the correction resamples each true-label
+  row from a multinomial of the row's total).  With equal weights the counts
+  are the raw counts.
 """
 
 from __future__ import annotations
@@ -122,8 +125,8 @@ def precision_table(predictions: pd.DataFrame) -> pd.DataFrame:
 def confusion_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """Tidy confusion table: every true x (predicted + unclear) pair, zeros included.
 
-    Counts are raw when every weight is 1, else design-weighted and rescaled
-    per true label to its effective sample size (see the module docstring).
+    Counts are raw when every weight is 1, else design-weighted and rescaled to
+    the attribute's effective sample size (see the module docstring).
     """
     frames = []
     for attribute, group in predictions.groupby("attribute", sort=False):
@@ -131,9 +134,7 @@ def confusion_table(predictions: pd.DataFrame) -> pd.DataFrame:
         weights = pd.Series(_weights(group), index=group.index)
         group = group[group["true"].isin(categories)]
         weights = weights.loc[group.index]
-        total = weights.groupby(group["true"]).transform("sum")
-        n_eff = (weights.groupby(group["true"]).transform(lambda w: w.sum() ** 2 / (w**2).sum()))
-        scaled = weights * n_eff / total
+        scaled = weights * (weights.sum() / (weights**2).sum() if len(weights) else 0.0)  # sums to n_eff
         counts = scaled.groupby([group["true"], group["predicted"]]).sum().unstack(fill_value=0.0)
         counts = counts.reindex(index=categories, columns=categories + [UNCLEAR], fill_value=0.0)
         tidy = counts.rename_axis(index="true", columns="predicted").stack().rename("count").reset_index()

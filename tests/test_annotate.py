@@ -211,25 +211,32 @@ def test_import_with_disagreement_skips_no_person_and_bad_rows(exported, capsys)
     assert "dan" not in annotators.index
     confusion = pd.read_parquet(validation / "confusion.parquet")
     gender = confusion[confusion["attribute"] == "gender"]
-    female = weights[:8]  # each true-label row is rescaled to its own effective size
-    assert gender["count"].sum() == pytest.approx(female.sum() ** 2 / (female**2).sum() + 1, abs=1e-3)
+    assert gender["count"].sum() == pytest.approx(n_eff)  # rescaled to the effective sample size
+    right = gender[gender["true"] == gender["predicted"]]["count"].sum()
+    known = gender[gender["predicted"] != "unclear"]["count"].sum()
+    assert right / known == pytest.approx(share)  # the table's accuracy is the weighted one
     agreement = pd.read_parquet(validation / "agreement.parquet")
     pairs = agreement[agreement["statistic"] == "cohen_kappa"]
     assert len(pairs[pairs["attribute"] == "gender"]) == 3  # alice-bob, alice-carol, bob-carol
     assert json.loads((validation / "source.json").read_text())["n_annotators"] == 3
 
 
-def test_weighted_confusion_rows_are_design_unbiased_and_sized_by_effective_n():
+def test_weighted_confusion_is_the_design_unbiased_joint_sized_by_effective_n():
     predictions = pd.DataFrame({
-        "attribute": "gender", "true": ["Male"] * 4, "predicted": ["Male", "Male", "Female", "unclear"],
-        "weight": [1.0, 1.0, 4.0, 2.0]})
-    table = confusion_table(predictions)
-    assert table[table["true"] == "Female"]["count"].sum() == 0  # no face of that row
-    row = table[table["true"] == "Male"].set_index("predicted")
-    n_eff = 8.0**2 / 22.0
-    assert row.loc["Male", "count"] == pytest.approx(2 / 8 * n_eff)
-    assert row.loc["Female", "count"] == pytest.approx(4 / 8 * n_eff, )
-    assert row["count"].sum() == pytest.approx(n_eff)
+        "attribute": "gender", "true": ["Male"] * 4 + ["Female"],
+        "predicted": ["Male", "Male", "Female", "unclear", "Female"],
+        "weight": [1.0, 1.0, 4.0, 2.0, 2.0]})
+    table = confusion_table(predictions).set_index(["true", "predicted"])["count"]
+    n_eff = 10.0**2 / 26.0  # (sum w)^2 / sum w^2
+    assert table.sum() == pytest.approx(n_eff)
+    # each cell: its share of the weight (the population's joint share) times n_eff
+    assert table[("Male", "Male")] == pytest.approx(2 / 10 * n_eff)
+    assert table[("Male", "Female")] == pytest.approx(4 / 10 * n_eff)
+    assert table[("Male", "unclear")] == pytest.approx(2 / 10 * n_eff)
+    assert table[("Female", "Female")] == pytest.approx(2 / 10 * n_eff)
+    assert table[("Female", "Male")] == 0
+    unweighted = confusion_table(predictions.drop(columns="weight"))
+    assert unweighted["count"].dtype == "int64" and unweighted["count"].sum() == 5
     share, low, high, n = weighted_share([1, 1, 0], [1.0, 1.0, 4.0])
     assert share == pytest.approx(1 / 3) and n == pytest.approx(36 / 18) and low < share < high
 
