@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import RUN_CONFIG, read_run_config
+from biaskit.tables import METRICS_DIR, RUN_CONFIG, read_run_config, record_correction, run_confusion
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,17 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     log.info("pipeline: tagging")
     observations = tag_run(run_dir, progress=progress, **tagging)
     log.info("pipeline: measuring")
-    bias = measure_run(run_dir, suite=suite, baseline=baseline, **metrics)
+    confusion = run_confusion(run_dir, given=metrics.pop("confusion", None),
+                              refuse=metrics.pop("no_confusion", False))
+    bias = measure_run(run_dir, suite=suite, baseline=baseline, confusion=confusion, **metrics)
     record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,
                                           "confidence": bias.confidence,
                                           "entropy_correction": bias.entropy_correction,
-                                          "confusion": metrics.get("confusion") is not None})
+                                          "confusion": confusion is not None})
+    record_correction(run_dir / METRICS_DIR, confusion)
     log.info("pipeline: writing the report")
     report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails,
-                          confusion=metrics.get("confusion"))
+                          confusion=confusion)
     return PipelineResult(run_dir=run_dir, images=images, observations=observations, bias=bias,
                           report=report)
 

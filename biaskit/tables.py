@@ -59,6 +59,10 @@ IMAGES_TABLE = "images.parquet"
 PEOPLE_TABLE = "people.parquet"
 OBSERVATIONS_TABLE = "observations.parquet"
 METRICS_DIR = "metrics"
+#: biaskit validate --out RUN/validation or biaskit annotate import: the tagger's validation.
+VALIDATION_DIR = "validation"
+CONFUSION_TABLE = "confusion.parquet"
+VALIDATION_SOURCE = "source.json"  # where its reference labels came from
 RUN_CONFIG = "run.json"
 
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
@@ -255,3 +259,32 @@ def read_run_config(run_dir: str | Path) -> dict:
             raise ValueError(RUN_CONFIG_BAD_KEY.format(path=path, key=key, expected=expected,
                                                        value=value))
     return config
+
+
+def run_confusion(run_dir: str | Path, *, given=None, refuse: bool = False):
+    """The confusion table metrics correct with: ``given`` when there is one, else the run's
+    own ``RUN/validation/confusion.parquet`` (unless ``refuse``), else None."""
+    if given is not None or refuse:
+        return given
+    path = Path(run_dir) / VALIDATION_DIR / CONFUSION_TABLE
+    return path if path.exists() else None
+
+
+CORRECTION_RECORD = "correction.json"  # in a metrics folder: the confusion table it was corrected with
+
+
+def record_correction(metrics_dir: str | Path, confusion: str | Path | None) -> Path:
+    """Write which confusion table (or none) the metrics in ``metrics_dir`` were corrected with."""
+    path = Path(metrics_dir) / CORRECTION_RECORD
+    # A table handed over in Python has no file to name.
+    name = confusion if confusion is None or isinstance(confusion, (str, Path)) else "a table given in Python"
+    text = json.dumps({"confusion": None if name is None else str(name)})
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_correction(metrics_dir: str | Path) -> str | None:
+    """The confusion table :func:`record_correction` recorded, None when none (or no record)."""
+    try:
+        return json.loads((Path(metrics_dir) / CORRECTION_RECORD).read_text(encoding="utf-8"))["confusion"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -238,9 +238,13 @@ def test_validation_tables_in_the_run_are_shown(tmp_path):
     assert (paths["figures"] / "confusion_gender.png").exists()
     parser = ReportParser()
     parser.feed(paths["html"].read_text(encoding="utf-8"))
-    assert parser.tables["validation"][1] == ["gender", "80", "0.938", "0.86", "0.97", "0.062"]
+    # attribute, model, tagger, faces, accuracy [CI], tagger unclear, effective n (absent here)
+    assert parser.tables["validation"][1] == ["gender", "all", "–", "80", "0.938 [0.860, 0.970]", "6.2%",
+                                              "–"]
     assert len(parser.images) == 8  # the 7 figures and the confusion matrix
-    assert "| gender | 80 | 0.938 | 0.86 | 0.97 | 0.062 |" in paths["markdown"].read_text()
+    markdown = paths["markdown"].read_text()
+    assert "| gender | all | – | 80 | 0.938 [0.860, 0.970] | 6.2% | – |" in markdown
+    assert "not corrected for tagger error" in markdown
 
 
 def test_boxes_stored_as_text_are_drawn_and_unreadable_ones_skipped(tmp_path):

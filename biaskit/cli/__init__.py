@@ -23,7 +23,7 @@ import traceback
 from biaskit.errors import one_line
 
 # Order is the order of the pipeline; each name is a module of this package.
-SUBCOMMANDS = ("generate", "tag", "validate", "train_probe", "measure", "report", "run")
+SUBCOMMANDS = ("generate", "tag", "validate", "train_probe", "annotate", "measure", "report", "run")
 
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1   # finished, but some samples failed (error rows); re-run to retry them

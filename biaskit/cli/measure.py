@@ -3,7 +3,7 @@
 Usage::
 
     biaskit measure OBSERVATIONS --prompts SUITE [--images IMAGES] [--baseline MODEL]
-                    [--confusion CSV] [--n-boot 1000] [--seed 0] [--confidence 0.95]
+                    [--confusion CSV | --no-confusion] [--n-boot 1000] [--seed 0] [--confidence 0.95]
                     [--entropy-correction miller-madow] --out DIR
 
 OBSERVATIONS is a CSV or parquet file with the columns model, prompt_id, sample,
@@ -44,7 +44,11 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of measuring (``measure``, and ``run`` which measures too), but --seed."""
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
-                             "'biaskit validate': also write classifier-error corrected shares and entropy")
+                             "'biaskit validate' or 'biaskit annotate import': also write classifier-error "
+                             "corrected shares, entropy and HOF (default: the run's own "
+                             "validation/confusion.parquet, when there is one)")
+    parser.add_argument("--no-confusion", action="store_true",
+                        help="do not correct with the run's own validation/confusion.parquet")
     parser.add_argument("--n-boot", type=whole_number(0), default=1000,
                         help="bootstrap replicates (default 1000)")
     parser.add_argument("--confidence", type=fraction, default=0.95,
@@ -54,11 +58,14 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def metric_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments for :class:`biaskit.metrics.BiasFrame` from :func:`add_metric_arguments`."""
-    from biaskit.metrics.run import as_table
+    """Keyword arguments of measuring from :func:`add_metric_arguments`.
 
+    ``confusion`` is the path given (or None) and ``no_confusion`` whether the run's
+    own ``validation/confusion.parquet`` is refused: see :func:`biaskit.tables.run_confusion`.
+    """
     return dict(n_boot=args.n_boot, confidence=args.confidence,
-                entropy_correction=args.entropy_correction, confusion=as_table(args.confusion))
+                entropy_correction=args.entropy_correction, confusion=args.confusion,
+                no_confusion=args.no_confusion)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,12 +74,19 @@ def run(args: argparse.Namespace) -> int:
     from biaskit.metrics.frame import BiasFrame
     from biaskit.metrics.run import as_table
     from biaskit.suite import load_suite
-    from biaskit.tables import read_table
+    from biaskit.tables import read_table, record_correction, run_confusion
 
     suite = load_suite(args.prompts)
+    options = metric_options(args)
+    confusion = run_confusion(args.observations.parent, given=options.pop("confusion"),
+                              refuse=options.pop("no_confusion"))
+    if confusion is not None and args.confusion is None:
+        print(f"correcting for tagger error with {confusion} (--no-confusion to measure without)")
     frame = BiasFrame(read_table(args.observations), suite=suite, images=as_table(args.images),
-                      seed=args.seed, name=str(args.observations), **metric_options(args))
+                      seed=args.seed, name=str(args.observations), confusion=as_table(confusion),
+                      **options)
     paths = frame.save(args.out, baseline=args.baseline)
+    record_correction(args.out, confusion)
     print(f"measured {len(frame.models)} model(s) x {len(frame.prompt_ids)} prompt(s) x "
           f"{len(frame.attributes)} attribute(s); wrote {', '.join(sorted(paths))} to {args.out}")
     return 0

@@ -17,51 +17,46 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from biaskit import taxonomy
+from biaskit.accuracy import (CONFIDENCE_LEVEL, PREDICTION_COLUMNS, confusion_table, precision_table,
+                              recall_table, summary_table, wilson_interval)
 from biaskit.perception.labelled import FILE_COLUMN, labelled_faces, read_labels
 from biaskit.perception.taggers import TaggerOptions, plan_taggers
-from biaskit.tables import write_table
-from biaskit.taxonomy import RACE7_TO_RACE4, UNCLEAR
+from biaskit.store import write_json_atomic
+from biaskit.tables import VALIDATION_SOURCE, write_table
+from biaskit.taxonomy import RACE7_TO_RACE4
 
-CONFIDENCE_LEVEL = 0.95
+__all__ = ["validate", "ValidationResult", "wilson_interval", "CONFIDENCE_LEVEL", "VALIDATION_TABLES"]
+VALIDATION_TABLES = ("summary", "recall", "precision", "confusion", "predictions", "errors")
 NOTHING_TO_VALIDATE = "{labels}: none of the label columns {columns} is tagged by {taggers}"
 
 
 @dataclass
 class ValidationResult:
-    """Tables of one validation: summary, recall, confusion, predictions, errors."""
+    """Tables of one validation: summary, recall, precision, confusion, predictions, errors.
+
+    The same tables as ``biaskit annotate import`` writes (:mod:`biaskit.accuracy`).
+    """
 
     summary: pd.DataFrame
     recall: pd.DataFrame
+    precision: pd.DataFrame
     confusion: pd.DataFrame
     predictions: pd.DataFrame
     errors: pd.DataFrame
+    source: dict = field(default_factory=dict)
 
     def save(self, out: str | Path) -> Path:
-        """Write every table as parquet and CSV into ``out``."""
+        """Write every table as parquet and CSV into ``out``, and where the labels came from."""
         out = Path(out)
-        for name in ("summary", "recall", "confusion", "predictions", "errors"):
+        for name in VALIDATION_TABLES:
             write_table(getattr(self, name), out / f"{name}.parquet", csv=True)
+        write_json_atomic(out / VALIDATION_SOURCE, self.source)
         return out
-
-
-def wilson_interval(successes, trials, *, level: float = CONFIDENCE_LEVEL) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for binomial proportions (NaN where ``trials`` is 0)."""
-    from scipy.stats import norm
-
-    k, n = np.asarray(successes, float), np.asarray(trials, float)
-    z = norm.ppf(0.5 + level / 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)
 
 
 def validate(
@@ -95,11 +90,13 @@ def validate(
     ok = [i for i, face in enumerate(faces) if face is not None]
     predictions = _predict(frame.iloc[ok], [faces[i] for i in ok], plan, batch_size)
     result = ValidationResult(
-        summary=_summary(predictions, skipped=len(errors)),
-        recall=_recall(predictions),
-        confusion=_confusion(predictions),
+        summary=summary_table(predictions).assign(skipped_files=len(errors)),
+        recall=recall_table(predictions),
+        precision=precision_table(predictions),
+        confusion=confusion_table(predictions),
         predictions=predictions,
         errors=pd.DataFrame({"error": errors}),
+        source={"source": "labelled faces", "labels": str(labels), "n_faces": len(ok)},
     )
     if out is not None:
         result.save(out)
@@ -117,54 +114,8 @@ def _predict(frame: pd.DataFrame, faces, plan, batch_size: int) -> pd.DataFrame:
                 truth = frame[attribute].iloc[start : start + batch_size].tolist()
                 predicted, confidence = output[attribute]
                 rows.extend(
-                    dict(file=f, attribute=attribute, true=t, predicted=p, confidence=float(c), tagger=tagger.name)
+                    dict(file=f, attribute=attribute, true=t, predicted=p, confidence=float(c),
+                         tagger=tagger.name, weight=1.0)
                     for f, t, p, c in zip(files, truth, predicted, confidence)
                 )
-    return pd.DataFrame(rows, columns=["file", "attribute", "true", "predicted", "confidence", "tagger"])
-
-
-def _summary(predictions: pd.DataFrame, *, skipped: int) -> pd.DataFrame:
-    rows = []
-    for (attribute, tagger), group in predictions.groupby(["attribute", "tagger"], sort=False):
-        n = len(group)
-        unclear = int((group["predicted"] == UNCLEAR).sum())
-        correct = int((group["predicted"] == group["true"]).sum())
-        rows.append(dict(attribute=attribute, tagger=tagger, n=n, n_unclear=unclear, n_correct=correct,
-                         skipped_files=skipped))
-    summary = pd.DataFrame(rows, columns=["attribute", "tagger", "n", "n_unclear", "n_correct", "skipped_files"])
-    known = summary["n"] - summary["n_unclear"]
-    summary["accuracy"] = summary["n_correct"] / known.where(known > 0)
-    summary["ci_low"], summary["ci_high"] = wilson_interval(summary["n_correct"], known)
-    summary["accuracy_all"] = summary["n_correct"] / summary["n"]
-    summary["unclear_rate"] = summary["n_unclear"] / summary["n"]
-    return summary
-
-
-def _recall(predictions: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for attribute, group in predictions.groupby("attribute", sort=False):
-        for label in taxonomy.labels(attribute):
-            of_class = group[group["true"] == label]
-            rows.append(dict(attribute=attribute, true=label, n=len(of_class),
-                             n_correct=int((of_class["predicted"] == label).sum()),
-                             n_unclear=int((of_class["predicted"] == UNCLEAR).sum())))
-    recall = pd.DataFrame(rows, columns=["attribute", "true", "n", "n_correct", "n_unclear"])
-    recall["recall"] = recall["n_correct"] / recall["n"].where(recall["n"] > 0)
-    recall["ci_low"], recall["ci_high"] = wilson_interval(recall["n_correct"], recall["n"])
-    recall["unclear_rate"] = recall["n_unclear"] / recall["n"].where(recall["n"] > 0)
-    return recall
-
-
-def _confusion(predictions: pd.DataFrame) -> pd.DataFrame:
-    frames = []
-    for attribute, group in predictions.groupby("attribute", sort=False):
-        categories = list(taxonomy.labels(attribute))
-        counts = pd.crosstab(group["true"], group["predicted"]).reindex(
-            index=categories, columns=categories + [UNCLEAR], fill_value=0)
-        tidy = counts.rename_axis(index="true", columns="predicted").stack().rename("count").reset_index()
-        frames.append(tidy.assign(attribute=attribute))
-    if not frames:
-        return pd.DataFrame(columns=["attribute", "true", "predicted", "count"])
-    confusion = pd.concat(frames, ignore_index=True)[["attribute", "true", "predicted", "count"]]
-    confusion["count"] = confusion["count"].astype("int64")
-    return confusion
+    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))

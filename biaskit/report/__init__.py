@@ -27,6 +27,7 @@ from biaskit.report.figures import RenderedFigure, render_figures
 from biaskit.report.gallery import galleries
 from biaskit.report.render import build_context, render_html, render_markdown
 from biaskit.paths import resolve_inside
+from biaskit.report.validation import validation_section
 from biaskit.tables import write_atomic
 
 __all__ = ["write_report", "load_run", "render_figures", "RunData",
@@ -68,7 +69,8 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
     run = load_run(run_dir, suite=suite, baseline=baseline, confusion=confusion)
     figures = render_figures(run)
     context = build_context(run, figures=figures, galleries=galleries(run, per_prompt=thumbnails),
-                            alpha=alpha, title=title)
+                            alpha=alpha, title=title,
+                            validation=validation_section(run.run_dir))
     figure_dir = run.run_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
     for figure in figures:  # names are slugs (figures.figure_name); checked again here

@@ -27,7 +27,7 @@ BASELINE_NOT_MEASURED = ("--baseline {baseline!r}: the comparison in {metrics} w
                          "{measured!r}; run `biaskit measure ... --baseline {baseline}` first")
 SEVERAL_BASELINES = "{metrics}/comparison.parquet: several baselines {baselines}; measure one"
 CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
-VALIDATION_DIR = "validation"  # biaskit validate --out RUN/validation
+VALIDATION_DIR = tables.VALIDATION_DIR  # biaskit validate --out RUN/validation, annotate import
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
 
 #: Headline kinds, in the order the headline table lists them.
@@ -56,7 +56,6 @@ class RunData:
     people: pd.DataFrame = field(default_factory=pd.DataFrame)
     observations: pd.DataFrame = field(default_factory=pd.DataFrame)
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)
-    validation: pd.DataFrame = field(default_factory=pd.DataFrame)
     perception_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
     suite: Suite | None = None
 
@@ -111,8 +110,8 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     confusion : DataFrame or path, optional
         A tidy validation confusion table to draw (default
         ``RUN/validation/confusion.parquet`` when present, as written by
-        ``biaskit validate --out RUN/validation``, whose ``summary`` table --
-        accuracy per attribute -- is shown too).
+        ``biaskit validate --out RUN/validation`` or ``biaskit annotate import``;
+        the rest of that folder is shown by :mod:`biaskit.report.validation`).
     """
     run_dir = Path(run_dir)
     config = tables.read_run_config(run_dir)
@@ -147,7 +146,6 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
                    images=images, people=people, observations=observations,
                    confusion=confusion,
-                   validation=_optional_table(run_dir / VALIDATION_DIR / "summary.parquet"),
                    perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
                    suite=suite or _suite_from_config(run_dir, config), **metric)
 

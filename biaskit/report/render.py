@@ -131,7 +131,7 @@ def frame_table(frame: pd.DataFrame) -> dict:
 
 
 def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries: list[dict],
-                  alpha: float, title: str | None = None) -> dict:
+                  alpha: float, title: str | None = None, validation: dict | None = None) -> dict:
     """Everything the templates show (no file paths or secrets beyond redacted run.json)."""
     run_name = run.config.get("name") or run.run_dir.resolve().name
     return {
@@ -151,7 +151,7 @@ def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries
         "galleries": galleries,
         "counts": frame_table(methods.counts(run)),
         "taggers": frame_table(methods.taggers(run.observations)),
-        "validation": frame_table(run.validation.round(3)),
+        "validation": validation,  # biaskit.report.validation.validation_section
         "settings": table(["setting", "value"], methods.settings(run.config)),
         "versions": table(["package", "version"], methods.package_versions().items()),
         "caveats": methods.CAVEATS,
