@@ -37,7 +37,7 @@ maps the exposure-normalised skin lightness to the ten Monk steps.
    skin tone *as the photograph shows it*: a face in deep shade or lit by a
    dark exposure still reads darker, beyond what its highlights correct.
 5. **Abstention** (``unclear``, confidence 0): a grayscale or toned (sepia)
-   image, whose chromaticity hardly varies; fewer than ``min_pixels`` skin
+   image, whose chromaticity hardly varies within the face box; fewer than ``min_pixels`` skin
    pixels; a skin colour too grey to be skin (low chroma) or with a hue no
    skin has under white light (a strong colour cast); clipped or near-black
    skin (extreme exposure).
@@ -69,7 +69,7 @@ from scipy.special import ndtr
 
 from biaskit.perception.base import Face, TagOutput, check_attributes, settings_name
 from biaskit.perception.color import (
-    LUMINANCE, SRGB_TO_LINEAR, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
+    SRGB_TO_LINEAR, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
 )
 from biaskit.taxonomy import SKIN_TONE, UNCLEAR
 
@@ -82,26 +82,29 @@ DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.
 #: a 0.5 EV change; 1.0 lowers the AUC again).
 EXPOSURE_WEIGHT = 0.75
 HIGHLIGHT_PERCENTILE = 99.5
-#: The highlight is read from the box sampled to at most this side (strided: no averaging).
-HIGHLIGHT_SIDE = 64
+#: Rec. 709 luma weights in 1/256 (integer luma of uint8 codes).
+LUMA_WEIGHTS = np.array([54, 183, 19], dtype=np.uint16)
+#: Highlight and monochrome test read this many x this many pixels of the box (a grid: no
+#: averaging, which would erase the highlights).
+SAMPLE_SIDE = 32
 #: (normalised L*, Monk score) knots, L* falling.  Ends: the swatches' own L* (MST1-3 are
 #: all near L* 93 and differ in hue, so lightness puts them together at 2-2.5; MST4 87.6,
 #: MST5 77.9, MST7 42.5, MST8 30.7, MST9 21.1, MST10 14.6).  Middle: the calibration-half
-#: medians of UTKFace White (73.2 -> 4) and Black (58.3 -> 7) adults.
+#: medians of UTKFace White (73.8 -> 4) and Black (58.9 -> 7) adults.
 TONE_CURVE = np.array([
-    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.2, 4.0), (58.3, 7.0),
+    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.8, 4.0), (58.9, 7.0),
     (42.5, 8.0), (30.7, 9.0), (21.1, 9.6), (14.6, 10.0),
 ])
 #: Lightness uncertainty = this times the robust standard deviation of the skin pixels' L*.
-SPREAD_WEIGHT = 0.5
+SPREAD_WEIGHT = 0.2
 #: Below this lightness uncertainty (L*) a face counts as evenly lit.
 MIN_LIGHTNESS_ERROR = 1.0
-#: Images are sampled to at most this side for the monochrome test.
-MONOCHROME_SIDE = 64
-#: Summed 5-95 % ranges of the linear r, g, b chromaticities below this: grayscale or toned
-#: (400 UTKFace photographs: colour ones >= 0.25, their sepia versions <= 0.12; 5 of them are
-#: grayscale, 0.0).
-MONOCHROME_SPREAD = 0.18
+#: Pixels whose R + G + B codes are under this are too dark for a chromaticity.
+MONOCHROME_DARK = 60
+#: Chromaticity standard deviation in the face box below this: grayscale or toned (550 UTKFace
+#: adults: colour ones >= 0.013 but for two near-monochrome ones, 0.003-0.004; their sepia
+#: versions <= 0.0038; 13 of them are grayscale, 0).
+MONOCHROME_SPREAD = 0.008
 #: Skin median chroma C* below this is too grey to be skin (UTKFace: 5th percentile 8; MST10 3.8).
 MIN_SKIN_CHROMA = 3.0
 #: Hue angles (degrees, a*b*) skin takes under roughly white light (UTKFace: 1-99 % 1-81).
@@ -173,17 +176,17 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     """
     if not faces:
         return []
-    patches, points, highlights = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
-    monochrome = _monochrome_images([image for image, _, _ in faces])
+    patches, points, samples = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
     lab = srgb_to_lab(np.stack(patches).reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
     skin = _robust_skin(lab, _region_masks(np.stack(points)))
     counts = skin.sum(axis=1)
     colour = np.stack([masked_median(lab[..., c], skin) for c in range(3)], axis=1).astype(np.float64)
     spread = 1.4826 * masked_median(np.abs(lab[..., 0] - colour[:, :1].astype(np.float32)), skin)
-    lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), np.array(highlights))
+    samples = np.stack(samples)
+    lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), highlights(samples))
     step, confidence = label_confidence(lightness, np.nan_to_num(spread))
     score = tone_score(lightness)
-    reasons = _reasons(colour, counts, monochrome, min_pixels)
+    reasons = _reasons(colour, counts, chromaticity_spread(samples) < MONOCHROME_SPREAD, min_pixels)
     results = []
     for k, reason in enumerate(reasons):
         if reason:
@@ -210,31 +213,27 @@ def _reasons(colour: np.ndarray, counts: np.ndarray, monochrome: np.ndarray, min
     return [next((reason for failed, reason in checks if failed[k]), "") for k in range(len(colour))]
 
 
-def _monochrome_images(images: list[np.ndarray]) -> np.ndarray:
-    """Whether each image is grayscale or toned (sepia, duotone): one test per distinct image."""
-    verdict: dict[int, bool] = {}
-    for image in images:
-        if id(image) not in verdict:
-            verdict[id(image)] = chromaticity_spread(image) < MONOCHROME_SPREAD
-    return np.array([verdict[id(image)] for image in images])
+def chromaticity_spread(samples: np.ndarray) -> np.ndarray:
+    """Standard deviation of the chromaticity ``(R, G, B) / (R + G + B)`` of the codes, per sample.
 
-
-def chromaticity_spread(image: np.ndarray) -> float:
-    """Summed 5-95 % ranges of the linear-light r, g, b chromaticities over mid-tone pixels.
-
-    Zero for a grayscale image, a few hundredths for a sepia one (every pixel
-    one chromaticity), 0.2-1 for colour photographs.  Very dark and clipped
-    pixels are left out: their chromaticity is noise or clipping.
+    ``samples`` is ``[n, h, w, 3]`` uint8.  Zero for a grayscale image, under
+    0.004 for a sepia one (every pixel one chromaticity), 0.01-0.2 for colour
+    photographs.  Dark and clipped pixels are left out: their chromaticity is
+    rounding noise or clipping.  Fewer than ten usable pixels -> 0.
     """
-    step = max(1, -(-max(image.shape[:2]) // MONOCHROME_SIDE))
-    linear = SRGB_TO_LINEAR[np.asarray(image[::step, ::step, :3], dtype=np.uint8)].reshape(-1, 3)
-    luminance = linear @ LUMINANCE
-    linear = linear[(luminance > 0.005) & (linear.max(axis=1) < 0.98)]
-    if len(linear) < 10:
-        return 0.0
-    chromaticity = linear / linear.sum(axis=1, keepdims=True)
-    low, high = np.percentile(chromaticity, [5, 95], axis=0)
-    return float((high - low).sum())
+    # one contiguous [n, p] array per channel: reductions over a length-3 axis are slow
+    red, green, blue = (samples[..., c].reshape(len(samples), -1).astype(np.float32) for c in range(3))
+    total = red + green + blue
+    usable = (total > MONOCHROME_DARK) & (np.maximum(np.maximum(red, green), blue) < 250)
+    count = usable.sum(axis=1)
+    weight = usable / np.maximum(count, 1)[:, None]
+    scale = 1 / np.maximum(total, 1)
+    variance = 0.0
+    for channel in (red, green, blue):
+        chromaticity = channel * scale
+        mean = (chromaticity * weight).sum(axis=1, keepdims=True)
+        variance = variance + ((chromaticity - mean) ** 2 * weight).sum(axis=1)
+    return np.where(count >= 10, np.sqrt(variance), 0.0)
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -249,18 +248,31 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _face_patch(image, box, landmarks):
-    """The box's pixels as an ANALYSIS_SIDE square patch, landmarks in box units, highlight luminance."""
+    """The box as an ANALYSIS_SIDE patch (averaged) and a SAMPLE_SIDE grid (not averaged), landmarks in box units."""
     height, width = image.shape[:2]
     x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
     x1, y1 = int(min(width, max(np.ceil(box[2]), x0 + 1))), int(min(height, max(np.ceil(box[3]), y0 + 1)))
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
     # box-filter averaging keeps the mean colour while cutting the pixels to classify
-    patch = np.asarray(Image.fromarray(crop).resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
-    step = max(1, -(-max(crop.shape[:2]) // HIGHLIGHT_SIDE))
-    highlight = np.percentile(SRGB_TO_LINEAR[crop[::step, ::step]] @ LUMINANCE, HIGHLIGHT_PERCENTILE)
+    patch = np.asarray(crop.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
+    sample = np.asarray(crop.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.NEAREST))
     if landmarks is None:
-        return patch, DEFAULT_LANDMARKS, highlight
-    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)], highlight
+        return patch, DEFAULT_LANDMARKS, sample
+    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)], sample
+
+
+def highlights(samples: np.ndarray) -> np.ndarray:
+    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 box samples.
+
+    Read from integer Rec. 709 luma (then linearised): highlights are near
+    neutral, where luma and luminance agree, and a partition of integers is
+    far cheaper than a sort of floats.
+    """
+    pixels = samples.reshape(len(samples), -1, 3).astype(np.uint16)
+    luma = (pixels[..., 0] * LUMA_WEIGHTS[0] + pixels[..., 1] * LUMA_WEIGHTS[1]
+            + pixels[..., 2] * LUMA_WEIGHTS[2]) >> 8
+    rank = min(luma.shape[1] - 1, int(luma.shape[1] * HIGHLIGHT_PERCENTILE / 100))
+    return SRGB_TO_LINEAR[np.partition(luma, rank, axis=1)[:, rank]]
 
 
 @functools.lru_cache(maxsize=1)
