@@ -38,9 +38,9 @@ maps the exposure-normalised skin lightness to the ten Monk steps.
    dark exposure still reads darker, beyond what its highlights correct.
 5. **Abstention** (``unclear``, confidence 0): a grayscale or toned (sepia)
    image, whose chromaticity hardly varies within the face box; fewer than ``min_pixels`` skin
-   pixels; a skin colour too grey to be skin (low chroma) or with a hue no
-   skin has under white light (a strong colour cast); clipped or near-black
-   skin (extreme exposure).
+   pixels; clipped or near-black skin (extreme exposure); a skin colour too
+   grey to be skin (low chroma) or with a hue no skin has under roughly white
+   light (a strong colour cast).
 6. **Confidence.** The probability that the label is the step the score
    falls in when the measured lightness is uncertain by the skin pixels' own
    robust spread (uneven light, make-up, stubble) times ``SPREAD_WEIGHT``:
@@ -107,10 +107,11 @@ MONOCHROME_DARK = 60
 MONOCHROME_SPREAD = 0.008
 #: Skin median chroma C* below this is too grey to be skin (UTKFace: 5th percentile 8; MST10 3.8).
 MIN_SKIN_CHROMA = 3.0
-#: Hue angles (degrees, a*b*) skin takes under roughly white light (UTKFace: 1-99 % 1-81).
-SKIN_HUE = (0.0, 100.0)
-#: Median skin L* outside this range: black or clipped skin.
-SKIN_LIGHTNESS = (10.0, 97.0)
+#: Hue angles (degrees, a*b*) skin takes under roughly white light (UTKFace: 1-99 % 1-81;
+#: +-15 % casts 0.5-99.5 % -106..101; clipped very light skin, a* slightly negative, ~102).
+SKIN_HUE = (0.0, 115.0)
+#: Median skin L* outside this range: black or wholly clipped skin.
+SKIN_LIGHTNESS = (10.0, 99.5)
 
 MONOCHROME = "grayscale or toned image"
 FEW_PIXELS = "too few skin pixels"
@@ -186,7 +187,9 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), highlights(samples))
     step, confidence = label_confidence(lightness, np.nan_to_num(spread))
     score = tone_score(lightness)
-    reasons = _reasons(colour, counts, chromaticity_spread(samples) < MONOCHROME_SPREAD, min_pixels)
+    with np.errstate(invalid="ignore"):
+        monochrome = chromaticity_spread(samples) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
+    reasons = _reasons(colour, counts, monochrome, min_pixels)
     results = []
     for k, reason in enumerate(reasons):
         if reason:
@@ -206,9 +209,10 @@ def _reasons(colour: np.ndarray, counts: np.ndarray, monochrome: np.ndarray, min
         checks = [
             (monochrome, MONOCHROME),
             (counts < min_pixels, FEW_PIXELS),
+            # black or clipped skin is grey too: exposure first, it is the cause
+            ((lightness < SKIN_LIGHTNESS[0]) | (lightness > SKIN_LIGHTNESS[1]), EXPOSURE),
             (chroma < MIN_SKIN_CHROMA, GREY_SKIN),
             ((hue < SKIN_HUE[0]) | (hue > SKIN_HUE[1]), COLOUR_CAST),
-            ((lightness < SKIN_LIGHTNESS[0]) | (lightness > SKIN_LIGHTNESS[1]), EXPOSURE),
         ]
     return [next((reason for failed, reason in checks if failed[k]), "") for k in range(len(colour))]
 
@@ -219,7 +223,8 @@ def chromaticity_spread(samples: np.ndarray) -> np.ndarray:
     ``samples`` is ``[n, h, w, 3]`` uint8.  Zero for a grayscale image, under
     0.004 for a sepia one (every pixel one chromaticity), 0.01-0.2 for colour
     photographs.  Dark and clipped pixels are left out: their chromaticity is
-    rounding noise or clipping.  Fewer than ten usable pixels -> 0.
+    rounding noise or clipping.  Fewer than ten usable pixels -> NaN (an
+    exposure problem, not a monochrome image).
     """
     # one contiguous [n, p] array per channel: reductions over a length-3 axis are slow
     red, green, blue = (samples[..., c].reshape(len(samples), -1).astype(np.float32) for c in range(3))
@@ -233,7 +238,7 @@ def chromaticity_spread(samples: np.ndarray) -> np.ndarray:
         chromaticity = channel * scale
         mean = (chromaticity * weight).sum(axis=1, keepdims=True)
         variance = variance + ((chromaticity - mean) ** 2 * weight).sum(axis=1)
-    return np.where(count >= 10, np.sqrt(variance), 0.0)
+    return np.where(count >= 10, np.sqrt(variance), np.nan)
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
