@@ -13,10 +13,11 @@ import pytest
 from _faces import astronaut, exposure, painted_face, swatch
 from biaskit.perception import CenterFaceDetector, Face, SkinToneTagger, skin_tone
 from biaskit.perception.color import (
-    SRGB_TO_LINEAR, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
+    SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
 )
 from biaskit.perception.skin_tone import (
-    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, skin_tones, tone_score,
+    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, reference_colour, skin_tones,
+    tone_score,
 )
 from biaskit.taxonomy import UNCLEAR
 
@@ -55,6 +56,7 @@ def test_lab_and_lightness_agree_with_scikit_image():
     lightness = rgb2lab(grey[None] / 255.0)[0, :, 0]
     np.testing.assert_allclose(luminance_to_lightness(SRGB_TO_LINEAR), lightness, atol=1e-3)
     np.testing.assert_allclose(lightness_to_luminance(lightness), SRGB_TO_LINEAR, atol=1e-6)
+    np.testing.assert_array_equal(lab_to_srgb(srgb_to_lab(rgb)), rgb)  # round trip, to the code
 
 
 def test_tone_curve_is_monotone_and_maps_each_swatch_within_one_step():
@@ -80,6 +82,15 @@ def test_painted_swatch_faces_read_within_one_step_in_order(with_landmarks):
     assert np.all(np.diff([r.score for r in results][3:]) > 0)
     for tone, result in zip(TONES, results):
         np.testing.assert_allclose(result.lab, srgb_to_lab(np.array(swatch(tone))), atol=0.5)
+
+
+def test_faces_painted_in_the_reference_colours_read_their_tone_exactly():
+    for tone in TONES:
+        image, box, landmarks = painted_face(reference_colour(tone), size=200)
+        result = skin_tone(image, box, landmarks)
+        assert result.label == f"MST{tone}" and abs(result.score - tone) < 0.5, (tone, result)
+    assert srgb_to_lab(np.array([reference_colour(t) for t in TONES]))[:, 0].tolist() == sorted(
+        srgb_to_lab(np.array([reference_colour(t) for t in TONES]))[:, 0], reverse=True)
 
 
 @pytest.mark.parametrize("factor", [0.85, 1.15])

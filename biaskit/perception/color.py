@@ -35,6 +35,18 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return linear_to_lab(SRGB_TO_LINEAR[np.asarray(rgb, dtype=np.uint8)])
 
 
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """``[..., 3]`` CIELAB (D65) -> uint8 sRGB, out-of-gamut colours clipped."""
+    lab = np.asarray(lab, dtype=float)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
+    delta = 6 / 29
+    xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * _D65_WHITE
+    linear = np.clip(xyz @ np.linalg.inv(_RGB_TO_XYZ).T, 0.0, 1.0)
+    code = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.round(code * 255).astype(np.uint8)
+
+
 def hex_to_rgb(code: str) -> tuple[int, int, int]:
     """``"#a07e56"`` -> ``(160, 126, 86)``."""
     code = code.lstrip("#")

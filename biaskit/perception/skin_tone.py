@@ -69,9 +69,9 @@ from scipy.special import ndtr
 
 from biaskit.perception.base import Face, TagOutput, check_attributes, settings_name
 from biaskit.perception.color import (
-    SRGB_TO_LINEAR, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
+    SRGB_TO_LINEAR, hex_to_rgb, lab_to_srgb, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
 )
-from biaskit.taxonomy import SKIN_TONE, UNCLEAR
+from biaskit.taxonomy import MST_SWATCHES, SKIN_TONE, UNCLEAR
 
 #: Faces are reduced to a square patch of this side before analysis.
 ANALYSIS_SIDE = 24
@@ -142,6 +142,21 @@ class SkinTone:
 def tone_score(lightness: np.ndarray) -> np.ndarray:
     """Continuous Monk score (1 .. 10) of normalised skin lightness (L*), by :data:`TONE_CURVE`."""
     return np.interp(-np.asarray(lightness, float), -TONE_CURVE[:, 0], TONE_CURVE[:, 1])
+
+
+def reference_colour(tone: int) -> tuple[int, int, int]:
+    """sRGB of a flat face that reads ``MST<tone>`` in the middle of its step.
+
+    The swatch's hue and chroma (a*, b*) at the lightness halfway across the
+    step's range on :data:`TONE_CURVE` (kept inside :data:`SKIN_LIGHTNESS`).
+    Known answers for tests and validation; the swatches themselves read
+    within one step (module docstring, step 4).
+    """
+    tones, lightness = TONE_CURVE[:, 1], TONE_CURVE[:, 0]  # tone rising, lightness falling
+    bounds = np.interp([tone - 0.5, tone + 0.5], tones, lightness)
+    middle = np.mean(np.clip(bounds, SKIN_LIGHTNESS[0] + 1, SKIN_LIGHTNESS[1] - 1))
+    _, a, b = srgb_to_lab(np.array(hex_to_rgb(MST_SWATCHES[SKIN_TONE[tone - 1]])))
+    return tuple(int(v) for v in lab_to_srgb(np.array([middle, a, b])))
 
 
 def normalised_lightness(skin_lightness: np.ndarray, highlight: np.ndarray) -> np.ndarray:
