@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _faces import painted_face, swatch  # noqa: E402  (shared image helpers)
 
 from biaskit.perception import CenterFaceDetector  # noqa: E402
-from biaskit.perception.color import SRGB_TO_LINEAR  # noqa: E402
+from bench_perception import best_of  # noqa: E402  (the same timing rule)
+
+from biaskit.perception.color import SRGB_TO_LINEAR, linear_to_srgb  # noqa: E402
 from biaskit.perception.skin_tone import skin_tones  # noqa: E402
 from biaskit.taxonomy import UNCLEAR  # noqa: E402
 
@@ -89,14 +90,7 @@ def load_faces(folder: Path, limit: int) -> tuple[pd.DataFrame, list]:
 
 def relight(image: np.ndarray, ev: float, red: float, blue: float) -> np.ndarray:
     """``image`` under a brighter/dimmer or tinted illuminant (gains in linear light, sRGB curve)."""
-    linear = SRGB_TO_LINEAR[image] * (2.0**ev) * np.array([red, 1.0, blue])
-    return encode_srgb(linear)
-
-
-def encode_srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    code = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.round(code * 255).astype(np.uint8)
+    return linear_to_srgb(SRGB_TO_LINEAR[image] * (2.0**ev) * np.array([red, 1.0, blue]))
 
 
 def grayscale(image: np.ndarray) -> np.ndarray:
@@ -135,13 +129,19 @@ def separation(table: pd.DataFrame, tags: pd.DataFrame) -> None:
         rows, groups = tags[part.to_numpy()], table.group[part]
         groups.index = rows.index
         medians = {g: float(rows.tone[groups == g].median()) for g in GROUPS}
-        verdict = (medians["White"] <= 4 and medians["Black"] >= 7
+        ordered = (medians["White"] <= 4 and medians["Black"] >= 7
                    and all(medians["White"] <= medians[g] <= medians["Black"] for g in ("Asian", "Indian")))
+        on_labels = auc(rows.tone, groups)
+        verdicts = (f"   target >= 0.95 {verdict(on_labels >= 0.95)}", f"   {verdict(ordered)}")
+        held = name == "held-out"
         print(f"  {name:11s}: {len(rows)} faces, coverage {rows.tone.notna().mean():.1%}; "
-              f"AUC labels {auc(rows.tone, groups):.3f}, score {auc(rows.score, groups):.3f}"
-              f"{'   target >= 0.95 ' + ('PASS' if auc(rows.tone, groups) >= 0.95 else 'MISS') if name == 'held-out' else ''}")
+              f"AUC labels {on_labels:.3f}, score {auc(rows.score, groups):.3f}{verdicts[0] if held else ''}")
         print("               medians " + ", ".join(f"{g} {m:g}" for g, m in medians.items())
-              + (f"   {'PASS' if verdict else 'MISS'}" if name == "held-out" else ""))
+              + (verdicts[1] if held else ""))
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
 
 
 def stability(faces, tags: pd.DataFrame, keep=None) -> dict[str, float]:
@@ -181,7 +181,7 @@ def abstention(faces) -> None:
     for name, change in (("grayscale", grayscale), ("sepia", sepia)):
         tags = tag([(change(image), box, lm) for image, box, lm in faces], threshold=0.0)
         share = tags.tone.notna().mean()
-        print(f"  {name:9s}: {share:6.1%} of {len(tags)} faces labelled   target 0 %   {'PASS' if share == 0 else 'MISS'}")
+        print(f"  {name:9s}: {share:6.1%} of {len(tags)} faces labelled   target 0 %   {verdict(share == 0)}")
 
 
 def swatches() -> None:
@@ -191,8 +191,7 @@ def swatches() -> None:
         label = skin_tones([(image, box, landmarks)], threshold=0.0)[0].label
         found.append(int(label.removeprefix("MST")) if label != UNCLEAR else 0)
     worst = max(abs(f - t) for f, t in zip(found, range(1, 11)))
-    print(f"  painted faces MST1..10 -> {found}; worst {worst} step(s)   target <= 1   "
-          f"{'PASS' if worst <= 1 else 'MISS'}")
+    print(f"  painted faces MST1..10 -> {found}; worst {worst} step(s)   target <= 1   {verdict(worst <= 1)}")
 
 
 def speed(faces) -> None:
@@ -211,16 +210,7 @@ def speed(faces) -> None:
     ratio = per_face_theirs / per_face_ours
     print(f"  biaskit {per_face_ours * 1e3:.3f} ms/face ({len(faces)} faces, one batch); stone classify "
           f"{per_face_theirs * 1e3:.2f} ms/face ({len(sample)} crops)")
-    print(f"  speed-up {ratio:.0f}x   target >= 50x   {'PASS' if ratio >= 50 else 'MISS'}")
-
-
-def best_of(function, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    print(f"  speed-up {ratio:.0f}x   target >= 50x   {verdict(ratio >= 50)}")
 
 
 def main() -> None:
@@ -241,7 +231,7 @@ def main() -> None:
     held = table.held_out.to_numpy()
     held_faces = [face for face, keep in zip(faces, held) if keep]
     for name, share in stability(held_faces, tags[held].reset_index(drop=True)).items():
-        print(f"  {name:9s}: {share:6.1%}   target >= 80 %   {'PASS' if share >= 0.8 else 'MISS'}")
+        print(f"  {name:9s}: {share:6.1%}   target >= 80 %   {verdict(share >= 0.8)}")
     print("[threshold]")
     thresholds(table, faces, tags)
     print("[abstention] grayscale and sepia versions of the held-out photographs")

@@ -13,7 +13,7 @@ import pytest
 from _faces import astronaut, exposure, painted_face, swatch
 from biaskit.perception import CenterFaceDetector, Face, SkinToneTagger, skin_tone
 from biaskit.perception.color import (
-    SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
+    SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, linear_to_srgb, luminance_to_lightness, srgb_to_lab,
 )
 from biaskit.perception.skin_tone import (
     COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, reference_colour, skin_tones,
@@ -31,9 +31,7 @@ def tone_of(result) -> int:
 
 def relight(image: np.ndarray, ev: float = 0.0, red: float = 1.0, blue: float = 1.0) -> np.ndarray:
     """A brighter/dimmer or tinted illuminant: gains in linear light, sRGB curve."""
-    linear = np.clip(SRGB_TO_LINEAR[image] * 2.0**ev * np.array([red, 1.0, blue]), 0, 1)
-    code = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return np.round(code * 255).astype(np.uint8)
+    return linear_to_srgb(SRGB_TO_LINEAR[image] * 2.0**ev * np.array([red, 1.0, blue]))
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +135,7 @@ def test_darker_recolours_of_a_real_face_read_darker(photo):
     scores = []
     for pigment in (1.0, 0.6, 0.35, 0.2, 0.1):
         recoloured = image.copy()
-        darker = np.clip(SRGB_TO_LINEAR[face] * pigment, 0, 1)
-        code = np.round((np.where(darker <= 0.0031308, 12.92 * darker,
-                                  1.055 * darker ** (1 / 2.4) - 0.055)) * 255).astype(np.uint8)
-        recoloured[y0:y1, x0:x1][skin] = code[skin]
+        recoloured[y0:y1, x0:x1][skin] = linear_to_srgb(SRGB_TO_LINEAR[face] * pigment)[skin]
         scores.append(skin_tone(recoloured, box, landmarks, threshold=0.0).score)
     assert np.all(np.diff(scores) > 0), scores
     assert scores[-1] - scores[0] >= 4, scores
@@ -199,17 +194,12 @@ def shaded_faces(count: int = 60, seed: int = 0):
     for position in np.linspace(0, 9, count):
         low = int(min(position, 8))
         linear = swatches[low] + (position - low) * (swatches[low + 1] - swatches[low])
-        skin = tuple(int(v) for v in relight_code(linear))
+        skin = tuple(int(v) for v in linear_to_srgb(linear))
         image, box, landmarks = painted_face(skin)
         noise = rng.normal(1.0, rng.uniform(0.0, 0.25), size=image.shape[:2])[..., None]
         shaded = np.clip(np.round(image * noise), 0, 255).astype(np.uint8)
         faces.append((shaded, box, landmarks))
     return faces
-
-
-def relight_code(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0, 1)
-    return np.round(np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055) * 255)
 
 
 def test_a_higher_threshold_keeps_fewer_faces_whose_labels_survive_exposure_more_often():

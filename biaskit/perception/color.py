@@ -42,7 +42,12 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
     delta = 6 / 29
     xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4 / 29)) * _D65_WHITE
-    linear = np.clip(xyz @ np.linalg.inv(_RGB_TO_XYZ).T, 0.0, 1.0)
+    return linear_to_srgb(xyz @ np.linalg.inv(_RGB_TO_XYZ).T)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """``[..., 3]`` linear-light RGB -> uint8 sRGB codes (clipped to [0, 1] first)."""
+    linear = np.clip(np.asarray(linear, dtype=float), 0.0, 1.0)
     code = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.round(code * 255).astype(np.uint8)
 
