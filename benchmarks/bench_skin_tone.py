@@ -19,8 +19,8 @@ of the tone curve were read from it with ``--calibrate``), odd -> held-out half.
    ``--threshold skin_tone=`` of ``biaskit tag``).
 4. Abstention: share of the faces given a label once the photographs are made
    grayscale or sepia.           target: 0 %
-5. Swatch recolour: painted faces in each MST swatch colour.
-                                 target: within one step
+5. Swatch recolour: painted faces in each MST swatch colour (target: within
+   one step), and in the calibrated reference colours (exact by construction).
 6. Speed per face vs the ``skin-tone-classifier`` package (``stone``; its
    per-face ``classify`` step on the same crops, not its detector).
                                  target: >= 50x faster
@@ -47,7 +47,7 @@ from biaskit.perception import CenterFaceDetector  # noqa: E402
 from bench_perception import best_of  # noqa: E402  (the same timing rule)
 
 from biaskit.perception.color import SRGB_TO_LINEAR, linear_to_srgb  # noqa: E402
-from biaskit.perception.skin_tone import skin_tones  # noqa: E402
+from biaskit.perception.skin_tone import reference_colour, skin_tones  # noqa: E402
 from biaskit.taxonomy import UNCLEAR  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "validation"
@@ -185,13 +185,16 @@ def abstention(faces) -> None:
 
 
 def swatches() -> None:
-    found = []
-    for tone in range(1, 11):
-        image, box, landmarks = painted_face(swatch(tone))
-        label = skin_tones([(image, box, landmarks)], threshold=0.0)[0].label
-        found.append(int(label.removeprefix("MST")) if label != UNCLEAR else 0)
-    worst = max(abs(f - t) for f, t in zip(found, range(1, 11)))
-    print(f"  painted faces MST1..10 -> {found}; worst {worst} step(s)   target <= 1   {verdict(worst <= 1)}")
+    """Painted faces in the MST swatches (target) and in the calibrated reference colours (exact)."""
+    for name, colour in (("swatch", swatch), ("reference colour", reference_colour)):
+        found = []
+        for tone in range(1, 11):
+            image, box, landmarks = painted_face(colour(tone))
+            label = skin_tones([(image, box, landmarks)], threshold=0.0)[0].label
+            found.append(int(label.removeprefix("MST")) if label != UNCLEAR else 0)
+        worst = max(abs(f - t) for f, t in zip(found, range(1, 11)))
+        print(f"  painted faces, {name:16s} MST1..10 -> {found}; worst {worst} step(s)"
+              + (f"   target <= 1   {verdict(worst <= 1)}" if name == "swatch" else ""))
 
 
 def speed(faces) -> None:
