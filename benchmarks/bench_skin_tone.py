@@ -24,9 +24,11 @@ of the tone curve were read from it with ``--calibrate``), odd -> held-out half.
 6. Speed per face vs the ``skin-tone-classifier`` package (``stone``; its
    per-face ``classify`` step on the same crops, not its detector).
                                  target: >= 50x faster
+7. With ``--sdfd``: SDFD's Stable Diffusion portraits by the race their prompt
+   asked for (a check on generated images, no target).
 
 Run: ``python benchmarks/bench_skin_tone.py [--data ../shared/validation] [--limit 0]
-[--calibrate] [--skip-speed]``.  ``skin-tone-classifier`` is needed only for part 6.
+[--calibrate] [--skip-speed] [--sdfd]``.  ``skin-tone-classifier`` is needed only for part 6.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from biaskit.taxonomy import UNCLEAR  # noqa: E402
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "validation"
 MISSING_DATA = "no UTKFace labels at {path}: give the validation folder with --data DIR"
 GROUPS = ("White", "Asian", "Indian", "Black")
+SDFD_GROUPS = ("White", "East Asian", "Middle Eastern", "Latino_Hispanic", "Southeast Asian", "Indian", "Black")
 #: name -> (exposure in EV, red gain, blue gain), all in linear light.
 LIGHTING = {"+0.5 EV": (0.5, 1.0, 1.0), "-0.5 EV": (-0.5, 1.0, 1.0),
             "warm cast": (0.0, 1.15, 0.85), "cool cast": (0.0, 0.85, 1.15)}
@@ -66,15 +69,16 @@ def held_out(name: str) -> bool:
     return hashlib.sha256(Path(name).name.encode()).digest()[0] % 2 == 1
 
 
-def load_faces(folder: Path, limit: int) -> tuple[pd.DataFrame, list]:
-    """UTKFace adults of the four groups with their largest CenterFace face."""
+def load_faces(folder: Path, limit: int, *, column: str = "race4", groups=GROUPS,
+               adults: bool = True) -> tuple[pd.DataFrame, list]:
+    """Labelled faces of ``groups`` (in ``column``) with their largest CenterFace face."""
     labels = folder / "labels.csv"
     if not labels.exists():
         raise SystemExit(MISSING_DATA.format(path=labels))
     table = pd.read_csv(labels)
-    table = table[(table.age_group == "adult") & table.race4.isin(GROUPS)].reset_index(drop=True)
+    table = table[table[column].isin(groups) & ((table.age_group == "adult") | (not adults))].reset_index(drop=True)
     if limit:
-        table = table.groupby("race4").head(limit // len(GROUPS)).reset_index(drop=True)
+        table = table.groupby(column).head(limit // len(groups)).reset_index(drop=True)
     detector = CenterFaceDetector()
     rows, faces = [], []
     for row in table.itertuples():
@@ -83,9 +87,19 @@ def load_faces(folder: Path, limit: int) -> tuple[pd.DataFrame, list]:
         if not len(found):
             continue
         k = int(np.argmax((found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])))
-        rows.append(dict(file=row.file, group=row.race4, held_out=held_out(row.file)))
+        rows.append(dict(file=row.file, group=getattr(row, column), held_out=held_out(row.file)))
         faces.append((image, found.boxes[k], found.landmarks[k]))
     return pd.DataFrame(rows), faces
+
+
+def generated(folder: Path, limit: int) -> None:
+    """SDFD portraits (Stable Diffusion 2.1) by the race the prompt asked for: no target, a check."""
+    table, faces = load_faces(folder, limit, column="race", groups=SDFD_GROUPS, adults=False)
+    tags = tag(faces, threshold=0.5)
+    print(f"  {len(table)} faces; AUC Black vs White (labels) {auc(tags.tone, table.group):.3f}")
+    for group in SDFD_GROUPS:
+        rows = tags[(table.group == group).to_numpy()]
+        print(f"  {group:16s}: median {rows.tone.median():4g}, labelled {rows.tone.notna().mean():6.1%} of {len(rows)}")
 
 
 def relight(image: np.ndarray, ev: float, red: float, blue: float) -> np.ndarray:
@@ -222,6 +236,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most this many faces (split over groups); 0 = all")
     parser.add_argument("--calibrate", action="store_true", help="print the tone curve's anchors")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--sdfd", action="store_true", help="also the SDFD generated portraits by prompted race")
     args = parser.parse_args()
     table, faces = load_faces(args.data / "utkface", args.limit)
     tags = tag(faces)
@@ -244,6 +259,9 @@ def main() -> None:
     if not args.skip_speed:
         print("[speed] per face vs skin-tone-classifier")
         speed(faces)
+    if args.sdfd:
+        print("[generated] SDFD portraits by the race the prompt asked for (threshold 0.5)")
+        generated(args.data / "sdfd", args.limit)
 
 
 if __name__ == "__main__":
