@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from _faces import astronaut, collage, make_run, painted_face, swatch
+from _faces import astronaut, collage, make_run, painted_face
 from biaskit import tables
 from biaskit.cli import main
 from biaskit.perception import (
     CenterFaceDetector, EmbeddedTagger, SkinToneTagger, tag_images, tag_run, validate, wilson_interval,
 )
+from biaskit.perception.skin_tone import reference_colour
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def skin_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("faces")
     rows = []
     for tone in range(1, 11):
-        image, _, _ = painted_face(swatch(tone), size=200)
+        image, _, _ = painted_face(reference_colour(tone), size=200)  # reads MST<tone> exactly
         Image.fromarray(image).save(folder / f"t{tone}.png")
         rows.append({"file": f"t{tone}.png", "skin_tone": f"MST{tone}"})
     rows[9]["skin_tone"] = "MST8"  # one wrong label: the tagger will say MST10

@@ -1,25 +1,52 @@
-"""Monk Skin Tone by colorimetry: skin pixels of a face -> CIELAB -> nearest MST swatch.
+"""Monk Skin Tone from the perceived lightness of a face's skin, calibrated on real photographs.
 
-No weights: the face box (and landmarks, when the detector gives them) select a
-skin region, a robust colour filter removes what is not skin, and the median
-skin colour is matched to the ten MST swatches of :data:`biaskit.taxonomy.MST_SWATCHES`.
+No weights.  The face box (and landmarks, when the detector gives them) select
+the skin, the face's own highlights set the exposure, and a calibrated curve
+maps the exposure-normalised skin lightness to the ten Monk steps.
 
 1. **Region.** An ellipse inside the face box (drops background and hair at
    the corners), minus rectangles over the eyes *and* brows and over the mouth,
    placed from the landmarks (or from a typical frontal layout without them).
-2. **Robust colour filter** (in CIELAB).  Specular highlights (L* far above
-   the region's median) and shadows / hair / nostrils (far below) are dropped
-   by a median-absolute-deviation rule; then, twice, pixels farther than 2.5
-   robust standard deviations (min 6 Delta E) from the median colour are dropped.
-3. **Match.** The median L*a*b* of the remaining pixels is compared to the
-   swatches by **CIEDE2000 with k_L = 2**: lightness differences count half, as
-   in textile colour matching, because exposure and shading shift L* far more
-   than they shift hue and chroma.  With k_L = 1 a face lit 15 % brighter (in
-   linear light) is two tones off for MST 3; with k_L = 2 every tone stays
-   within one.
-4. **Confidence.** The share of skin pixels whose own nearest swatch lies
-   within one tone of the chosen one; ``unclear`` when under the threshold or
-   when fewer than ``min_pixels`` skin pixels remain.
+2. **Robust colour filter** (in CIELAB, on the box reduced to a 24 px square).
+   Specular highlights (L* far above the region's median) and shadows / hair /
+   nostrils (far below) are dropped by a median-absolute-deviation rule; then,
+   twice, pixels farther than 2.5 robust standard deviations (min 6 Delta E)
+   from the median colour are dropped.  The skin colour is the median of what
+   remains.
+3. **Exposure.** The face's highlight luminance ``H`` (99.5th percentile of the
+   box, sampled without averaging) tells how the photograph was exposed:
+   speculars, eye whites and teeth reflect about as much light whatever the
+   skin.  The skin luminance ``Y`` becomes ``Y / H ** 0.75`` (L* of that is the
+   *normalised lightness*).  A face whose highlights reach white is taken at
+   face value; a dark photograph is lifted.  The power is partial because a
+   face need not show a highlight: with 1.0 a face without one (and a dark
+   face, whose brightest skin is its highlight) would be lifted too far.
+   Only lightness is used: the Monk scale runs mostly along lightness, and
+   hue and chroma move with colour casts (a 15 % red/blue cast shifts b* by
+   6 but L* by 1).
+4. **Tone curve.** A monotone piecewise-linear curve from normalised lightness
+   to a continuous Monk score (:data:`TONE_CURVE`); the label is the nearest
+   step.  UTKFace has no Monk labels, so the curve is anchored, not fitted:
+   at the light and dark ends by the swatches themselves (a face painted in
+   swatch *k* reads within one step of *k*), in the middle by the median
+   normalised lightness of White (-> MST4) and Black (-> MST7) adults on the
+   calibration half of UTKFace (``benchmarks/bench_skin_tone.py --calibrate``).
+   Photographs render light skin darker and dark skin lighter than the printed
+   swatches (shading, tone curves, auto-exposure), which is why the middle of
+   the curve is steeper than the swatches' own lightness.  The result is the
+   skin tone *as the photograph shows it*: a face in deep shade or lit by a
+   dark exposure still reads darker, beyond what its highlights correct.
+5. **Abstention** (``unclear``, confidence 0): a grayscale or toned (sepia)
+   image, whose chromaticity hardly varies within the face box; fewer than ``min_pixels`` skin
+   pixels; clipped or near-black skin (extreme exposure); a skin colour too
+   grey to be skin (low chroma) or with a hue no skin has under roughly white
+   light (a strong colour cast).
+6. **Confidence.** The probability that the label is the step the score
+   falls in when the measured lightness is uncertain by the skin pixels' own
+   robust spread (uneven light, make-up, stubble) times ``SPREAD_WEIGHT``:
+   ``Phi((k + 0.5 - t) / s) - Phi((k - 0.5 - t) / s)`` with ``s`` that spread
+   carried through the curve.  Faces near a step boundary, on a steep part of
+   the curve or unevenly lit score low; ``threshold`` drops them.
 
 Everything is vectorised numpy; a face costs well under a millisecond.
 
@@ -28,7 +55,7 @@ Examples
 >>> from skimage.data import astronaut
 >>> from biaskit.perception.skin_tone import skin_tone
 >>> skin_tone(astronaut(), box=(181, 58, 270, 178)).label     # doctest: +SKIP
-'MST4'
+'MST3'
 """
 
 from __future__ import annotations
@@ -38,51 +65,116 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy.special import ndtr
 
 from biaskit.perception.base import Face, TagOutput, check_attributes, settings_name
-from biaskit.perception.color import ciede2000, hex_to_rgb, srgb_to_lab
+from biaskit.perception.color import (
+    SRGB_TO_LINEAR, hex_to_rgb, lab_to_srgb, lightness_to_luminance, luminance_to_lightness, srgb_to_lab,
+)
 from biaskit.taxonomy import MST_SWATCHES, SKIN_TONE, UNCLEAR
 
-SWATCH_LAB = srgb_to_lab(np.array([hex_to_rgb(code) for code in MST_SWATCHES.values()]))
-LIGHTNESS_WEIGHT = 2.0  # CIEDE2000 k_L
 #: Faces are reduced to a square patch of this side before analysis.
 ANALYSIS_SIDE = 24
 #: Typical landmark positions in box-relative units (CenterFace-sized box).
 DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.74], [0.68, 0.74]])
+#: Skin luminance is divided by the face's highlight luminance to this power (chosen on the
+#: calibration half: 0.5 and 0.75 separate Black and White adults alike, AUC 0.795 and 0.794,
+#: and 0.75 leaves half the shift of a 0.5 EV change; 1.0 separates less, 0.786).
+EXPOSURE_WEIGHT = 0.75
+HIGHLIGHT_PERCENTILE = 99.5
+#: Rec. 709 luma weights in 1/256 (integer luma of uint8 codes).
+LUMA_WEIGHTS = np.array([54, 183, 19], dtype=np.uint16)
+#: Highlight and monochrome test read this many x this many pixels of the box (a grid: no
+#: averaging, which would erase the highlights).
+SAMPLE_SIDE = 32
+#: (normalised L*, Monk score) knots, L* falling.  Ends: the swatches' own L* (MST1-3 are
+#: all near L* 93 and differ in hue, so lightness puts them together at 2-2.5; MST4 87.6,
+#: MST5 77.9, MST7 42.5, MST8 30.7, MST9 21.1, MST10 14.6).  Middle: the calibration-half
+#: medians of UTKFace White (73.8 -> 4) and Black (58.9 -> 7) adults.
+TONE_CURVE = np.array([
+    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.8, 4.0), (58.9, 7.0),
+    (42.5, 8.0), (30.7, 9.0), (21.1, 9.6), (14.6, 10.0),
+])
+#: Lightness uncertainty = this times the robust standard deviation of the skin pixels' L*.
+SPREAD_WEIGHT = 0.2
+#: Below this lightness uncertainty (L*) a face counts as evenly lit.
+MIN_LIGHTNESS_ERROR = 1.0
+#: Pixels whose R + G + B codes are under this are too dark for a chromaticity.
+MONOCHROME_DARK = 60
+#: Chromaticity standard deviation in the face box below this: grayscale or toned (550 UTKFace
+#: adults: colour ones >= 0.013 but for two near-monochrome ones, 0.003-0.004; their sepia
+#: versions <= 0.0038; 13 of them are grayscale, 0).
+MONOCHROME_SPREAD = 0.008
+#: Skin median chroma C* below this is too grey to be skin (UTKFace: 5th percentile 8; MST10 3.8).
+MIN_SKIN_CHROMA = 3.0
+#: Hue angles (degrees, a*b*) skin takes under roughly white light (UTKFace: 1-99 % 1-81;
+#: +-15 % casts 0.5-99.5 % -106..101; clipped very light skin, a* slightly negative, ~102).
+SKIN_HUE = (0.0, 115.0)
+#: Median skin L* outside this range: black or wholly clipped skin.
+SKIN_LIGHTNESS = (10.0, 99.5)
+
+MONOCHROME = "grayscale or toned image"
+FEW_PIXELS = "too few skin pixels"
+GREY_SKIN = "skin colour too grey"
+COLOUR_CAST = "colour cast"
+EXPOSURE = "extreme exposure"
 
 
 @dataclass(frozen=True)
 class SkinTone:
-    """Result for one face: label, confidence, median skin colour and pixel count."""
+    """Result for one face.
+
+    ``label`` (``MSTk`` or ``unclear``), ``confidence``, the median skin colour
+    ``lab``, the skin pixel count, the continuous Monk ``score``, the
+    exposure-normalised ``lightness`` and, when unclear for a reason other than
+    the threshold, that ``reason``.
+    """
 
     label: str
     confidence: float
     lab: tuple[float, float, float]
     pixels: int
+    score: float = float("nan")
+    lightness: float = float("nan")
+    reason: str = ""
 
 
-@functools.lru_cache(maxsize=1)
-def _tone_lut() -> np.ndarray:
-    """Nearest tone of every RGB colour quantised to 5 bits a channel (built once, ~30 ms).
+def tone_score(lightness: np.ndarray) -> np.ndarray:
+    """Continuous Monk score (1 .. 10) of normalised skin lightness (L*), by :data:`TONE_CURVE`."""
+    return np.interp(-np.asarray(lightness, float), -TONE_CURVE[:, 0], TONE_CURVE[:, 1])
 
-    Used only for the per-pixel votes behind the confidence; the label itself
-    comes from the exact median colour.
+
+def reference_colour(tone: int) -> tuple[int, int, int]:
+    """sRGB of a flat face that reads ``MST<tone>`` in the middle of its step.
+
+    The swatch's hue and chroma (a*, b*) at the lightness halfway across the
+    step's range on :data:`TONE_CURVE` (kept inside :data:`SKIN_LIGHTNESS`).
+    Known answers for tests and validation; the swatches themselves read
+    within one step (module docstring, step 4).
     """
-    levels = (np.arange(32) * 8 + 4).astype(np.uint8)
-    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
-    return nearest_tone(srgb_to_lab(grid)).astype(np.int8).reshape(32, 32, 32)
+    tones, lightness = TONE_CURVE[:, 1], TONE_CURVE[:, 0]  # tone rising, lightness falling
+    bounds = np.interp([tone - 0.5, tone + 0.5], tones, lightness)
+    middle = np.mean(np.clip(bounds, SKIN_LIGHTNESS[0] + 1, SKIN_LIGHTNESS[1] - 1))
+    _, a, b = srgb_to_lab(np.array(hex_to_rgb(MST_SWATCHES[SKIN_TONE[tone - 1]])))
+    return tuple(int(v) for v in lab_to_srgb(np.array([middle, a, b])))
 
 
-def pixel_tones(rgb: np.ndarray) -> np.ndarray:
-    """Nearest tone index of each ``[..., 3]`` uint8 pixel (5-bit lookup table)."""
-    q = np.asarray(rgb, dtype=np.uint8) >> 3
-    return _tone_lut()[q[..., 0], q[..., 1], q[..., 2]]
+def normalised_lightness(skin_lightness: np.ndarray, highlight: np.ndarray) -> np.ndarray:
+    """Skin L* with the exposure set by the face's highlight luminance (module docstring, step 3)."""
+    luminance = lightness_to_luminance(skin_lightness)
+    reference = np.maximum(np.maximum(highlight, luminance), 1e-4)
+    return luminance_to_lightness(np.minimum(luminance / reference**EXPOSURE_WEIGHT, 1.0))
 
 
-def nearest_tone(lab: np.ndarray) -> np.ndarray:
-    """Index (0 = MST1) of the nearest swatch for each ``[..., 3]`` Lab colour."""
-    distances = ciede2000(np.asarray(lab)[..., None, :], SWATCH_LAB, k_l=LIGHTNESS_WEIGHT)
-    return distances.argmin(axis=-1)
+def label_confidence(lightness: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest step (0 = MST1) and the probability it is right, given lightness uncertain by ``spread``."""
+    score = tone_score(lightness)
+    step = np.clip(np.floor(score + 0.5), 1, 10)
+    error = np.maximum(SPREAD_WEIGHT * spread, MIN_LIGHTNESS_ERROR)
+    # the uncertainty carried through the curve: half the score range over +-error
+    sigma = np.maximum((tone_score(lightness - error) - tone_score(lightness + error)) / 2, 1e-3)
+    confidence = ndtr((step + 0.5 - score) / sigma) - ndtr((step - 0.5 - score) / sigma)
+    return (step - 1).astype(int), confidence
 
 
 def skin_tone(image: np.ndarray, box, landmarks: np.ndarray | None = None, *,
@@ -95,28 +187,73 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     """:func:`skin_tone` of many ``(image, box, landmarks)`` faces in one vectorised pass.
 
     Every face is reduced to an ``ANALYSIS_SIDE`` square patch; masks, robust
-    filtering, medians and swatch matching then run on the ``[n, pixels]``
+    filtering, medians and the tone curve then run on the ``[n, pixels]``
     stack at once, so the per-face cost is little more than cutting the patch.
     """
     if not faces:
         return []
-    patches, points = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
-    rgb = np.stack(patches).reshape(len(faces), -1, 3)
-    lab = srgb_to_lab(rgb).astype(np.float32)  # float32: the sorts behind the medians run faster
+    patches, points, samples = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
+    lab = srgb_to_lab(np.stack(patches).reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
     skin = _robust_skin(lab, _region_masks(np.stack(points)))
     counts = skin.sum(axis=1)
     colour = np.stack([masked_median(lab[..., c], skin) for c in range(3)], axis=1).astype(np.float64)
-    tone = nearest_tone(np.nan_to_num(colour))
-    near = np.abs(pixel_tones(rgb) - tone[:, None]) <= 1
-    confidence = (near & skin).sum(axis=1) / np.maximum(counts, 1)
+    spread = 1.4826 * masked_median(np.abs(lab[..., 0] - colour[:, :1].astype(np.float32)), skin)
+    samples = np.stack(samples)
+    lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), highlights(samples))
+    step, confidence = label_confidence(lightness, np.nan_to_num(spread))
+    score = tone_score(lightness)
+    with np.errstate(invalid="ignore"):
+        monochrome = chromaticity_spread(samples) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
+    reasons = _reasons(colour, counts, monochrome, min_pixels)
     results = []
-    for k in range(len(faces)):
-        if counts[k] < min_pixels:
-            results.append(SkinTone(UNCLEAR, 0.0, (np.nan, np.nan, np.nan), int(counts[k])))
+    for k, reason in enumerate(reasons):
+        if reason:
+            results.append(SkinTone(UNCLEAR, 0.0, tuple(float(v) for v in colour[k]), int(counts[k]), reason=reason))
             continue
-        label = SKIN_TONE[tone[k]] if confidence[k] >= threshold else UNCLEAR
-        results.append(SkinTone(label, float(confidence[k]), tuple(float(v) for v in colour[k]), int(counts[k])))
+        label = SKIN_TONE[step[k]] if confidence[k] >= threshold else UNCLEAR
+        results.append(SkinTone(label, float(confidence[k]), tuple(float(v) for v in colour[k]), int(counts[k]),
+                                float(score[k]), float(lightness[k])))
     return results
+
+
+def _reasons(colour: np.ndarray, counts: np.ndarray, monochrome: np.ndarray, min_pixels: int) -> list[str]:
+    """Why each face cannot be trusted ("" where it can), first reason that applies."""
+    lightness, chroma = colour[:, 0], np.hypot(colour[:, 1], colour[:, 2])
+    hue = np.degrees(np.arctan2(colour[:, 2], colour[:, 1]))
+    with np.errstate(invalid="ignore"):  # NaN colour of a face without skin pixels: already FEW_PIXELS
+        checks = [
+            (monochrome, MONOCHROME),
+            (counts < min_pixels, FEW_PIXELS),
+            # black or clipped skin is grey too: exposure first, it is the cause
+            ((lightness < SKIN_LIGHTNESS[0]) | (lightness > SKIN_LIGHTNESS[1]), EXPOSURE),
+            (chroma < MIN_SKIN_CHROMA, GREY_SKIN),
+            ((hue < SKIN_HUE[0]) | (hue > SKIN_HUE[1]), COLOUR_CAST),
+        ]
+    return [next((reason for failed, reason in checks if failed[k]), "") for k in range(len(colour))]
+
+
+def chromaticity_spread(samples: np.ndarray) -> np.ndarray:
+    """Standard deviation of the chromaticity ``(R, G, B) / (R + G + B)`` of the codes, per sample.
+
+    ``samples`` is ``[n, h, w, 3]`` uint8.  Zero for a grayscale image, under
+    0.004 for a sepia one (every pixel one chromaticity), 0.01-0.2 for colour
+    photographs.  Dark and clipped pixels are left out: their chromaticity is
+    rounding noise or clipping.  Fewer than ten usable pixels -> NaN (an
+    exposure problem, not a monochrome image).
+    """
+    # one contiguous [n, p] array per channel: reductions over a length-3 axis are slow
+    red, green, blue = (samples[..., c].reshape(len(samples), -1).astype(np.float32) for c in range(3))
+    total = red + green + blue
+    usable = (total > MONOCHROME_DARK) & (np.maximum(np.maximum(red, green), blue) < 250)
+    count = usable.sum(axis=1)
+    weight = usable / np.maximum(count, 1)[:, None]
+    scale = 1 / np.maximum(total, 1)
+    variance = 0.0
+    for channel in (red, green, blue):
+        chromaticity = channel * scale
+        mean = (chromaticity * weight).sum(axis=1, keepdims=True)
+        variance = variance + ((chromaticity - mean) ** 2 * weight).sum(axis=1)
+    return np.where(count >= 10, np.sqrt(variance), np.nan)
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,16 +268,31 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _face_patch(image, box, landmarks):
-    """The box's pixels as an ANALYSIS_SIDE square patch, and landmarks in box units."""
+    """The box as an ANALYSIS_SIDE patch (averaged) and a SAMPLE_SIDE grid (not averaged), landmarks in box units."""
     height, width = image.shape[:2]
     x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
     x1, y1 = int(min(width, max(np.ceil(box[2]), x0 + 1))), int(min(height, max(np.ceil(box[3]), y0 + 1)))
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
     # box-filter averaging keeps the mean colour while cutting the pixels to classify
-    patch = np.asarray(Image.fromarray(crop).resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
+    patch = np.asarray(crop.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
+    sample = np.asarray(crop.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.NEAREST))
     if landmarks is None:
-        return patch, DEFAULT_LANDMARKS
-    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)]
+        return patch, DEFAULT_LANDMARKS, sample
+    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)], sample
+
+
+def highlights(samples: np.ndarray) -> np.ndarray:
+    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 box samples.
+
+    Read from integer Rec. 709 luma (then linearised): highlights are near
+    neutral, where luma and luminance agree, and a partition of integers is
+    far cheaper than a sort of floats.
+    """
+    pixels = samples.reshape(len(samples), -1, 3).astype(np.uint16)
+    luma = (pixels[..., 0] * LUMA_WEIGHTS[0] + pixels[..., 1] * LUMA_WEIGHTS[1]
+            + pixels[..., 2] * LUMA_WEIGHTS[2]) >> 8
+    rank = min(luma.shape[1] - 1, int(luma.shape[1] * HIGHLIGHT_PERCENTILE / 100))
+    return SRGB_TO_LINEAR[np.partition(luma, rank, axis=1)[:, rank]]
 
 
 @functools.lru_cache(maxsize=1)
@@ -182,12 +334,12 @@ def _robust_skin(lab: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 class SkinToneTagger:
-    """The ``skin_tone`` attribute by colorimetry (see the module docstring).
+    """The ``skin_tone`` attribute from calibrated skin lightness (see the module docstring).
 
     Parameters
     ----------
     threshold : float
-        Minimum share of skin pixels within one tone of the label.
+        Minimum probability that the label is the right step (``confidence``).
     min_pixels : int
         Fewer skin pixels than this (after reduction) -> ``unclear``.
     """
@@ -198,7 +350,7 @@ class SkinToneTagger:
         self.threshold = float(threshold)
         self.min_pixels = int(min_pixels)
         self.name = settings_name(
-            "mst-colorimetry", threshold=self.threshold, min_pixels=self.min_pixels, de="ciede2000_kL2"
+            "mst-lightness", threshold=self.threshold, min_pixels=self.min_pixels, curve="utkface-v1"
         )
         self.calls = 0
 

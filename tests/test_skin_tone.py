@@ -1,0 +1,240 @@
+"""Monk Skin Tone from calibrated skin lightness: colour science, painted swatch faces, a real photograph.
+
+Known answers come from scikit-image (colour conversions), from the MST swatch
+definitions (painted faces) and from physics: a pigment change darkens the
+skin but not its highlights, an illuminant change scales both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _faces import astronaut, exposure, painted_face, swatch
+from biaskit.perception import CenterFaceDetector, Face, SkinToneTagger, skin_tone
+from biaskit.perception.color import (
+    SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, linear_to_srgb, luminance_to_lightness, srgb_to_lab,
+)
+from biaskit.perception.skin_tone import (
+    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, reference_colour, skin_tones,
+    tone_score,
+)
+from biaskit.taxonomy import UNCLEAR
+
+TONES = range(1, 11)
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+
+
+def tone_of(result) -> int:
+    return int(result.label.removeprefix("MST"))
+
+
+def relight(image: np.ndarray, ev: float = 0.0, red: float = 1.0, blue: float = 1.0) -> np.ndarray:
+    """A brighter/dimmer or tinted illuminant: gains in linear light, sRGB curve."""
+    return linear_to_srgb(SRGB_TO_LINEAR[image] * 2.0**ev * np.array([red, 1.0, blue]))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """The astronaut photograph, her face box and landmarks (CenterFace)."""
+    image = astronaut()
+    faces = CenterFaceDetector().detect(image)
+    return image, faces.boxes[0], faces.landmarks[0]
+
+
+# ---- colour science --------------------------------------------------------------------------
+
+def test_lab_and_lightness_agree_with_scikit_image():
+    from skimage.color import rgb2lab
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, size=(200, 3), dtype=np.uint8)
+    np.testing.assert_allclose(srgb_to_lab(rgb), rgb2lab(rgb[None] / 255.0)[0], atol=1e-3)
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    lightness = rgb2lab(grey[None] / 255.0)[0, :, 0]
+    np.testing.assert_allclose(luminance_to_lightness(SRGB_TO_LINEAR), lightness, atol=1e-3)
+    np.testing.assert_allclose(lightness_to_luminance(lightness), SRGB_TO_LINEAR, atol=1e-6)
+    np.testing.assert_array_equal(lab_to_srgb(srgb_to_lab(rgb)), rgb)  # round trip, to the code
+
+
+def test_tone_curve_is_monotone_and_maps_each_swatch_within_one_step():
+    assert np.all(np.diff(TONE_CURVE[:, 0]) < 0) and np.all(np.diff(TONE_CURVE[:, 1]) > 0)
+    swatch_lightness = srgb_to_lab(np.array([swatch(t) for t in TONES]))[:, 0]
+    steps = np.floor(tone_score(swatch_lightness) + 0.5)
+    assert np.abs(steps - np.array(TONES)).max() <= 1, steps
+    assert tone_score(100.0) == 1.0 and tone_score(0.0) == 10.0
+
+
+# ---- painted swatch faces --------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_landmarks", [True, False])
+def test_painted_swatch_faces_read_within_one_step_in_order(with_landmarks):
+    results = []
+    for tone in TONES:
+        image, box, landmarks = painted_face(swatch(tone), size=240)
+        results.append(skin_tone(image, box, landmarks if with_landmarks else None, threshold=0.0))
+    found = np.array([tone_of(r) for r in results])
+    assert np.abs(found - np.array(TONES)).max() <= 1, found
+    assert np.all(np.diff(found) >= 0), found
+    # from MST4 on the swatches differ in lightness: the score must strictly follow them
+    assert np.all(np.diff([r.score for r in results][3:]) > 0)
+    for tone, result in zip(TONES, results):
+        np.testing.assert_allclose(result.lab, srgb_to_lab(np.array(swatch(tone))), atol=0.5)
+
+
+def test_faces_painted_in_the_reference_colours_read_their_tone_exactly():
+    for tone in TONES:
+        image, box, landmarks = painted_face(reference_colour(tone), size=200)
+        result = skin_tone(image, box, landmarks)
+        assert result.label == f"MST{tone}" and abs(result.score - tone) < 0.5, (tone, result)
+    assert srgb_to_lab(np.array([reference_colour(t) for t in TONES]))[:, 0].tolist() == sorted(
+        srgb_to_lab(np.array([reference_colour(t) for t in TONES]))[:, 0], reverse=True)
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.15])
+def test_painted_faces_within_one_tone_under_15_percent_brightness(factor):
+    for tone in TONES:
+        image, box, landmarks = painted_face(swatch(tone))
+        before = tone_of(skin_tone(image, box, landmarks, threshold=0.0))
+        after = tone_of(skin_tone(exposure(image, factor), box, landmarks, threshold=0.0))
+        assert abs(after - before) <= 1, (tone, before, after)
+
+
+def test_mask_ignores_hair_eyes_mouth_highlight_and_background():
+    one, box, landmarks = painted_face(swatch(7), background=(250, 250, 250))
+    other, _, _ = painted_face(swatch(7), background=(0, 0, 0))
+    a, b = skin_tone(one, box, landmarks), skin_tone(other, box, landmarks)
+    assert a.label == b.label == "MST8"
+    np.testing.assert_allclose(a.lab, b.lab, atol=0.5)
+
+
+# ---- a real photograph -----------------------------------------------------------------------
+
+def test_astronaut_skin_is_a_light_tone(photo):
+    result = skin_tone(*photo)
+    assert result.label in ("MST2", "MST3", "MST4"), result
+
+
+@pytest.mark.parametrize("change", [dict(ev=0.5), dict(ev=-0.5), dict(red=1.15, blue=0.85),
+                                    dict(red=0.85, blue=1.15)])
+def test_astronaut_within_one_step_under_lighting_changes(photo, change):
+    image, box, landmarks = photo
+    before = skin_tone(image, box, landmarks, threshold=0.0)
+    after = skin_tone(relight(image, **change), box, landmarks, threshold=0.0)
+    assert abs(tone_of(after) - tone_of(before)) <= 1, (before, after)
+
+
+def test_darker_recolours_of_a_real_face_read_darker(photo):
+    # Pigment, not light: scale the skin-coloured pixels of the face in linear light and
+    # keep everything brighter than L* 90 (the highlights that set the exposure) as it is.
+    image, box, landmarks = photo
+    x0, y0, x1, y1 = (int(v) for v in box)
+    face = image[y0:y1, x0:x1]
+    lab = srgb_to_lab(face)
+    skin = (lab[..., 0] <= 90) & (lab[..., 1] > 5) & (lab[..., 2] > 5)
+    scores = []
+    for pigment in (1.0, 0.6, 0.35, 0.2, 0.1):
+        recoloured = image.copy()
+        recoloured[y0:y1, x0:x1][skin] = linear_to_srgb(SRGB_TO_LINEAR[face] * pigment)[skin]
+        scores.append(skin_tone(recoloured, box, landmarks, threshold=0.0).score)
+    assert np.all(np.diff(scores) > 0), scores
+    assert scores[-1] - scores[0] >= 4, scores
+
+
+# ---- abstention ------------------------------------------------------------------------------
+
+def test_grayscale_and_sepia_photographs_get_no_skin_tone(photo):
+    image, box, landmarks = photo
+    grey = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    toned = np.clip(image @ SEPIA.T, 0, 255).astype(np.uint8)
+    for changed in (grey, toned):
+        result = skin_tone(changed, box, landmarks, threshold=0.0)
+        assert (result.label, result.confidence, result.reason) == (UNCLEAR, 0.0, MONOCHROME)
+    assert skin_tone(image, box, landmarks, threshold=0.0).reason == ""
+
+
+def test_grayscale_painted_faces_get_no_skin_tone():
+    for tone in (2, 6, 9):
+        image, box, landmarks = painted_face(swatch(tone))
+        grey = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+        assert skin_tone(grey, box, landmarks, threshold=0.0).reason == MONOCHROME
+
+
+def test_desaturated_cast_and_badly_exposed_faces_are_unclear(photo):
+    image, box, landmarks = photo
+    grey = image.mean(axis=2, keepdims=True)
+    faded = np.round(0.1 * image + 0.9 * grey).astype(np.uint8)
+    assert skin_tone(faded, box, landmarks, threshold=0.0).reason in (MONOCHROME, GREY_SKIN)
+    grey_skin, grey_box, grey_landmarks = painted_face((150, 150, 150))  # coloured hair, mouth, background
+    assert skin_tone(grey_skin, grey_box, grey_landmarks, threshold=0.0).reason == GREY_SKIN
+    cases = {
+        COLOUR_CAST: relight(image, red=0.3, blue=2.5),  # a strong blue-green cast
+        EXPOSURE: relight(image, ev=-7),  # near black
+    }
+    for reason, changed in cases.items():
+        result = skin_tone(changed, box, landmarks, threshold=0.0)
+        assert (result.label, result.reason) == (UNCLEAR, reason)
+    clipped = skin_tone(relight(image, ev=4), box, landmarks, threshold=0.0)
+    assert (clipped.label, clipped.reason) == (UNCLEAR, EXPOSURE)
+
+
+def test_too_few_skin_pixels_is_unclear():
+    image, box, landmarks = painted_face(swatch(3), size=40)
+    result = skin_tone(image, box, landmarks, min_pixels=10_000)
+    assert (result.label, result.reason) == (UNCLEAR, FEW_PIXELS)
+
+
+# ---- confidence and threshold ----------------------------------------------------------------
+
+def shaded_faces(count: int = 60, seed: int = 0):
+    """Painted faces with skin colours between the swatches and random shading noise."""
+    rng = np.random.default_rng(seed)
+    swatches = SRGB_TO_LINEAR[np.array([swatch(t) for t in TONES])]
+    faces = []
+    for position in np.linspace(0, 9, count):
+        low = int(min(position, 8))
+        linear = swatches[low] + (position - low) * (swatches[low + 1] - swatches[low])
+        skin = tuple(int(v) for v in linear_to_srgb(linear))
+        image, box, landmarks = painted_face(skin)
+        noise = rng.normal(1.0, rng.uniform(0.0, 0.25), size=image.shape[:2])[..., None]
+        shaded = np.clip(np.round(image * noise), 0, 255).astype(np.uint8)
+        faces.append((shaded, box, landmarks))
+    return faces
+
+
+def test_a_higher_threshold_keeps_fewer_faces_whose_labels_survive_exposure_more_often():
+    faces = shaded_faces()
+    base = skin_tones(faces, threshold=0.0)
+    moved = [skin_tones([(relight(img, ev=ev), box, lm) for img, box, lm in faces], threshold=0.0)
+             for ev in (-0.3, 0.3)]
+    confidence = np.array([r.confidence for r in base])
+    same = np.array([all(m[k].label == base[k].label for m in moved) for k in range(len(faces))])
+    assert 0 < confidence.min() and confidence.max() <= 1
+    kept = [(confidence >= threshold) for threshold in (0.0, 0.8, 0.95)]
+    coverage = [k.mean() for k in kept]
+    agreement = [same[k].mean() for k in kept]
+    assert coverage[0] > coverage[1] > coverage[2] > 0, coverage
+    assert agreement[0] < agreement[1] < agreement[2], agreement
+
+
+def test_label_is_unclear_exactly_below_the_threshold():
+    faces = shaded_faces(count=20, seed=1)
+    for threshold in (0.3, 0.7):
+        for result in skin_tones(faces, threshold=threshold):
+            assert (result.label == UNCLEAR) == (result.confidence < threshold), result
+
+
+def test_skin_tone_tagger_batch_and_recorded_settings():
+    faces = [Face(*painted_face(swatch(t))) for t in (2, 9)]
+    tagger = SkinToneTagger(threshold=0.4)
+    labels, confidence = tagger.tag(faces)["skin_tone"]
+    assert labels == ["MST2", "MST10"] and confidence.shape == (2,)
+    assert "threshold=0.4" in tagger.name and "mst-lightness" in tagger.name
+    with pytest.raises(ValueError, match="cannot tag \\['race'\\]"):
+        tagger.tag(faces, attributes=("race",))
+
+
+def test_batched_and_one_by_one_agree(photo):
+    faces = [photo] + [painted_face(swatch(t)) for t in (1, 5, 8)]
+    batched = skin_tones(faces)
+    assert [skin_tone(*face) for face in faces] == batched
