@@ -60,15 +60,17 @@ def split_of(name: str) -> str:
 def taggers() -> dict[str, EmbeddedTagger]:
     """Every offline tagger of gender/age, with no confidence threshold (applied afterwards).
 
-    ``dlib`` is the shipped default (mirror-averaged, quality limits);
-    ``dlib-v0.1`` is the tagger as v0.1 shipped it (one view, no quality limits).
+    ``dlib`` is the shipped default (calibrated thresholds, quality limits);
+    ``dlib-mirror`` the same averaged over the face and its mirror image;
+    ``dlib-v0.1`` the tagger as v0.1 shipped it (its thresholds, no quality limits).
     """
     zero = {a: 0.0 for a in ATTRIBUTES}
     return {"dlib": EmbeddedTagger(thresholds=zero),
-            "dlib-v0.1": EmbeddedTagger(thresholds=zero, quality=NO_LIMITS, mirror=False)}
+            "dlib-mirror": EmbeddedTagger(thresholds=zero, mirror=True),
+            "dlib-v0.1": EmbeddedTagger(thresholds=zero, quality=NO_LIMITS)}
 
 
-SHIPPED = {"dlib": EMBEDDED_THRESHOLDS, "dlib-v0.1": V01_THRESHOLDS}
+SHIPPED = {"dlib": EMBEDDED_THRESHOLDS, "dlib-mirror": EMBEDDED_THRESHOLDS, "dlib-v0.1": V01_THRESHOLDS}
 
 
 def predict(labels: pd.DataFrame, root: Path, tagged: dict[str, EmbeddedTagger]) -> pd.DataFrame:
@@ -117,6 +119,25 @@ def long_form(frame: pd.DataFrame, set_name: str, names) -> pd.DataFrame:
     return out
 
 
+def effective(tagged: dict[str, EmbeddedTagger]) -> dict[str, dict[str, float]]:
+    """The threshold each tagger applies per attribute: none for age_group in cautious mode."""
+    return {name: {a: 0.0 if a == "age_group" and tagger.cautious else SHIPPED[name][a] for a in ATTRIBUTES}
+            for name, tagger in tagged.items()}
+
+
+def uncautious(rows: pd.DataFrame) -> pd.DataFrame:
+    """age_group as the non-cautious mode labels it (the likelier group), from the cautious labels.
+
+    Cautious mode calls ``child`` from P(child) = 0.25 on with that confidence; below 0.5
+    the likelier group is ``adult``, with confidence 1 - P(child).
+    """
+    rows = rows.copy()
+    flip = (rows["attribute"] == "age_group") & (rows["label"] == "child") & (rows["confidence"] < 0.5)
+    rows.loc[flip, "label"] = "adult"
+    rows.loc[flip, "confidence"] = 1 - rows.loc[flip, "confidence"]
+    return rows
+
+
 def apply_thresholds(rows: pd.DataFrame, thresholds: dict) -> pd.DataFrame:
     """kept / correct columns for the given threshold per (tagger, attribute)."""
     rows = rows.copy()
@@ -156,8 +177,11 @@ def curves(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuned_thresholds(rows: pd.DataFrame) -> pd.DataFrame:
-    """Thresholds the tuning split (both sets) would choose for TARGET_ACCURACY, per tagger and attribute."""
-    tune = rows[(rows["split"] == "tune") & rows["detected"] & ~rows["gated"]]
+    """Thresholds the tuning split (both sets) would choose for TARGET_ACCURACY, per tagger and attribute.
+
+    age_group is calibrated as the non-cautious mode labels it (the threshold only applies there).
+    """
+    tune = uncautious(rows[(rows["split"] == "tune") & rows["detected"] & ~rows["gated"]])
     out = []
     for (tag_name, attribute), group in tune.groupby(["tagger", "attribute"]):
         chosen = threshold_for_accuracy(group["confidence"], group["label"] == group["truth"],
@@ -187,7 +211,7 @@ def main(argv=None) -> int:
         predicted = predicted.replace("", pd.NA)
         misses.append(dict(set=set_name, images=len(predicted), missed=int((~predicted["detected"]).sum())))
         frames.append(long_form(predicted, set_name, tagged))
-    rows = apply_thresholds(pd.concat(frames, ignore_index=True), SHIPPED)
+    rows = apply_thresholds(pd.concat(frames, ignore_index=True), effective(tagged))
     tables = {"misses": pd.DataFrame(misses).assign(rate=lambda d: d["missed"] / d["images"]),
               "accuracy": accuracy_table(rows, SUBGROUPS), "curves": curves(rows),
               "thresholds": tuned_thresholds(rows)}
