@@ -162,7 +162,11 @@ def accuracy_table(rows: pd.DataFrame, subgroups: dict) -> pd.DataFrame:
                                 coverage=kept / detected if detected else np.nan,
                                 coverage_all=kept / len(part), accuracy=right / kept if kept else np.nan,
                                 ci_low=float(low), ci_high=float(high)))
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    overall = table[table["subgroup"] == "all"].set_index(keys)["accuracy"].rename("overall")
+    table = table.join(overall, on=keys)
+    table["drop"] = table["overall"] - table["accuracy"]  # how much worse than the set as a whole
+    return table.drop(columns="overall")
 
 
 def curves(rows: pd.DataFrame) -> pd.DataFrame:
@@ -236,7 +240,7 @@ def report(tables: dict[str, pd.DataFrame]) -> None:
     gender = acc[(acc["attribute"] == "gender") & (acc["split"] == "heldout") & (acc["subgroup"] != "all")]
     print("\ngender per subgroup, held-out split\n",
           gender[["tagger", "set", "subgroup", "group", "n", "kept", "coverage", "accuracy", "ci_low",
-                  "ci_high"]].round(3).to_string(index=False))
+                  "ci_high", "drop"]].round(3).to_string(index=False))
     curve = tables["curves"].pivot_table(index=["tagger", "set", "attribute"], columns="coverage", values="accuracy")
     print("\naccuracy-coverage curves, held-out split (columns: coverage of detected faces)\n",
           curve[sorted(curve.columns, reverse=True)].round(3).to_string())

@@ -103,18 +103,34 @@ def test_blurred_copy_of_a_real_face_is_unclear_for_every_attribute(lenient, ast
         assert np.isfinite(out[attribute][1]).all()  # the network's confidence is still recorded
 
 
-def test_profile_landmarks_and_small_faces_are_unclear(lenient, astronaut_face):
-    landmarks = astronaut_face.landmarks.astype(np.float64).copy()
-    eyes = landmarks[:2]
-    landmarks[2] = eyes[1] + 0.3 * (eyes[1] - eyes[0])  # nose beyond the far eye: a profile
-    profile = Face(astronaut_face.image, astronaut_face.box, landmarks)
+def dlib_shape(points: np.ndarray):
+    """A dlib five-point shape (two corners per eye, nose base) from the five-landmark layout."""
+    import dlib
+
+    eye_a, eye_b, nose = points[0], points[1], points[2]
+    half = (eye_b - eye_a) / 4  # eye corners a quarter eye-distance either side of each centre
+    corners = [eye_a - half, eye_a + half, eye_b + half, eye_b - half, nose]
+    return dlib.full_object_detection(dlib.rectangle(0, 0, 100, 100),
+                                      [dlib.point(int(round(x)), int(round(y))) for x, y in corners])
+
+
+def test_profile_landmark_sets_are_unusable_whatever_their_roll_or_side(lenient, astronaut_face):
+    chips = np.repeat(lenient.chips([astronaut_face])[1], 4, axis=0)  # a sharp real chip for all
+    faces = [astronaut_face] * 4
+    for degrees in (0, 30, -75):
+        shapes = [dlib_shape(p) for p in (rotate(turned(0.3), degrees), rotate(turned(1.5), degrees),
+                                          mirror(rotate(turned(0.3), degrees)), mirror(rotate(turned(1.5), degrees)))]
+        assert lenient.usable(faces, shapes, chips).tolist() == [True, False, True, False]
+
+
+def test_small_faces_are_unclear(lenient, astronaut_face):
     small_image = np.asarray(Image.fromarray(astronaut_face.image).resize((96, 96), Image.Resampling.LANCZOS))
     small = Face(small_image, astronaut_face.box * 96 / 512, astronaut_face.landmarks * 96 / 512)
     assert min(small.box[2:] - small.box[:2]) < DEFAULT_QUALITY.min_size
-    labels = lenient.tag([astronaut_face, profile, small], attributes=("gender",))["gender"][0]
-    assert labels == ["Female", UNCLEAR, UNCLEAR]
+    labels = lenient.tag([astronaut_face, small], attributes=("gender",))["gender"][0]
+    assert labels == ["Female", UNCLEAR]
     unlimited = EmbeddedTagger(thresholds=KEEP_ALL, quality=NO_LIMITS)
-    assert UNCLEAR not in unlimited.tag([profile, small], attributes=("gender",))["gender"][0]
+    assert UNCLEAR not in unlimited.tag([small], attributes=("gender",))["gender"][0]
 
 
 def test_default_thresholds_are_the_calibrated_constants_and_abstain_below_them(astronaut_face):
@@ -131,9 +147,9 @@ def test_mirror_averages_the_face_and_its_mirror_image(lenient, astronaut_face):
     gender_chips, age_chips = lenient.chips([astronaut_face])
     one, _ = lenient.probabilities(gender_chips, age_chips)
     flipped, _ = lenient.probabilities(gender_chips[:, :, ::-1].copy(), age_chips[:, :, ::-1].copy())
-    out = lenient.tag([astronaut_face], attributes=("gender",))
-    assert out["gender"][1][0] == pytest.approx(((one + flipped) / 2).max())
-    single = EmbeddedTagger(thresholds=KEEP_ALL, mirror=False).tag([astronaut_face], attributes=("gender",))
+    both = EmbeddedTagger(thresholds=KEEP_ALL, mirror=True).tag([astronaut_face], attributes=("gender", "age"))
+    assert both["gender"][1][0] == pytest.approx(((one + flipped) / 2).max())
+    single = lenient.tag([astronaut_face], attributes=("gender",))  # the default: one view
     assert single["gender"][1][0] == pytest.approx(one.max())
 
 

@@ -36,7 +36,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from biaskit.perception.quality import QualityLimits, box_size, dlib_turn, sharpness, turn
+from biaskit.perception.quality import QualityLimits, box_size, dlib_turn, sharpness
 from biaskit.perception.base import (
     Face,
     TagOutput,
@@ -63,7 +63,7 @@ EMBEDDED_THRESHOLDS = {"gender": 0.847, "age": 0.632, "age_group": 0.909}
 #: The thresholds v0.1 shipped (not calibrated), for comparison in the benchmark.
 V01_THRESHOLDS = {"gender": 0.6, "age": 0.3, "age_group": 0.5}
 #: Faces outside these are ``unclear`` whatever the networks say.  Not tuned (the shared sets
-#: hold almost no small, blurred or turned faces: 18 of 2,470 detected are outside): 24 px is
+#: hold almost no small, blurred or turned faces: 13 of 2,470 detected are outside): 24 px is
 #: the pipeline's minimum face; a sharpness of 0.05 is a face blurred past its features (a sharp
 #: chip scores 0.2-1.8); a turn above 1 puts the nose beyond an eye, which the eye-based
 #: alignment of both networks cannot handle.
@@ -148,15 +148,15 @@ class EmbeddedTagger:
         return np.stack(gender), np.stack(age)
 
     def usable(self, faces: list[Face], shapes: list, age_chips: np.ndarray) -> np.ndarray:
-        """Which faces are within :attr:`quality` (size of the box, sharpness of the age chip, turn).
+        """Which faces are within :attr:`quality`: size of the box, sharpness of the age chip, turn.
 
-        The turn comes from the detector's landmarks where it gave them, else
-        from dlib's five points.
+        The turn is that of dlib's five points, the ones both chips are aligned
+        on (the detector's landmarks can disagree: on the shared sets CenterFace
+        put 12 frontal faces past a turn of 1, dlib 7).
         """
         size = [box_size(face.box) for face in faces]
         sharp = [sharpness(chip) for chip in age_chips]
-        yaw = [turn(face.landmarks) if face.landmarks is not None else dlib_turn(_points(shape))
-               for face, shape in zip(faces, shapes)]
+        yaw = [dlib_turn(_points(shape)) for shape in shapes]
         return self.quality.passes(size, sharp, yaw)
 
     def probabilities(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool = True):
