@@ -77,9 +77,9 @@ def box_size(box) -> float:
 
 def sharpness(chip: np.ndarray) -> float:
     """Laplacian variance of a face chip over its grey-level variance (0 for a flat chip)."""
-    grey = np.asarray(chip, dtype=np.float64)
-    if grey.ndim == 3:
-        grey = grey.mean(axis=2)
+    chip = np.asarray(chip)
+    # the channel sum, not the mean: the ratio does not care about the scale, and it is faster
+    grey = (chip.sum(axis=2, dtype=np.float64) if chip.ndim == 3 else chip.astype(np.float64))
     laplacian = grey[1:-1, 2:] + grey[1:-1, :-2] + grey[2:, 1:-1] + grey[:-2, 1:-1] - 4 * grey[1:-1, 1:-1]
     spread = grey.var()
     return float(laplacian.var() / spread) if spread > 1e-9 else 0.0
