@@ -43,7 +43,6 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from biaskit.perception.quality import QualityLimits, box_size, dlib_turn, sharpness
 from biaskit.perception.base import (
     Face,
     TagOutput,
@@ -55,6 +54,7 @@ from biaskit.perception.base import (
     settings_name,
     threshold_for,
 )
+from biaskit.perception.quality import QualityLimits, box_size, dlib_turn, sharpness
 from biaskit.taxonomy import AGE_BINS, GENDER, UNCLEAR
 
 _ADULT_AGE = 18
@@ -70,7 +70,7 @@ EMBEDDED_THRESHOLDS = {"gender": 0.847, "age": 0.632, "age_group": 0.909}
 #: The thresholds v0.1 shipped (not calibrated), for comparison in the benchmark.
 V01_THRESHOLDS = {"gender": 0.6, "age": 0.3, "age_group": 0.5}
 #: Faces outside these are ``unclear`` whatever the networks say.  Not tuned (the shared sets
-#: hold almost no small, blurred or turned faces: 13 of 2,470 detected are outside): 24 px is
+#: hold almost no small, blurred or turned faces: 13 of the 2,810 detected are outside): 24 px is
 #: the pipeline's minimum face; a sharpness of 0.05 is a face blurred past its features (a sharp
 #: chip scores 0.2-1.8); a turn above 1 puts the nose beyond an eye, which the eye-based
 #: alignment of both networks cannot handle.
@@ -158,8 +158,8 @@ class EmbeddedTagger:
         """Which faces are within :attr:`quality`: size of the box, sharpness of the age chip, turn.
 
         The turn is that of dlib's five points, the ones both chips are aligned
-        on (the detector's landmarks can disagree: on the shared sets CenterFace
-        put 12 frontal faces past a turn of 1, dlib 7).
+        on (the detector's landmarks can disagree: on the shared sets CenterFace's
+        put 12 faces past a turn of 1 and dlib's 7, only 4 of them the same).
         """
         size = [box_size(face.box) for face in faces]
         sharp = [sharpness(chip) for chip in age_chips]
