@@ -21,7 +21,7 @@ gender / age / age_group:
 BLAKE2b digest of its path in ``labels.csv`` is odd (about half of each set),
 in the tuning split otherwise: fixed, independent of the labels.
 
-Run ``python benchmarks/bench_accuracy.py`` (about 10 minutes on 2 busy cores;
+Run ``python benchmarks/bench_accuracy.py`` (about 25 minutes on 2 busy cores;
 ``--limit 100`` for a quick look; ``--out DIR`` writes the tables as CSV).
 """
 
@@ -220,9 +220,9 @@ def main(argv=None) -> int:
               "accuracy": accuracy_table(rows, SUBGROUPS), "curves": curves(rows),
               "thresholds": tuned_thresholds(rows)}
     report(tables)
-    if args.out:
+    if args.out:  # with every face's label and confidence, to recompute any figure without a rerun
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, table in tables.items():
+        for name, table in {**tables, "faces": rows}.items():
             table.to_csv(args.out / f"{name}.csv", index=False)
     return 0
 
