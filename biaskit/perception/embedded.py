@@ -71,8 +71,8 @@ EMBEDDED_THRESHOLDS = {"gender": 0.847, "age": 0.632, "age_group": 0.909}
 V01_THRESHOLDS = {"gender": 0.6, "age": 0.3, "age_group": 0.5}
 #: Faces outside these are ``unclear`` whatever the networks say.  Not tuned (the shared sets
 #: hold almost no small, blurred or turned faces: 13 of the 2,810 detected are outside): 24 px is
-#: the pipeline's minimum face; a sharpness of 0.05 is a face blurred past its features (a sharp
-#: chip scores 0.2-1.8); a turn above 1 puts the nose beyond an eye, which the eye-based
+#: the pipeline's minimum face; a sharpness of 0.05 is a face blurred past its features (7 in 8
+#: faces of the shared sets score 0.2-1.9); a turn above 1 puts the nose beyond an eye, which the eye-based
 #: alignment of both networks cannot handle.
 DEFAULT_QUALITY = QualityLimits(min_size=24.0, min_sharpness=0.05, max_turn=1.0)
 

@@ -11,8 +11,8 @@ label.  :func:`face_quality` measures three things on every face and
 - **sharpness**: the variance of the 4-neighbour Laplacian of the face's
   aligned grey chip (64 px, as the age network sees it) divided by the
   chip's own grey-level variance, so that a dim or low-contrast face is not
-  taken for a blurred one.  Blurring a face lowers it; a sharp chip scores
-  about 0.3-1.5;
+  taken for a blurred one.  Blurring a face lowers it; seven in eight faces
+  of the shared validation sets score 0.2-1.9;
 - **turn** (yaw): where the nose lies between the eyes, from five landmarks.
   The nose is projected onto the line through the eye centres; 0 = midway
   (frontal), 1 = in front of one eye, above 1 = beyond it (profile).  The
