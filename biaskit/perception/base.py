@@ -66,11 +66,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def threshold_for(attribute: str, thresholds: Mapping[str, float] | None) -> float:
-    """The abstention threshold of ``attribute`` (user value, else default)."""
+def threshold_for(attribute: str, thresholds: Mapping[str, float] | None,
+                  defaults: Mapping[str, float] = DEFAULT_THRESHOLDS) -> float:
+    """The abstention threshold of ``attribute``: the user's value, else the tagger's ``defaults``."""
     if thresholds and attribute in thresholds:
         return float(thresholds[attribute])
-    return DEFAULT_THRESHOLDS.get(attribute, DEFAULT_THRESHOLD)
+    return float(defaults.get(attribute, DEFAULT_THRESHOLDS.get(attribute, DEFAULT_THRESHOLD)))
 
 
 def decide(

