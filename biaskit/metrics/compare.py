@@ -30,6 +30,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
+from biaskit.metrics.posterior import mover_interval, proportion_pivots
 from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_tests
 from biaskit.tables import concat_rows
 
@@ -38,6 +39,9 @@ COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "
 OVERALL_PROMPT = "all:{kind}"
 SHARE_METRIC = "share:{label}"
 MULTI_PERSON_KINDS = ("group", "ahistorical")
+DELTA_RANGE = (-1.0, 1.0)
+#: Per-prompt comparison metric -> the name of its pivots in ``BiasFrame.prompt_pivots``.
+PIVOT_OF = {"entropy": "mean_entropy"}
 
 
 def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
@@ -75,27 +79,43 @@ def _per_prompt_metrics(frame, attribute):
 
 
 def _delta_intervals(frame, *, attribute, metrics, mine: int, theirs: int):
-    """Per metric: interval of model - baseline replicate deltas per prompt, chunk by chunk."""
+    """Per metric: interval of model - baseline per prompt, from the difference of their pivots."""
     n_prompts = len(frame.prompt_ids)
     bounds = {name: (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan)) for name in metrics}
     labels = frame.taxonomies[attribute]
+    point = frame.point_metrics(attribute)
+    draws = frame.draws(attribute)
     for prompts in frame.group_chunks(0, n_prompts):
         model_rows, base_rows = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
-        # Shares: all labels at once, replicates last, computed in place.
-        deltas = frame.share_replicates(attribute, model_rows)
-        deltas -= frame.share_replicates(attribute, base_rows)
-        low, high = frame.interval(deltas, overwrite=True)
+        pivots = draws.shares(model_rows)
+        pivots -= draws.shares(base_rows)
+        delta = point.shares[model_rows] - point.shares[base_rows]
+        low, high = frame.pivot_interval(delta, pivots, bounds=DELTA_RANGE)
         for j, label in enumerate(labels):
             name = SHARE_METRIC.format(label=label)
             bounds[name][0][prompts], bounds[name][1][prompts] = low[:, j], high[:, j]
-        model_reps = frame.replicate_metrics(attribute, model_rows)
-        base_reps = frame.replicate_metrics(attribute, base_rows)
+        model_pivots = frame.prompt_pivots(attribute, model_rows)
+        base_pivots = frame.prompt_pivots(attribute, base_rows)
+        model_pivots["within_image_heterogeneity"] = _within_pivots(frame, attribute, model_rows)
+        base_pivots["within_image_heterogeneity"] = _within_pivots(frame, attribute, base_rows)
         for name, (extract, _) in metrics.items():
             if name.startswith(SHARE_METRIC.format(label="")):
                 continue
-            low, high = frame.interval(extract(model_reps) - extract(base_reps), overwrite=True)
+            key = PIVOT_OF.get(name, name)
+            delta = extract(point)[model_rows] - extract(point)[base_rows]
+            low, high = frame.pivot_interval(delta, model_pivots[key] - base_pivots[key],
+                                             bounds=DELTA_RANGE)
             bounds[name][0][prompts], bounds[name][1][prompts] = low, high
     return bounds
+
+
+def _within_pivots(frame, attribute, rows: slice) -> np.ndarray:
+    """Pivots (g, B) of the within-image heterogeneity, a proportion of images; seeded by the
+    groups, so that each group's are the same in every comparison."""
+    block = frame._packed.layout[attribute]
+    rng = np.random.default_rng([frame.seed, 2, frame.attributes.index(attribute), rows.start])
+    return proportion_pivots(frame._point[rows, block.mixed], frame._point[rows, block.eligible],
+                             n_draws=frame.n_boot, rng=rng)
 
 
 def _shift(rows: slice, offset: int) -> slice:
@@ -151,7 +171,13 @@ def _overall_rows(frame, *, model, baseline, attribute) -> pd.DataFrame:
         if (has_expected & of_kind).any():
             metrics.append("match_rate")
         for metric in metrics:
-            low, high = frame.interval(mine[f"{metric}_replicates"] - theirs[f"{metric}_replicates"])
+            if metric == "hof":
+                low, high = mover_interval(mine[metric], mine["hof_ci"], theirs[metric],
+                                           theirs["hof_ci"])
+            else:
+                low, high = frame.pivot_interval(
+                    mine[metric] - theirs[metric],
+                    mine[f"{metric}_pivots"] - theirs[f"{metric}_pivots"], bounds=DELTA_RANGE)
             rows.append({"prompt_id": OVERALL_PROMPT.format(kind=kind), "metric": metric,
                          "value": mine[metric], "baseline_value": theirs[metric],
                          "ci_low": float(low), "ci_high": float(high),
