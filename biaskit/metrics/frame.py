@@ -381,8 +381,14 @@ class BiasFrame:
         """
         return None if self._corrected_tables is None else self._corrected_tables[1]
 
+    @property
+    def corrected_overall(self) -> pd.DataFrame | None:
+        """Observed and corrected HOF and mean entropy per model, attribute and kind, with intervals
+        (None without ``confusion``); see :func:`biaskit.metrics.correction.corrected_tables`."""
+        return None if self._corrected_tables is None else self._corrected_tables[2]
+
     @cached_property
-    def _corrected_tables(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    def _corrected_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
         if self._confusion is None:
             return None
         return correcting.corrected_tables(self, self._confusion)
@@ -490,6 +496,7 @@ class BiasFrame:
         if self.corrected is not None:
             tables["corrected"] = self.corrected
             tables["corrected_entropy"] = self.corrected_entropy
+            tables["corrected_overall"] = self.corrected_overall
         return {name: write_table(table, out_dir / f"{name}.parquet", csv=True)
                 for name, table in tables.items()}
 
