@@ -30,7 +30,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from biaskit.metrics.posterior import mover_interval, proportion_pivots
+from biaskit.metrics.posterior import mover_interval
 from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_tests
 from biaskit.tables import concat_rows
 
@@ -38,10 +38,9 @@ COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "
                       "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
 OVERALL_PROMPT = "all:{kind}"
 SHARE_METRIC = "share:{label}"
+SHARE_PREFIX = SHARE_METRIC.format(label="")
 MULTI_PERSON_KINDS = ("group", "ahistorical")
 DELTA_RANGE = (-1.0, 1.0)
-#: Per-prompt comparison metric -> the name of its pivots in ``BiasFrame.prompt_pivots``.
-PIVOT_OF = {"entropy": "mean_entropy"}
 
 
 def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
@@ -79,43 +78,37 @@ def _per_prompt_metrics(frame, attribute):
 
 
 def _delta_intervals(frame, *, attribute, metrics, mine: int, theirs: int):
-    """Per metric: interval of model - baseline per prompt, from the difference of their pivots."""
+    """Per metric: interval of model - baseline per prompt.
+
+    Proportions (shares, within-image heterogeneity, match rate): the MOVER
+    interval of the two Jeffreys intervals; entropy: the difference of the two
+    models' posterior-predictive pivots (:mod:`biaskit.metrics.posterior`).
+    """
     n_prompts = len(frame.prompt_ids)
-    bounds = {name: (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan)) for name in metrics}
-    labels = frame.taxonomies[attribute]
     point = frame.point_metrics(attribute)
-    draws = frame.draws(attribute)
+    model_rows = slice(mine * n_prompts, (mine + 1) * n_prompts)
+    base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
+    proportions = frame.proportion_intervals(attribute)
+    bounds = {}
+    for name, (extract, _) in metrics.items():
+        values = extract(point)
+        if name == "entropy":
+            continue
+        low, high = proportions["shares" if name.startswith(SHARE_PREFIX) else name]
+        if name.startswith(SHARE_PREFIX):
+            j = frame.taxonomies[attribute].index(name[len(SHARE_PREFIX):])
+            low, high = low[:, j], high[:, j]
+        bounds[name] = mover_interval(values[model_rows], (low[model_rows], high[model_rows]),
+                                      values[base_rows], (low[base_rows], high[base_rows]))
+    entropy = (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan))
+    pivots = frame.draws(attribute).entropy
     for prompts in frame.group_chunks(0, n_prompts):
-        model_rows, base_rows = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
-        pivots = draws.shares(model_rows)
-        pivots -= draws.shares(base_rows)
-        delta = point.shares[model_rows] - point.shares[base_rows]
-        low, high = frame.pivot_interval(delta, pivots, bounds=DELTA_RANGE)
-        for j, label in enumerate(labels):
-            name = SHARE_METRIC.format(label=label)
-            bounds[name][0][prompts], bounds[name][1][prompts] = low[:, j], high[:, j]
-        model_pivots = frame.prompt_pivots(attribute, model_rows)
-        base_pivots = frame.prompt_pivots(attribute, base_rows)
-        model_pivots["within_image_heterogeneity"] = _within_pivots(frame, attribute, model_rows)
-        base_pivots["within_image_heterogeneity"] = _within_pivots(frame, attribute, base_rows)
-        for name, (extract, _) in metrics.items():
-            if name.startswith(SHARE_METRIC.format(label="")):
-                continue
-            key = PIVOT_OF.get(name, name)
-            delta = extract(point)[model_rows] - extract(point)[base_rows]
-            low, high = frame.pivot_interval(delta, model_pivots[key] - base_pivots[key],
-                                             bounds=DELTA_RANGE)
-            bounds[name][0][prompts], bounds[name][1][prompts] = low, high
+        mine_rows, base = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
+        delta = point.entropy[mine_rows] - point.entropy[base]
+        entropy[0][prompts], entropy[1][prompts] = frame.pivot_interval(
+            delta, pivots[mine_rows] - pivots[base], bounds=DELTA_RANGE)
+    bounds["entropy"] = entropy
     return bounds
-
-
-def _within_pivots(frame, attribute, rows: slice) -> np.ndarray:
-    """Pivots (g, B) of the within-image heterogeneity, a proportion of images; seeded by the
-    groups, so that each group's are the same in every comparison."""
-    block = frame._packed.layout[attribute]
-    rng = np.random.default_rng([frame.seed, 2, frame.attributes.index(attribute), rows.start])
-    return proportion_pivots(frame._point[rows, block.mixed], frame._point[rows, block.eligible],
-                             n_draws=frame.n_boot, rng=rng)
 
 
 def _shift(rows: slice, offset: int) -> slice:

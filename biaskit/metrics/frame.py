@@ -163,6 +163,7 @@ class BiasFrame:
         self._points: dict[str, AttributeMetrics] = {}
         self._designs: dict[str, np.ndarray] = {}
         self._draws: dict[str, AttributeDraws] = {}
+        self._proportions: dict[str, dict] = {}
         self._expected: dict[str, np.ndarray] = {}
         self._aggregates: dict[tuple[str, str], dict[str, dict]] = {}
 
@@ -226,7 +227,8 @@ class BiasFrame:
             rng = np.random.default_rng([self.seed, self.attributes.index(attribute)])
             self._draws[attribute] = AttributeDraws(
                 self.point_metrics(attribute).counts, self.design(attribute),
-                n_draws=self.n_boot, rng=rng, correction=self.entropy_correction)
+                expected=self.expected_index(attribute), n_draws=self.n_boot, rng=rng,
+                correction=self.entropy_correction)
         return self._draws[attribute]
 
     def group_chunks(self, start: int, stop: int):
@@ -242,6 +244,27 @@ class BiasFrame:
         if self.n_boot == 0:
             return np.full_like(low, np.nan), np.full_like(high, np.nan)
         return low, high
+
+    def proportion_intervals(self, attribute: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Jeffreys intervals of ``attribute``'s proportions per group (computed once).
+
+        ``shares`` (G, K): effective counts (images as the unit);
+        ``within_image_heterogeneity`` (G,): mixed images among those with >= 2
+        known persons; ``match_rate`` (G,): the expected label's effective count.
+        """
+        if attribute not in self._proportions:
+            block = self._packed.layout[attribute]
+            effective = self.effective_counts(attribute)
+            known = effective.sum(axis=1)
+            expected = self.expected_index(attribute)
+            hits = np.take_along_axis(effective, np.maximum(expected, 0)[:, None], axis=1)[:, 0]
+            self._proportions[attribute] = {
+                "shares": self.proportion_interval(effective, known[:, None]),
+                "within_image_heterogeneity": self.proportion_interval(
+                    self._point[:, block.mixed], self._point[:, block.eligible]),
+                "match_rate": self.proportion_interval(np.where(expected >= 0, hits, 0.0),
+                                                       np.where(expected >= 0, known, 0.0))}
+        return self._proportions[attribute]
 
     def pivot_interval(self, point, pivots, *, bounds=(0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
         """:func:`biaskit.metrics.posterior.pivot_interval` at this frame's confidence."""
@@ -265,8 +288,7 @@ class BiasFrame:
         parts = []
         for attribute, labels in self.taxonomies.items():
             point = self.point_metrics(attribute)
-            effective = self.effective_counts(attribute)
-            low, high = self.proportion_interval(effective, effective.sum(axis=1, keepdims=True))
+            low, high = self.proportion_intervals(attribute)["shares"]
             parts.append(pd.DataFrame({
                 **self.index_columns(repeat=len(labels)), "attribute": attribute,
                 "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),
@@ -285,13 +307,8 @@ class BiasFrame:
             point = self.point_metrics(attribute)
             low, high = self.pivot_interval(point.entropy, self.draws(attribute).entropy)
             expected = self.expected_index(attribute)
-            block = self._packed.layout[attribute]
-            within = self.proportion_interval(self._point[:, block.mixed],
-                                              self._point[:, block.eligible])
-            effective = self.effective_counts(attribute)
-            hits = np.take_along_axis(effective, np.maximum(expected, 0)[:, None], axis=1)[:, 0]
-            match = self.proportion_interval(np.where(expected >= 0, hits, np.nan),
-                                             np.where(expected >= 0, effective.sum(axis=1), 0.0))
+            within = self.proportion_intervals(attribute)["within_image_heterogeneity"]
+            match = self.proportion_intervals(attribute)["match_rate"]
             count = self.proportion_interval(self._point[:, self._packed.layout.count_match],
                                              np.where(states_count, images["n_images"], 0.0))
             labels = np.array(self.taxonomies[attribute] + (None,), dtype=object)
@@ -439,13 +456,7 @@ class BiasFrame:
     def prompt_pivots(self, attribute: str, rows: slice) -> dict[str, np.ndarray]:
         """Pivots (g, B) of the per-prompt entropy and match rate of groups ``rows``."""
         draws = self.draws(attribute)
-        expected = self.expected_index(attribute)[rows]
-        match = np.full((len(expected), self.n_boot), np.nan, dtype=np.float32)
-        with_expected = np.flatnonzero(expected >= 0)
-        if len(with_expected):
-            shares = draws.shares(rows)
-            match[with_expected] = shares[with_expected, expected[with_expected]]
-        return {"mean_entropy": draws.entropy[rows], "match_rate": match}
+        return {"mean_entropy": draws.entropy[rows], "match_rate": draws.match[rows]}
 
     def _aggregate_kinds(self, *, model: str, attribute: str) -> dict[str, dict]:
         """Every kind's point values and mean pivots for one model and attribute."""

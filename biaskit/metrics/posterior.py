@@ -76,6 +76,8 @@ def dirichlet_prior(k: int) -> float:
     them, and makes every skewed prompt look heterogeneous).
     """
     return 1.0 / k
+#: Gamma variates kept per shape (see :class:`GammaPool`).
+POOL_SIZE = 1 << 14
 #: Draws of (groups x draws x categories) made at once.
 MAX_DRAW_CELLS = 1 << 22
 
@@ -175,16 +177,38 @@ def _dirichlet(alpha: np.ndarray, n_draws: int, rng) -> np.ndarray:
     return gammas / gammas.sum(axis=-1, keepdims=True)
 
 
-def proportion_pivots(successes, trials, *, n_draws: int, rng) -> np.ndarray:
-    """Pivots (..., B) of a proportion: ``x** / n - r*`` with ``r* ~ Beta(x + 1/2, n - x + 1/2)``
-    and ``x** ~ Binomial(n, r*)``; NaN where ``trials`` is 0.  ``trials`` are rounded to integers."""
-    x = np.asarray(successes, dtype=np.float64)
-    n = np.rint(np.asarray(trials, dtype=np.float64))
-    safe = np.maximum(n, 1.0)
-    x = np.clip(x, 0.0, safe)
-    rate = rng.beta(x[..., None] + PRIOR, (safe - x)[..., None] + PRIOR, size=x.shape + (n_draws,))
-    redrawn = rng.binomial(safe.astype(np.int64)[..., None], rate)
-    return np.where(n[..., None] > 0, redrawn / safe[..., None] - rate, np.nan)
+class GammaPool:
+    """Gamma(v + a) variates for integer v, drawn by looking up a pool of independent draws.
+
+    A Dirichlet draw needs a gamma variate per category, and numpy's gamma
+    sampler costs ~20 times a table look-up; the shapes here are always an
+    integer count plus the prior ``a``, so :data:`POOL_SIZE` variates per
+    shape are drawn once and each use picks one at random.  Two uses share a
+    variate with probability 1 / POOL_SIZE: the draws are independent up to
+    that.
+    """
+
+    def __init__(self, largest: int, prior: float, rng, size: int = 0):
+        self.size = size or POOL_SIZE
+        shapes = np.arange(largest + 1, dtype=np.float64) + prior
+        self.table = rng.standard_gamma(np.broadcast_to(shapes[:, None], (len(shapes), self.size))
+                                        ).astype(np.float32)
+
+        table = self.table.astype(np.float64)
+        # G ln G -> 0 as G -> 0 (a float32 gamma of a small shape can underflow to 0).
+        self.g_log_g = (table * np.log(np.where(table > 0, table, 1.0))).astype(np.float32)
+
+    def dirichlet(self, counts: np.ndarray, n_draws: int, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Dirichlet(counts + prior) draws (U, B, K) for integer counts (U, K), and their
+        normalized entropy (U, B): ``ln S - sum G ln G / S`` over the gammas ``G`` (sum ``S``),
+        looked up with them rather than taking a logarithm per share."""
+        pick = rng.integers(0, self.size, size=(len(counts), n_draws, counts.shape[1]),
+                            dtype=np.uint16 if self.size <= 1 << 16 else np.int64)
+        index = (counts[:, None, :], pick)
+        gammas = self.table[index].astype(np.float64)
+        total = gammas.sum(axis=-1)
+        nats = np.log(total) - self.g_log_g[index].sum(axis=-1, dtype=np.float64) / total
+        return gammas / total[..., None], np.clip(nats, 0.0, None) / np.log(counts.shape[1])
 
 
 class AttributeDraws:
@@ -196,6 +220,8 @@ class AttributeDraws:
         Known-label person counts per group.
     design : array (G, 2K + 2)
         Group sums of :func:`design_sums`.
+    expected : int array (G,)
+        Index of each group's expected label, -1 where none.
     n_draws : int
     rng : numpy Generator
     correction : entropy estimator (see :mod:`biaskit.metrics.entropy`)
@@ -204,9 +230,11 @@ class AttributeDraws:
     ----------
     entropy : (G, B) float32
         Pivot of the (corrected or plug-in) entropy estimator; NaN rows where no known label.
+    match : (G, B) float32
+        Pivot of the expected label's share; NaN rows where no known label or no expectation.
     """
 
-    def __init__(self, counts, design, *, n_draws: int, rng,
+    def __init__(self, counts, design, *, expected, n_draws: int, rng,
                  correction: str | None = None):
         self.n_draws = n_draws
         g, k = counts.shape
@@ -218,44 +246,44 @@ class AttributeDraws:
         effective[np.flatnonzero(lift), top[lift]] = 1
         order = np.argsort(-effective, axis=1, kind="stable")
         ordered = np.take_along_axis(effective, order, axis=1).astype(np.int64)
-        self._rank = np.argsort(order, axis=1)  # position of each category in its key
-        keys, self._key = np.unique(ordered, axis=0, return_inverse=True)
-        self._key = self._key.ravel()
-        self._shift = rng.integers(0, max(n_draws, 1), size=g)
-        self._known = known
-        shares, entropy = self._label_pivots(keys, rng=rng, correction=correction)
-        self._share_pivots = shares
-        index = self._draw_index(np.arange(g))
-        self.entropy = np.where(known[:, None], entropy[self._key[:, None], index], np.nan
+        rank = np.argsort(order, axis=1)  # position of each category in its key
+        keys, key = np.unique(ordered, axis=0, return_inverse=True)
+        key = key.ravel()
+        shift = rng.integers(0, max(n_draws, 1), size=g)
+        index = (np.arange(n_draws)[None, :] + shift[:, None]) % max(n_draws, 1)
+        with_expected = known & (expected >= 0)
+        # Key position of each expected label: its share pivots are the only ones kept.
+        wanted = np.full(len(keys), False)
+        wanted[key[with_expected]] = True
+        entropy, shares = self._label_pivots(keys, wanted=wanted, rng=rng, correction=correction)
+        self.entropy = np.where(known[:, None], entropy[key[:, None], index], np.nan
                                 ).astype(np.float32)
+        self.match = np.full((g, n_draws), np.nan, dtype=np.float32)
+        rows = np.flatnonzero(with_expected)
+        if len(rows):
+            slot = np.searchsorted(np.flatnonzero(wanted), key[rows])
+            column = rank[rows, expected[rows]]
+            self.match[rows] = shares[slot[:, None], index[rows], column[:, None]]
 
-    def _draw_index(self, groups: np.ndarray) -> np.ndarray:
-        return (np.arange(self.n_draws)[None, :] + self._shift[groups, None]) % max(self.n_draws, 1)
-
-    def _label_pivots(self, keys, *, rng, correction):
-        """Per key: share pivots (U, B, K) float16 and entropy pivots (U, B)."""
+    def _label_pivots(self, keys, *, wanted, rng, correction):
+        """Per key: entropy pivots (U, B); share pivots (W, B, K) of the ``wanted`` keys."""
         u, k = keys.shape
         b = self.n_draws
-        shares = np.zeros((u, b, k), dtype=np.float16)
-        entropy = np.zeros((u, b))
+        entropy = np.zeros((u, b), dtype=np.float32)
+        shares = np.zeros((int(wanted.sum()), b, k), dtype=np.float32)
+        slot_of = np.cumsum(wanted) - 1
+        pool = GammaPool(int(keys.max(initial=0)), dirichlet_prior(k), rng)
         for rows in _chunks(u, b * k):
             n = keys[rows]
             total = n.sum(axis=1)
             live = total > 0
-            p = _dirichlet(n + dirichlet_prior(k), b, rng)
-            redrawn = np.zeros(p.shape, dtype=np.int64)
+            p, true_entropy = pool.dirichlet(n, b, rng)
+            redrawn = np.zeros(p.shape, dtype=np.uint16)
             if live.any():
                 redrawn[live] = rng.multinomial(total[live, None], p[live])
-            safe = np.where(live, total, 1)[:, None, None]
-            shares[rows] = (redrawn / safe - p).astype(np.float16)
-            entropy[rows] = normalized_entropy(redrawn, correction=correction) - normalized_entropy(p)
-        return shares, entropy
-
-    def shares(self, rows: slice) -> np.ndarray:
-        """Share pivots (g, K, B) float32 of the groups ``rows``; NaN where no known label."""
-        groups = np.arange(len(self._key))[rows]
-        pivots = self._share_pivots[self._key[groups][:, None, None],
-                                    self._draw_index(groups)[:, None, :],
-                                    self._rank[groups][:, :, None]].astype(np.float32)
-        pivots[~self._known[groups]] = np.nan
-        return pivots
+            entropy[rows] = normalized_entropy(redrawn, correction=correction) - true_entropy
+            keep = np.flatnonzero(wanted[rows])
+            if len(keep):
+                safe = np.where(live, total, 1)[keep, None, None]
+                shares[slot_of[rows][keep]] = redrawn[keep] / safe - p[keep]
+        return entropy, shares
