@@ -35,6 +35,7 @@ import pandas as pd
 from biaskit import taxonomy
 from biaskit.metrics.entropy import normalized_entropy
 from biaskit.metrics.io import BAD_LABEL
+from biaskit.metrics.bootstrap import percentile_interval
 from biaskit.metrics.posterior import dirichlet_prior
 from biaskit.tables import concat_rows, require_columns
 
@@ -49,6 +50,8 @@ CORRECTED_OVERALL_COLUMNS = ("model", "attribute", "kind", "n_prompts", "observe
                              "validation_accuracy")
 #: Draws of (prompts x draws x categories) unmixed at once.
 MAX_CORRECTED_CELLS = 1 << 20
+#: Candidate draws of the tagged-label distribution per kept draw (see :func:`posterior_truth`).
+CANDIDATES = 4
 #: EM tolerance of the draws (an interval endpoint needs far less than the point estimate).
 DRAW_TOLERANCE = 1e-6
 NO_VALIDATION_ROW = ("confusion: attribute {attribute!r}: no validation example with true label "
@@ -148,6 +151,35 @@ def redrawn_matrices(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.nda
     return row_stochastic(redrawn)
 
 
+def posterior_truth(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
+    """Draws (g, B, K) of the true distribution given tagged counts (g, K) and matrices (B, K, K).
+
+    The tagged-label distribution is drawn from its Dirichlet posterior, ``q* ~
+    Dirichlet(n + 1/K)``, and mapped to the truth ``p* = C*^-T q*``; a draw
+    whose ``p*`` leaves the simplex is impossible under ``C*`` and is replaced by
+    the next of :data:`CANDIDATES` candidates (rejection sampling: the prior on
+    ``p`` is then the Dirichlet of ``C^T p``).  Where every candidate falls
+    outside (a tiny share of draws), the first one's maximum-likelihood
+    projection (:func:`unmix`) stands in.
+    """
+    g, k = counts.shape
+    b = len(matrices)
+    gammas = rng.standard_gamma(np.broadcast_to((counts + dirichlet_prior(k))[:, None, None, :],
+                                                (g, CANDIDATES, b, k)))
+    tagged = gammas / gammas.sum(axis=-1, keepdims=True)
+    inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
+    raw = np.einsum("bij,gcbj->gcbi", inverse, tagged)
+    valid = (raw >= 0).all(axis=-1)
+    first = np.argmax(valid, axis=1)  # (g, B): the first valid candidate
+    truth = np.take_along_axis(raw, first[:, None, :, None], axis=1)[:, 0]
+    missing = ~valid.any(axis=1)
+    if missing.any():
+        rows, draws = np.nonzero(missing)
+        truth[rows, draws] = unmix(tagged[rows, 0, draws], matrices[draws],
+                                   tolerance=DRAW_TOLERANCE)
+    return truth / truth.sum(axis=-1, keepdims=True)
+
+
 def expected_heterogeneity(shares: np.ndarray, n_images) -> np.ndarray:
     """``1 - sum_c p_c ** N``: the probability that N independent persons hold more than one label."""
     return 1.0 - np.power(shares, np.asarray(n_images, dtype=np.float64)[..., None]).sum(axis=-1)
@@ -187,23 +219,22 @@ class CorrectedAttribute:
         g = len(effective)
         out = {"shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "entropy": np.full((g, b), np.nan, dtype=np.float32),
-               "heterogeneity": np.full((g, b), np.nan, dtype=np.float32)}
+               "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
+               "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32)}
         known = np.flatnonzero(effective.sum(axis=1) > 0)
-        per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k))
+        per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
         for first in range(0, len(known), per_chunk):
             rows = known[first:first + per_chunk]
             n = effective[rows]
-            gammas = rng.standard_gamma(np.broadcast_to((n + dirichlet_prior(k))[:, None, :],
-                                                        (len(rows), b, k)))
-            tagged = gammas / gammas.sum(axis=-1, keepdims=True)
-            truth = unmix(tagged, matrices[None], tolerance=DRAW_TOLERANCE)
+            truth = posterior_truth(n, matrices, rng=rng)
             expected = np.einsum("gbi,bij->gbj", truth, matrices)
             expected /= expected.sum(axis=-1, keepdims=True)
             redrawn = rng.multinomial(n.sum(axis=1).astype(np.int64)[:, None], expected)
             estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
             images = self.n_images[rows, None]
             out["shares"][rows] = np.moveaxis(estimate - truth, 1, -1)
-            out["entropy"][rows] = normalized_entropy(estimate) - normalized_entropy(truth)
+            out["posterior_entropy"][rows] = normalized_entropy(truth)
+            out["entropy"][rows] = normalized_entropy(estimate) - out["posterior_entropy"][rows]
             out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
                                           - expected_heterogeneity(truth, images))
         return out
@@ -249,6 +280,10 @@ def _corrected_attribute(frame, attribute: str, confusion: pd.DataFrame, rng: np
         "observed_share": fit.observed.shares.ravel(), "share": fit.shares.ravel(),
         "ci_low": low.ravel(), "ci_high": high.ravel()})
     low, high = frame.pivot_interval(fit.entropy, fit.pivots["entropy"])
+    # As for the observed entropy (biaskit.metrics.posterior.entropy_interval): the hull with
+    # the posterior interval, which covers where the pivot interval's reflection misleads.
+    credible = percentile_interval(fit.pivots["posterior_entropy"], confidence=frame.confidence)
+    low, high = np.fmin(low, credible[0]), np.fmax(high, credible[1])
     corrected_entropy = pd.DataFrame({
         **frame.index_columns(), "attribute": attribute,
         "observed_entropy": normalized_entropy(fit.observed.counts), "entropy": fit.entropy,

@@ -66,6 +66,7 @@ from biaskit.metrics.posterior import (
     AttributeDraws,
     design_sums,
     effective_counts,
+    entropy_interval,
     jeffreys_interval,
     pivot_interval,
 )
@@ -305,7 +306,8 @@ class BiasFrame:
         parts = []
         for attribute in self.taxonomies:
             point = self.point_metrics(attribute)
-            low, high = self.pivot_interval(point.entropy, self.draws(attribute).entropy)
+            low, high = entropy_interval(point.entropy, self.draws(attribute),
+                                         confidence=self.confidence)
             expected = self.expected_index(attribute)
             within = self.proportion_intervals(attribute)["within_image_heterogeneity"]
             match = self.proportion_intervals(attribute)["match_rate"]
