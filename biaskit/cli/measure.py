@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         subparsers, "measure", help="compute bias metrics from an observations table",
         description="Compute bias metrics from an observations table: category distributions, "
                     "heterogeneous-output frequency, normalized entropy, ahistorical match, and "
-                    "model vs baseline with bootstrap intervals and tests.")
+                    "model vs baseline with intervals and tests.")
     parser.add_argument("observations", type=Path, metavar="OBSERVATIONS",
                         help="observations table (.csv or .parquet)")
     parser.add_argument("--prompts", required=True, type=Path, metavar="SUITE",
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
                              "'biaskit validate': also write classifier-error corrected shares and entropy")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="posterior draws per interval (default 1000; 0: no intervals)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="interval coverage (default 0.95)")

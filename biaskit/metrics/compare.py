@@ -1,4 +1,4 @@
-"""Model vs baseline: deltas with bootstrap intervals, tests and q-values.
+"""Model vs baseline: deltas with intervals, tests and q-values.
 
 The comparison table has one row per model, prompt, attribute and metric:
 
@@ -11,9 +11,12 @@ The comparison table has one row per model, prompt, attribute and metric:
   ``mean_entropy`` and, where prompts of the kind have an expected label,
   ``match_rate`` (as in the overall table).
 
-``delta = value - baseline_value``; ``ci_low``/``ci_high`` is the percentile
-interval of the replicate deltas, the two models being resampled independently
-(their images are distinct).  ``p_value`` (per-prompt rows only; the same on
+``delta = value - baseline_value``; ``ci_low``/``ci_high`` is its interval
+(the two models' images are distinct, so their estimates are independent):
+for proportions (shares, within-image heterogeneity, match rate) and HOF the
+MOVER interval of the two Jeffreys intervals, for entropy and means over
+prompts the difference of the two models' posterior-predictive pivots
+(:mod:`biaskit.metrics.posterior`).  ``p_value`` (per-prompt rows only; the same on
 every metric row of a prompt and attribute) tests that the model's and the
 baseline's known-label distributions are equal
 (:func:`biaskit.metrics.stats.equal_distribution_test`); ``q_value`` is its
@@ -47,7 +50,7 @@ def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
     """Rows of every model in ``models`` against ``baseline`` (see the module docstring).
 
     The tests (mostly Monte-Carlo draws, in numpy calls that release the GIL)
-    run in a second thread while this one computes the bootstrap intervals;
+    run in a second thread while this one computes the intervals;
     they draw from their own seeded generator in a fixed order, so the result
     does not depend on the timing.
     """

@@ -2,7 +2,7 @@
 
 In the spirit of fairlearn's ``MetricFrame``: one object built once from the
 observations (+ the suite, + optionally the images table), holding the
-bootstrap replicates, and exposing tidy DataFrames.  Definitions (DESIGN.md §4,
+posterior draws of its intervals, and exposing tidy DataFrames.  Definitions (DESIGN.md §4,
 for one model, prompt and attribute with a taxonomy of K categories; the person
 is the counting unit and "unclear" labels are left out of shares):
 
@@ -26,18 +26,18 @@ is the counting unit and "unclear" labels are left out of shares):
 * ``count_accuracy`` = share of images whose number of distinct persons equals
   the prompt's ``expected_people`` (an image with no person counts 0 persons;
   NaN where the prompt states no count);
-* intervals: percentile bootstrap over images within model x prompt
-  (:mod:`biaskit.metrics.bootstrap`); overall intervals resample every
-  prompt's images and recompute the per-prompt quantities before averaging.
+* intervals (:mod:`biaskit.metrics.posterior`, images as the unit): Jeffreys
+  intervals for proportions (shares and match rates in effective counts,
+  within-image heterogeneity, count accuracy, HOF over prompts);
+  posterior-predictive pivot intervals for entropy and means over prompts;
+  MOVER intervals for differences of proportions.
 
 Tables: :attr:`distribution`, :attr:`summary`, :attr:`overall`, :attr:`rates`,
-:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected` and
-:attr:`corrected_entropy` (see :mod:`biaskit.metrics.correction`); :meth:`save`
-writes them all.  The
-replicate sums of every group are kept (compactly, as small integers) so that
-tables and comparisons computed later use the same replicates; so are, per
-attribute, the replicate known counts, entropies and label mixing that several
-tables need (:class:`biaskit.metrics.measures.ReplicateCache`).
+:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected`,
+:attr:`corrected_entropy` and :attr:`corrected_overall` (see
+:mod:`biaskit.metrics.correction`); :meth:`save` writes them all.  The draws
+of each attribute are made once (:meth:`draws`), so tables and comparisons
+computed later use the same ones.
 
 Examples
 --------
@@ -92,7 +92,7 @@ RATES_COLUMNS = ("model", "n_samples", "n_images", "refusal_rate", "error_rate",
 BAD_N_BOOT = "n_boot must be a non-negative integer, got {value!r}"
 BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value!r}"
 UNKNOWN_MODEL = "model {model!r} is not in the measurement; models: {known}"
-#: Replicate values (groups x replicates x columns) turned into float metrics at once.
+#: Draws (groups x draws x categories) handled at once.
 REPLICATE_VALUES_PER_CHUNK = 1 << 22
 
 
@@ -112,11 +112,11 @@ class BiasFrame:
         The images table (model, prompt_id, sample, status, ...), for n_images,
         no-person share, refusal and error rates.
     n_boot : int
-        Bootstrap replicates (0: no intervals).
+        Posterior draws per interval (0: no intervals).
     seed : int
-        Seed of the bootstrap and the permutation tests.
+        Seed of the posterior draws and the permutation tests.
     confidence : float
-        Coverage of the percentile intervals.
+        Nominal coverage of the intervals.
     entropy_correction : {None, "miller-madow"}
     confusion : DataFrame, optional
         A tidy confusion table (attribute, true, predicted, count) from

@@ -92,7 +92,7 @@ def jeffreys_interval(successes, trials, *, confidence: float = 0.95):
     --------
     >>> low, high = jeffreys_interval(0, 20)
     >>> float(low), round(float(high), 4)
-    (0.0, 0.1165)
+    (0.0, 0.1166)
     """
     x = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
