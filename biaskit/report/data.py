@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biaskit import tables
+from biaskit import tables, taxonomy
 from biaskit.suite import AMBIGUOUS_KINDS, POOLED_KIND, Suite, load_suite
 
 METRIC_TABLES = ("distribution", "summary", "overall", "rates")
@@ -182,7 +182,8 @@ def hof_sensitivity(distribution: pd.DataFrame, summary: pd.DataFrame, *,
     """
     columns = ["kind", "attribute", "model", "prompts", "heterogeneous", "single_face",
                "median_flips", "hof", "hof_single_faces_wrong"]
-    counts = distribution.groupby(["model", "prompt_id", "attribute"], sort=False)["count"]
+    known = distribution[distribution["label"] != taxonomy.UNCLEAR]
+    counts = known.groupby(["model", "prompt_id", "attribute"], sort=False)["count"]
     per_prompt = pd.DataFrame({"known": counts.sum(), "largest": counts.max()}).reset_index()
     per_prompt = per_prompt.merge(summary[["model", "prompt_id", "attribute", "kind"]],
                                   on=["model", "prompt_id", "attribute"])
