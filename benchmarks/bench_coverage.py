@@ -28,6 +28,10 @@ and HOF and mean entropy per kind.
 Usage::
 
     python benchmarks/bench_coverage.py [--replicates 100] [--draws 1000] [--cells skew3-k2-exact,...]
+    # the grid in two processes (a core each), then together:
+    python benchmarks/bench_coverage.py --noisy no --save exact.json
+    python benchmarks/bench_coverage.py --noisy yes --save noisy.json
+    python benchmarks/bench_coverage.py --merge exact.json noisy.json
 
 Prints, per interval type: coverage over the whole grid, the worst cell and
 its coverage, the mean width and the number of point estimates outside their
@@ -40,9 +44,11 @@ interval on 400-1,600.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,6 +214,25 @@ class Tally:
                                    | (point[valid] > high[valid] + tolerance)
                                    | np.isnan(low[valid])).sum())
 
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps({"hits": self.hits, "widths": self.widths,
+                                          "outside": self.outside}))
+
+    @classmethod
+    def load(cls, paths) -> "Tally":
+        """The tallies of several :meth:`save` files together (cells run in separate processes)."""
+        tally = cls()
+        for path in paths:
+            saved = json.loads(Path(path).read_text())
+            for kind, cells in saved["hits"].items():
+                for cell, hits in cells.items():
+                    tally.hits[kind][cell] += hits
+            for kind, widths in saved["widths"].items():
+                tally.widths[kind] += widths
+            for kind, outside in saved["outside"].items():
+                tally.outside[kind] += outside
+        return tally
+
     def report(self) -> bool:
         ok = True
         print(f"{'interval':34s} {'coverage':>8s} {'worst cell':>26s} {'width':>7s} {'outside':>7s}")
@@ -316,14 +341,26 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
+    parser.add_argument("--noisy", choices=("both", "yes", "no"), default="both",
+                        help="only the cells with (yes) or without (no) the noisy tagger")
+    parser.add_argument("--save", default="", help="also write the raw tallies to this JSON file")
+    parser.add_argument("--merge", nargs="+", default=(),
+                        help="report the tallies of earlier --save files together, run nothing")
     args = parser.parse_args(argv)
+    if args.merge:
+        tally = Tally.load(args.merge)
+        ok = tally.report()
+        print("targets (93-99 % overall, every cell >= 85 %, no point outside): "
+              + ("MET" if ok else "NOT MET"))
+        return 0
     cells = [(f, k, noisy) for f in FAMILIES for k in (2, 7) for noisy in (False, True)]
     wanted = set(filter(None, args.cells.split(",")))
     tally = Tally()
     start = time.perf_counter()
     for n, (family, k, noisy) in enumerate(cells):
         name = f"{family}-k{k}-{'noisy' if noisy else 'exact'}"
-        if wanted and name not in wanted:
+        if (wanted and name not in wanted) or (args.noisy != "both"
+                                                 and noisy != (args.noisy == "yes")):
             continue
         rng = np.random.default_rng([args.seed, n])
         suite, observations, images, truth, confusion, attribute = simulate_cell(
@@ -337,6 +374,8 @@ def main(argv=None) -> int:
     ok = tally.report()
     print("targets (93-99 % overall, every cell >= 85 %, no point outside): "
           + ("MET" if ok else "NOT MET"))
+    if args.save:
+        tally.save(args.save)
     return 0
 
 
