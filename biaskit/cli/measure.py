@@ -9,8 +9,8 @@ Usage::
 OBSERVATIONS is a CSV or parquet file with the columns model, prompt_id, sample,
 person, attribute, label (confidence and tagger optional), so labels from human
 raters or any other classifier can be measured too.  Writes distribution,
-summary, overall and rates (and comparison with --baseline, corrected and
-corrected_entropy with --confusion) as parquet + CSV under DIR.
+summary, overall and rates (and comparison with --baseline; corrected,
+corrected_entropy and corrected_overall with --confusion) as parquet + CSV under DIR.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", metavar="MODEL", help="compare every other model with it")
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
-                             "'biaskit validate': also write classifier-error corrected shares and entropy")
-    parser.add_argument("--n-boot", type=int, default=1000, help="posterior draws per interval (default 1000; 0: no intervals)")
+                             "'biaskit validate': also write shares, entropy, HOF and mean "
+                             "entropy corrected for classifier error")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help="posterior draws per interval (default 1000; 0: no intervals)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="interval coverage (default 0.95)")
