@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from biaskit import taxonomy
 from biaskit.metrics.entropy import normalized_entropy
@@ -52,6 +53,10 @@ CORRECTED_OVERALL_COLUMNS = ("model", "attribute", "kind", "n_prompts", "observe
 MAX_CORRECTED_CELLS = 1 << 20
 #: Candidate draws of the tagged-label distribution per kept draw (see :func:`posterior_truth`).
 CANDIDATES = 4
+#: Prior draws per matrix estimating the slab prior's acceptance.
+PRIOR_CANDIDATES = 64
+#: Prior probability that a prompt shows a single category (see :func:`posterior_truth`).
+ONE_CATEGORY_PRIOR = 0.25
 #: EM tolerance of the draws (an interval endpoint needs far less than the point estimate).
 DRAW_TOLERANCE = 1e-6
 NO_VALIDATION_ROW = ("confusion: attribute {attribute!r}: no validation example with true label "
@@ -154,17 +159,25 @@ def redrawn_matrices(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.nda
 def posterior_truth(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
     """Draws (g, B, K) of the true distribution given tagged counts (g, K) and matrices (B, K, K).
 
-    The tagged-label distribution is drawn from its Dirichlet posterior, ``q* ~
-    Dirichlet(n + 1/K)``, and mapped to the truth ``p* = C*^-T q*``; a draw
-    whose ``p*`` leaves the simplex is impossible under ``C*`` and is replaced by
-    the next of :data:`CANDIDATES` candidates (rejection sampling: the prior on
-    ``p`` is then the Dirichlet of ``C^T p``).  Where every candidate falls
-    outside (a tiny share of draws), the first one's maximum-likelihood
-    projection (:func:`unmix`) stands in.
+    The prior: with probability :data:`ONE_CATEGORY_PRIOR` the prompt shows a
+    single category (each equally likely) -- a model that always draws a male
+    CEO is a real possibility, and a continuous prior alone never puts the
+    truth exactly there, where HOF and entropy are 0 --, else the slab below.
+    Slab: the tagged-label distribution is drawn from its Dirichlet posterior,
+    ``q* ~ Dirichlet(n + 1/K)``, and mapped to the truth ``p* = C*^-T q*``; a
+    draw whose ``p*`` leaves the simplex is impossible under ``C*`` and is
+    replaced by the next of :data:`CANDIDATES` candidates (rejection sampling:
+    the slab prior on ``p`` is the Dirichlet of ``C^T p``).  Where every
+    candidate falls outside, the first one's maximum-likelihood projection
+    (:func:`unmix`) stands in.  The posterior odds of a single category ``c``
+    against the slab, per draw of ``C*``: ``prior odds x prod_j C*_cj^n_j /
+    (B(n + a) / B(a) x P_post(inside) / P_prior(inside))``, the acceptance
+    rates estimated from the candidates.
     """
     g, k = counts.shape
     b = len(matrices)
-    gammas = rng.standard_gamma(np.broadcast_to((counts + dirichlet_prior(k))[:, None, None, :],
+    a = dirichlet_prior(k)
+    gammas = rng.standard_gamma(np.broadcast_to((counts + a)[:, None, None, :],
                                                 (g, CANDIDATES, b, k)))
     tagged = gammas / gammas.sum(axis=-1, keepdims=True)
     inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
@@ -177,7 +190,33 @@ def posterior_truth(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndar
         rows, draws = np.nonzero(missing)
         truth[rows, draws] = unmix(tagged[rows, 0, draws], matrices[draws],
                                    tolerance=DRAW_TOLERANCE)
-    return truth / truth.sum(axis=-1, keepdims=True)
+    truth /= truth.sum(axis=-1, keepdims=True)
+    # Log evidence of each single category (g, B, K) and of the slab (g, 1, 1).
+    with np.errstate(divide="ignore"):
+        single = np.einsum("gj,bcj->gbc", counts, np.log(matrices))
+    inside_prior = _prior_acceptance(matrices, a, rng=rng)
+    inside_post = np.maximum(valid.mean(axis=(1, 2)), 0.5 / valid[0].size)
+    slab = (gammaln(counts + a).sum(axis=1) - gammaln(counts.sum(axis=1) + k * a)
+            - k * gammaln(a) + gammaln(k * a) + np.log(inside_post) - np.log(inside_prior))
+    log_odds = single - slab[:, None, None] + np.log(ONE_CATEGORY_PRIOR / (1 - ONE_CATEGORY_PRIOR) / k)
+    top = np.maximum(log_odds.max(axis=-1, keepdims=True), 0.0)
+    weights = np.exp(log_odds - top)
+    slab_weight = np.exp(-top[..., 0])
+    total = weights.sum(axis=-1) + slab_weight
+    u = rng.random((g, b)) * total
+    choice = (np.cumsum(weights, axis=-1) < u[..., None]).sum(axis=-1)  # k: the slab
+    pure = choice < k
+    truth[pure] = np.eye(k)[choice[pure]]
+    return truth
+
+
+def _prior_acceptance(matrices: np.ndarray, a: float, *, rng) -> float:
+    """P(C^-T q in the simplex) for q ~ Dirichlet(a), averaged over the matrices."""
+    k = matrices.shape[-1]
+    q = rng.dirichlet(np.full(k, a), size=(len(matrices), PRIOR_CANDIDATES))
+    inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
+    inside = (np.einsum("bij,bcj->bci", inverse, q) >= 0).all(axis=-1).mean()
+    return max(float(inside), 0.5 / q[..., 0].size)
 
 
 def expected_heterogeneity(shares: np.ndarray, n_images) -> np.ndarray:
@@ -220,7 +259,8 @@ class CorrectedAttribute:
         out = {"shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "entropy": np.full((g, b), np.nan, dtype=np.float32),
                "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
-               "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32)}
+               "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32),
+               "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32)}
         known = np.flatnonzero(effective.sum(axis=1) > 0)
         per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
         for first in range(0, len(known), per_chunk):
@@ -234,6 +274,7 @@ class CorrectedAttribute:
             images = self.n_images[rows, None]
             out["shares"][rows] = np.moveaxis(estimate - truth, 1, -1)
             out["posterior_entropy"][rows] = normalized_entropy(truth)
+            out["posterior_shares"][rows] = np.moveaxis(truth, 1, -1)
             out["entropy"][rows] = normalized_entropy(estimate) - out["posterior_entropy"][rows]
             out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
                                           - expected_heterogeneity(truth, images))
@@ -273,22 +314,28 @@ def _corrected_attribute(frame, attribute: str, confusion: pd.DataFrame, rng: np
     labels = frame.taxonomies[attribute]
     fit = CorrectedAttribute(frame, attribute, confusion, rng)
     k = len(labels)
-    low, high = frame.pivot_interval(fit.shares, fit.pivots["shares"])
+    low, high = _hull(frame, frame.pivot_interval(fit.shares, fit.pivots["shares"]),
+                      fit.pivots["posterior_shares"])
     corrected_shares = pd.DataFrame({
         **frame.index_columns(repeat=k), "attribute": attribute,
         "label": np.tile(np.array(labels, dtype=object), len(fit.shares)),
         "observed_share": fit.observed.shares.ravel(), "share": fit.shares.ravel(),
         "ci_low": low.ravel(), "ci_high": high.ravel()})
-    low, high = frame.pivot_interval(fit.entropy, fit.pivots["entropy"])
-    # As for the observed entropy (biaskit.metrics.posterior.entropy_interval): the hull with
-    # the posterior interval, which covers where the pivot interval's reflection misleads.
-    credible = percentile_interval(fit.pivots["posterior_entropy"], confidence=frame.confidence)
-    low, high = np.fmin(low, credible[0]), np.fmax(high, credible[1])
+    low, high = _hull(frame, frame.pivot_interval(fit.entropy, fit.pivots["entropy"]),
+                      fit.pivots["posterior_entropy"])
     corrected_entropy = pd.DataFrame({
         **frame.index_columns(), "attribute": attribute,
         "observed_entropy": normalized_entropy(fit.observed.counts), "entropy": fit.entropy,
         "ci_low": low, "ci_high": high})
     return corrected_shares, corrected_entropy, _corrected_overall(frame, attribute, fit)
+
+
+def _hull(frame, interval, posterior_draws):
+    """The hull of a pivot interval and the posterior (credible) interval of the same quantity:
+    as for the observed entropy (:func:`biaskit.metrics.posterior.entropy_interval`), the
+    credible interval covers where the pivot's reflection misleads (steep or bounded regions)."""
+    credible = percentile_interval(posterior_draws, confidence=frame.confidence)
+    return np.fmin(interval[0], credible[0]), np.fmax(interval[1], credible[1])
 
 
 def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.DataFrame:
