@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from biaskit.metrics.counts import AttributeBlock, Layout
-from biaskit.metrics.entropy import entropy_from_sums, n_log_n_table, normalized_entropy
+from biaskit.metrics.entropy import normalized_entropy
 
 
 class AttributeMetrics:
