@@ -54,8 +54,8 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
     check_correction(correction)
     counts = np.asarray(counts)
     if counts.dtype.kind == "u" and counts.dtype.itemsize <= 2:
-        # Small integer counts (posterior-predictive redraws): H = ln N - sum n_c ln n_c / N, with n ln n
-        # looked up in a table rather than taking a logarithm per cell.
+        # Small integer counts (posterior-predictive redraws): H = ln N - sum n_c ln n_c / N,
+        # with n ln n looked up in a table rather than taking a logarithm per cell.
         total = counts.sum(axis=-1, dtype=np.int64)
         weighted = n_log_n_table(int(counts.max(initial=0)))[counts].sum(axis=-1)
     else:
