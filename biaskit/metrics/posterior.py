@@ -293,12 +293,19 @@ class AttributeDraws:
         posterior = np.zeros((u, b), dtype=np.float32)
         shares = np.zeros((int(wanted.sum()), b, k), dtype=np.float32)
         slot_of = np.cumsum(wanted) - 1
-        pool = GammaPool(int(keys.max(initial=0)), dirichlet_prior(k), rng)
+        largest = int(keys.max(initial=0))
+        # A pool pays off when it is smaller than the draws it replaces.
+        pool = (GammaPool(largest, dirichlet_prior(k), rng) if (largest + 1) * POOL_SIZE < u * b * k
+                else None)
         for rows in _chunks(u, b * k):
             n = keys[rows]
             total = n.sum(axis=1)
             live = total > 0
-            p, true_entropy = pool.dirichlet(n, b, rng)
+            if pool is not None:
+                p, true_entropy = pool.dirichlet(n, b, rng)
+            else:
+                p = _dirichlet(n + dirichlet_prior(k), b, rng)
+                true_entropy = normalized_entropy(p)
             redrawn = np.zeros(p.shape, dtype=np.uint16)
             if live.any():
                 redrawn[live] = rng.multinomial(total[live, None], p[live])
