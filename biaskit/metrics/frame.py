@@ -48,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
@@ -92,6 +93,8 @@ RATES_COLUMNS = ("model", "n_samples", "n_images", "refusal_rate", "error_rate",
 BAD_N_BOOT = "n_boot must be a non-negative integer, got {value!r}"
 BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value!r}"
 UNKNOWN_MODEL = "model {model!r} is not in the measurement; models: {known}"
+#: Attributes whose posterior draws are made at once (one thread each).
+DRAW_THREADS = 2
 #: Draws (groups x draws x categories) handled at once.
 REPLICATE_VALUES_PER_CHUNK = 1 << 22
 
@@ -223,10 +226,27 @@ class BiasFrame:
         return effective_counts(self.point_metrics(attribute).counts, self.design(attribute))
 
     def draws(self, attribute: str) -> AttributeDraws:
-        """Posterior-predictive pivots of ``attribute`` (computed once; seeded per attribute)."""
+        """Posterior-predictive pivots of ``attribute`` (computed once; seeded per attribute).
+
+        The first call draws every attribute's, two at a time: numpy draws
+        random numbers without the GIL, and each attribute has its own seeded
+        generator, so the result does not depend on the order or the threads.
+        """
+        if attribute not in self._draws:
+            missing = [a for a in self.attributes if a not in self._draws]
+            for name in missing:  # the shared lazy tables, before two threads read them
+                self.point_metrics(name).counts
+                self.design(name)
+                self.expected_index(name)
+            with ThreadPoolExecutor(max_workers=DRAW_THREADS) as pool:
+                for name, draws in zip(missing, pool.map(self._draw, missing)):
+                    self._draws[name] = draws
+        return self._draws[attribute]
+
+    def _draw(self, attribute: str) -> AttributeDraws:
         if attribute not in self._draws:
             rng = np.random.default_rng([self.seed, self.attributes.index(attribute)])
-            self._draws[attribute] = AttributeDraws(
+            return AttributeDraws(
                 self.point_metrics(attribute).counts, self.design(attribute),
                 expected=self.expected_index(attribute), n_draws=self.n_boot, rng=rng,
                 correction=self.entropy_correction)
