@@ -369,13 +369,13 @@ def main(argv=None) -> int:
                          seed=args.seed + n, confusion=confusion, n_permutations=199)
         tally_cell(tally, name, bias, truth, attribute, corrected=confusion is not None)
         print(f"  {name}: done ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        if args.save:  # after every cell: a long run that is stopped keeps what it measured
+            tally.save(args.save)
     print(f"{args.replicates} replicates per cell, {args.draws} draws per interval, "
           f"nominal 95 %; {time.perf_counter() - start:.0f} s")
     ok = tally.report()
     print("targets (93-99 % overall, every cell >= 85 %, no point outside): "
           + ("MET" if ok else "NOT MET"))
-    if args.save:
-        tally.save(args.save)
     return 0
 
 
