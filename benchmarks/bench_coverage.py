@@ -27,7 +27,7 @@ and HOF and mean entropy per kind.
 
 Usage::
 
-    python benchmarks/bench_coverage.py [--replicates 100] [--draws 1000] [--cells skew3-k2-exact,...]
+    python benchmarks/bench_coverage.py [--replicates 20] [--draws 1000] [--cells skew3-k2-exact,...]
     # the grid in two processes (a core each), then together:
     python benchmarks/bench_coverage.py --noisy no --save exact.json
     python benchmarks/bench_coverage.py --noisy yes --save noisy.json
@@ -35,10 +35,14 @@ Usage::
 
 Prints, per interval type: coverage over the whole grid, the worst cell and
 its coverage, the mean width and the number of point estimates outside their
-interval.  With ``--replicates 100`` (the default) the whole grid runs in a few
-minutes on 2 busy cores; each cell's coverage of a per-kind interval then rests
-on 100 intervals (binomial standard error ~2.2 points at 95 %), of a per-prompt
-interval on 400-1,600.
+interval.  With ``--replicates 20`` (the default) a cell's coverage of a
+per-kind interval rests on 160 intervals (2 models x 4 kinds x 20; binomial
+standard error ~1.7 points at 95 %), of a per-prompt interval on 320-3,000.
+Time per cell at 20 replicates, measured on the 2-core development machine
+while it ran at a load average of ~15: ~8 s with the exact tagger, ~1.5 min
+(2 categories) to ~6 min (7 categories) with the noisy one, whose corrected
+metrics unmix every draw; the README's figures used 80 replicates per
+exact-tagger cell and 40 (2 categories) or 20 (7 categories) per noisy cell.
 """
 
 from __future__ import annotations
@@ -337,7 +341,7 @@ def _tally_corrected(tally, cell, bias, truth, labels):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replicates", type=int, default=100)
+    parser.add_argument("--replicates", type=int, default=20)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
