@@ -39,8 +39,8 @@ interval.  With ``--replicates 20`` (the default) a cell's coverage of a
 per-kind interval rests on 160 intervals (2 models x 4 kinds x 20; binomial
 standard error ~1.7 points at 95 %), of a per-prompt interval on 320-3,000.
 Time per cell at 20 replicates, measured on the 2-core development machine
-while it ran at a load average of ~15: ~8 s with the exact tagger, ~1.5 min
-(2 categories) to ~6 min (7 categories) with the noisy one, whose corrected
+while it ran at a load average of 9-17: ~8 s with the exact tagger, 1-2 min
+(2 categories) and 1.5-8 min (7 categories) with the noisy one, whose corrected
 metrics unmix every draw; the README's figures used 80 replicates per
 exact-tagger cell and 40 (2 categories) or 20 (7 categories) per noisy cell.
 """
