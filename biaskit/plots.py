@@ -149,7 +149,9 @@ def _error_span(value, low, high) -> np.ndarray:
     value, low, high = (np.asarray(a, dtype=float) for a in (value, low, high))
     below = np.where(np.isnan(low), 0.0, value - low)
     above = np.where(np.isnan(high), 0.0, high - value)
-    return np.nan_to_num(np.vstack([below, above]))
+    # An interval that misses its point (tables from biaskit < 0.2) draws a zero-length side:
+    # matplotlib refuses negative lengths, and the figure must still be drawn.
+    return np.clip(np.nan_to_num(np.vstack([below, above])), 0.0, None)
 
 
 def category_shares(distribution: pd.DataFrame, *, attribute: str, prompts: Sequence[str] | None = None,

@@ -190,12 +190,24 @@ bias = result.bias
 result.images["status"].groupby(result.images["model"]).value_counts().unstack(fill_value=0)'''),
     new_markdown_cell("""## 3. The headline: heterogeneity and entropy per attribute
 
-Higher is more diverse. Intervals are 95% bootstrap intervals over images."""),
-    new_code_cell('''from biaskit.report.data import headline
+Higher is more diverse. 95% intervals with images as the unit: for HOF, the Jeffreys interval
+of the share of heterogeneous prompts; for mean entropy, a posterior-predictive interval that
+carries the plug-in entropy's bias (every estimate lies inside its interval; see the README's
+Uncertainty section).
+
+These numbers are **not corrected for tagger error** unless the run holds a validation confusion
+table (`biaskit validate --out OUT/validation`, then measure again): HOF and entropy amplify
+tagger errors, since one mis-tagged face makes a homogeneous prompt heterogeneous."""),
+    new_code_cell('''from biaskit.report.data import headline, hof_sensitivity
 
 headline(bias.overall, models=MODELS)[
     ["kind", "attribute", "model", "n_prompts", "hof", "hof_ci_low", "hof_ci_high",
      "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high"]].round(3)'''),
+    new_code_cell('''# How many heterogeneous prompts hinge on a single face (the report shows this too).
+if bias.corrected_overall is not None:
+    display(bias.corrected_overall.round(3))
+else:
+    display(hof_sensitivity(bias.distribution, bias.summary, models=MODELS).round(2))'''),
     new_code_cell('''plots.summary_figure(bias.overall, models=MODELS)'''),
     new_markdown_cell("""## 4. Per prompt: where do the models differ?
 

@@ -1,11 +1,11 @@
 """BiasFrame tables against a small measurement worked by hand (every column of every table)."""
 
-import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta
 
 from biaskit.metrics import (COMPARISON_COLUMNS, DISTRIBUTION_COLUMNS, OVERALL_COLUMNS,
                              RATES_COLUMNS, SUMMARY_COLUMNS, BiasFrame)
@@ -131,9 +131,10 @@ def test_summary_every_column_by_hand(frame):
         assert_values(row(summary, model=model, prompt_id=prompt, attribute=attribute), expected)
 
 
-def test_summary_entropy_interval_is_zero_width_for_constant_data(frame):
+def test_summary_entropy_interval_never_collapses_on_constant_data(frame):
+    # 3 of 3 Male: the entropy is 0, but a true Female share of a few % gives that often.
     constant = row(frame.summary, model="base", prompt_id="doctor", attribute="gender")
-    assert constant.entropy_ci_low == 0.0 and constant.entropy_ci_high == 0.0
+    assert constant.entropy_ci_low == 0.0 and constant.entropy_ci_high > 0.2
     empty = row(frame.summary, model="base", prompt_id="trio", attribute="gender")
     assert pd.isna(empty.entropy_ci_low) and pd.isna(empty.entropy_ci_high)
 
@@ -146,40 +147,33 @@ def test_distribution_every_column_by_hand(frame):
                   dict(count=5, share=5 / 7))
     assert_values(row(dist, model="new", prompt_id="trio", attribute="gender", label="Female"),
                   dict(count=2, share=2 / 7))
+    # Jeffreys intervals (one person per image: the effective counts are the counts).
     assert_values(row(dist, model="new", prompt_id="doctor", attribute="skin_tone", label="MST3"),
-                  dict(count=2, share=1.0, ci_low=1.0, ci_high=1.0))
+                  dict(count=2, share=1.0, ci_low=beta.ppf(0.025, 2.5, 0.5), ci_high=1.0))
     assert_values(row(dist, model="new", prompt_id="doctor", attribute="skin_tone", label="MST7"),
-                  dict(count=0, share=0.0, ci_low=0.0, ci_high=0.0))
+                  dict(count=0, share=0.0, ci_low=0.0, ci_high=beta.ppf(0.975, 0.5, 2.5)))
     assert_values(row(dist, model="base", prompt_id="trio", attribute="gender", label="Male"),
                   dict(count=0, share=NAN, ci_low=NAN, ci_high=NAN))
     skin = dist[(dist.model == "new") & (dist.prompt_id == "doctor") & (dist.attribute == "skin_tone")]
     assert list(skin.label) == list(SKIN_TONE)
 
 
-def exact_bootstrap(images, statistic):
-    """Every ordered resample of ``images`` (equally likely) -> statistic values."""
-    return np.array([statistic(draw) for draw in itertools.product(images, repeat=len(images))])
-
-
-def test_intervals_match_an_exact_bootstrap_enumeration():
-    # new/trio gender, images as (Male, Female) known counts: 27 equally likely resamples.
+def test_group_share_interval_uses_images_as_the_unit():
+    # new/trio gender, images as (Male, Female) known counts (3, 0), (1, 1), (1, 1).  The
+    # design effect by hand: ratio-estimator variance of the Male share over the binomial one.
     images = [(3, 0), (1, 1), (1, 1)]
-
-    def share_male(draw):
-        male, female = np.sum(draw, axis=0)
-        return male / (male + female)
-
-    exact = exact_bootstrap(images, share_male)
-    bf = BiasFrame(OBS, suite=SUITE, images=IMAGES, n_boot=20000, seed=3)
-    group = bf.models.index("new") * 3 + 1
-    replicates = bf.replicate_metrics("gender", slice(group, group + 1)).shares[0, :, 0]
-    assert replicates.mean() == pytest.approx(exact.mean(), abs=0.005)
-    assert np.mean(replicates == 1.0) == pytest.approx(np.mean(exact == 1.0), abs=0.01)
-    # The table's interval is the 2.5 / 97.5 percentiles of those replicates.
+    persons = sum(m + f for m, f in images)
+    share = sum(m for m, _ in images) / persons
+    residual = sum((m - share * (m + f)) ** 2 for m, f in images)
+    clustered = len(images) / (len(images) - 1) * residual / persons**2
+    # Pooled over both categories: the Female residuals are the same, so the ratio is the Male one.
+    deff = min(max(clustered / (share * (1 - share) / persons), 1.0), persons / len(images))
+    x, n = 5 / deff, persons / deff
+    bf = BiasFrame(OBS, suite=SUITE, images=IMAGES, n_boot=100, seed=3)
     table = row(bf.distribution, model="new", prompt_id="trio", attribute="gender", label="Male")
-    assert table.ci_low == pytest.approx(np.nanpercentile(replicates, 2.5))
-    assert table.ci_high == pytest.approx(np.nanpercentile(replicates, 97.5))
-    assert table.ci_low <= table.share <= table.ci_high
+    assert table.share == pytest.approx(5 / 7)
+    assert table.ci_low == pytest.approx(beta.ppf(0.025, x + 0.5, n - x + 0.5))
+    assert table.ci_high == pytest.approx(beta.ppf(0.975, x + 0.5, n - x + 0.5))
 
 
 def test_overall_every_column_by_hand(frame):
@@ -191,9 +185,10 @@ def test_overall_every_column_by_hand(frame):
         ("new", "gender", "group"): dict(n_prompts=1, hof=1.0, mean_entropy=h2(5 / 7), match_rate=NAN),
         ("new", "gender", "ahistorical"): dict(n_prompts=1, hof=1.0, mean_entropy=h2(3 / 4),
                                                match_rate=0.75),
+        # 0 of 1 prompt heterogeneous: the Jeffreys interval [0, Beta(1/2, 3/2) 97.5 %].
         ("base", "gender", "individual"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0,
-                                               hof_ci_low=0.0, hof_ci_high=0.0,
-                                               mean_entropy_ci_low=0.0, mean_entropy_ci_high=0.0),
+                                               hof_ci_low=0.0, hof_ci_high=beta.ppf(0.975, 0.5, 1.5),
+                                               mean_entropy_ci_low=0.0),
         ("base", "gender", "group"): dict(n_prompts=0, hof=NAN, mean_entropy=NAN, hof_ci_low=NAN,
                                           mean_entropy_ci_high=NAN, match_rate=NAN),
         ("base", "gender", "ahistorical"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0,
@@ -204,44 +199,45 @@ def test_overall_every_column_by_hand(frame):
         ("new", "gender", "ambiguous"): dict(n_prompts=2, hof=1.0, mean_entropy=(1.0 + h2(5 / 7)) / 2,
                                              match_rate=NAN),
         ("base", "gender", "ambiguous"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0, hof_ci_low=0.0,
-                                              hof_ci_high=0.0),
+                                              hof_ci_high=beta.ppf(0.975, 0.5, 1.5)),
         ("new", "skin_tone", "ambiguous"): dict(n_prompts=1, hof=0.0, mean_entropy=0.0),
         ("base", "skin_tone", "ambiguous"): dict(n_prompts=0, hof=NAN, mean_entropy=NAN),
     }
     for (model, attribute, kind), values in expected.items():
         assert_values(row(overall, model=model, attribute=attribute, kind=kind), values)
+    for metric in ("hof", "mean_entropy", "match_rate"):  # every estimate inside its interval
+        rows = overall[overall[metric].notna()]
+        assert (rows[f"{metric}_ci_low"] <= rows[metric]).all()
+        assert (rows[metric] <= rows[f"{metric}_ci_high"]).all()
+    assert row(overall, model="base", attribute="gender", kind="individual").mean_entropy_ci_high > 0.2
     assert list(dict.fromkeys(overall["kind"])) == ["individual", "group", "ahistorical", "ambiguous"]
 
 
 def test_pooled_kind_replicates_average_the_prompts_of_both_kinds(frame):
     kinds = [frame.aggregate(model="new", attribute="gender", kind=k) for k in ("individual", "group")]
     pooled = frame.aggregate(model="new", attribute="gender", kind="ambiguous")
-    for metric in ("hof", "mean_entropy"):
-        # one prompt per kind here, so each kind's replicates are that prompt's
-        by_hand = np.nanmean(np.stack([k[f"{metric}_replicates"] for k in kinds]), axis=0)
-        np.testing.assert_allclose(pooled[f"{metric}_replicates"], by_hand)
+    # one prompt per kind here, so each kind's pivots are that prompt's
+    by_hand = np.mean(np.stack([k["mean_entropy_pivots"] for k in kinds]), axis=0)
+    np.testing.assert_allclose(pooled["mean_entropy_pivots"], by_hand, rtol=1e-6)
     only_individual = suite_from_dict({"name": "one", "prompts": [{"id": "p", "text": "a"}]})
     single = BiasFrame(OBS[OBS["prompt_id"] == "doctor"].replace({"doctor": "p"}), suite=only_individual,
                        n_boot=10)
     assert single.overall_kinds == ("individual",)  # nothing to pool
 
 
-def test_overall_hof_interval_recomputes_heterogeneity_per_replicate():
-    # Two individual prompts of "new": each image one known person.
+def test_overall_hof_interval_is_the_jeffreys_interval_of_the_prompts():
+    # Two individual prompts of "new", one heterogeneous: x = 1 of n = 2 prompts.
     suite = suite_from_dict({"name": "two", "prompts": [{"id": "p", "text": "a"},
                                                          {"id": "q", "text": "b"}]})
     obs = pd.DataFrame(
         [("new", "p", s, 0, "gender", lab) for s, lab in enumerate(["Male", "Female", "Male"])]
         + [("new", "q", s, 0, "gender", "Male") for s in range(3)],
         columns=["model", "prompt_id", "sample", "person", "attribute", "label"])
-    bf = BiasFrame(obs, suite=suite, n_boot=20000, seed=0)
-    # p is heterogeneous unless the resample is all Male (8/27) or all Female (1/27); q never is.
-    p_hetero = 1 - 8 / 27 - 1 / 27
-    agg = bf.aggregate(model="new", attribute="gender", kind="individual")
-    assert agg["hof"] == 0.5
-    assert agg["hof_replicates"].mean() == pytest.approx(p_hetero / 2, abs=0.01)
-    low, high = row(bf.overall, model="new", attribute="gender")[["hof_ci_low", "hof_ci_high"]]
-    assert (low, high) == (0.0, 0.5)
+    bf = BiasFrame(obs, suite=suite, n_boot=200, seed=0)
+    hof = row(bf.overall, model="new", attribute="gender")
+    assert hof.hof == 0.5
+    assert hof.hof_ci_low == pytest.approx(beta.ppf(0.025, 1.5, 1.5))
+    assert hof.hof_ci_high == pytest.approx(beta.ppf(0.975, 1.5, 1.5))
 
 
 def test_rates_every_column_by_hand(frame):
@@ -356,7 +352,7 @@ def test_seeded_reproducibility():
     pd.testing.assert_frame_equal(one.summary, two.summary)
     pd.testing.assert_frame_equal(one.compare(baseline="base"), two.compare(baseline="base"))
     everything = slice(0, 2 * 3)
-    same = [bf.replicate_metrics("gender", everything).shares for bf in (one, two, other)]
+    same = [bf.draws("gender").entropy[everything] for bf in (one, two, other)]
     np.testing.assert_array_equal(same[0], same[1])
     assert not np.array_equal(same[0], same[2], equal_nan=True)
 
@@ -370,28 +366,3 @@ def test_save_writes_parquet_and_csv(frame, tmp_path):
         assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv)
     summary = pd.read_parquet(tmp_path / "summary.parquet")
     pd.testing.assert_frame_equal(summary, frame.summary, check_dtype=False)
-
-
-@pytest.mark.parametrize("correction", [None, "miller-madow"])
-def test_replicate_cache_and_shares_match_the_general_computation(correction):
-    # The cached replicate entropies / known counts / label mixing and the replicates-last
-    # shares against the plain (uncached) per-group computation of the same replicate sums.
-    from biaskit.metrics.measures import AttributeMetrics
-    from biaskit.metrics.entropy import normalized_entropy
-
-    bias = BiasFrame(OBS, suite=SUITE, images=IMAGES, n_boot=300, seed=3,
-                     entropy_correction=correction)
-    for attribute in ("gender", "skin_tone"):
-        block = bias._packed.layout[attribute]
-        sums = np.asarray(bias._replicates)
-        plain = AttributeMetrics(sums.astype(np.float64), block, correction=correction,
-                                 expected=np.full(sums.shape[0], -1))
-        cache = bias.replicate_cache(attribute)
-        assert np.array_equal(cache.known, plain.known)
-        assert np.allclose(cache.entropy, normalized_entropy(sums[..., block.label_columns]
-                                                             .astype(np.float64),
-                                                             correction=correction),
-                           equal_nan=True, rtol=1e-12, atol=1e-12)
-        assert np.array_equal(cache.mixed_labels, (plain.counts > 0).sum(-1) > 1)
-        shares = bias.share_replicates(attribute, slice(0, sums.shape[0]))
-        assert np.allclose(shares, np.moveaxis(plain.shares, 1, -1), equal_nan=True)

@@ -121,3 +121,24 @@ def test_no_confusion_no_corrected_table():
                        columns=["model", "prompt_id", "sample", "person", "attribute", "label"])
     frame = BiasFrame(obs, suite=suite, n_boot=0)
     assert frame.corrected is None and frame.corrected_entropy is None
+
+
+def test_measure_run_uses_the_runs_validation_confusion_table(tmp_path):
+    from biaskit.metrics import measure_run
+    from biaskit.tables import write_table
+
+    suite = suite_from_dict({"name": "c", "prompts": [{"id": "p", "text": "a"}]})
+    obs = pd.DataFrame({"model": "m", "prompt_id": "p", "sample": range(20), "person": 0,
+                        "attribute": "gender", "label": ["Male"] * 18 + ["Female"] * 2})
+    write_table(obs, tmp_path / "observations.parquet")
+    measure_run(tmp_path, suite=suite, n_boot=50)
+    assert not (tmp_path / "metrics" / "corrected_overall.parquet").exists()
+    confusion = pd.DataFrame([("gender", "Male", "Male", 90), ("gender", "Male", "Female", 10),
+                              ("gender", "Female", "Female", 95), ("gender", "Female", "Male", 5)],
+                             columns=["attribute", "true", "predicted", "count"])
+    write_table(confusion, tmp_path / "validation" / "confusion.parquet")
+    bias = measure_run(tmp_path, suite=suite, n_boot=50)
+    overall = pd.read_parquet(tmp_path / "metrics" / "corrected_overall.parquet")
+    assert overall.n_validation.iloc[0] == 200
+    assert overall.validation_accuracy.iloc[0] == pytest.approx(185 / 200)
+    assert bias.corrected_overall is not None

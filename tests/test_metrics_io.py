@@ -185,9 +185,11 @@ def test_cli_writes_every_table(tmp_path, suite_file, capsys):
                  str(images_path), "--baseline", "b", "--confusion", str(confusion),
                  "--n-boot", "50", "--out", str(out)])
     assert code == 0
-    assert ("wrote comparison, corrected, corrected_entropy, distribution, overall, rates, summary"
+    assert ("wrote comparison, corrected, corrected_entropy, corrected_overall, distribution, overall, "
+            "rates, summary"
             in capsys.readouterr().out)
-    for name in ("distribution", "summary", "overall", "rates", "comparison", "corrected", "corrected_entropy"):
+    for name in ("distribution", "summary", "overall", "rates", "comparison", "corrected", "corrected_entropy",
+                 "corrected_overall"):
         assert (out / f"{name}.parquet").exists() and (out / f"{name}.csv").exists()
     rates = pd.read_csv(out / "rates.csv").set_index("model")
     assert rates.loc["a", "no_person_share"] == pytest.approx(1 / 4)  # a/doctor/2: no person

@@ -10,7 +10,7 @@ from scipy.special import comb
 
 from biaskit.metrics import benjamini_hochberg, equal_distribution_test, normalized_entropy
 from biaskit.metrics.stats import equal_distribution_tests
-from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
+from biaskit.metrics.bootstrap import group_sums, percentile_interval
 
 
 def test_entropy_matches_scipy_on_random_counts():
@@ -132,28 +132,10 @@ def test_benjamini_hochberg_matches_scipy():
     assert q[[0, 2, 3]] == pytest.approx(stats.false_discovery_control([0.01, 0.04, 0.03]))
 
 
-def test_bootstrap_resamples_whole_groups_with_replacement():
-    rng = np.random.default_rng(0)
+def test_group_sums_by_hand():
     matrix = np.column_stack([np.arange(7.0), np.ones(7)])  # value, image count
     group = np.array([0, 0, 0, 2, 2, 2, 2])  # group 1 empty
-    sums = bootstrap_sums(matrix, group, n_groups=3, n_boot=5000, rng=rng)
-    assert sums.shape == (3, 5000, 2)
-    assert (sums[0, :, 1] == 3).all() and (sums[2, :, 1] == 4).all()  # n images per replicate
-    assert (sums[1] == 0).all()
-    # E[sum of a resample] = n * mean; group 0 holds 0, 1, 2 -> 3; group 2 holds 3..6 -> 18.
-    assert sums[0, :, 0].mean() == pytest.approx(3.0, abs=0.05)
-    assert sums[2, :, 0].mean() == pytest.approx(18.0, abs=0.1)
-    # Exact bootstrap variance of the sum: n * population variance.
-    assert sums[2, :, 0].var() == pytest.approx(4 * np.var([3, 4, 5, 6]), rel=0.1)
     assert group_sums(matrix, group, n_groups=3).tolist() == [[3, 3], [0, 0], [18, 4]]
-
-
-def test_bootstrap_is_seeded_and_batches_agree_with_sizes():
-    matrix = np.random.default_rng(2).integers(0, 3, size=(30, 4)).astype(float)
-    group = np.repeat(np.arange(6), 5)
-    one = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
-    two = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
-    assert np.array_equal(one, two)
 
 
 def test_percentile_interval_matches_numpy_and_ignores_nan():
@@ -252,32 +234,6 @@ def test_large_tables_are_drawn_one_at_a_time_and_match_enumeration():
     p = monte_carlo_p_values(tables, rng=np.random.default_rng(2), n_draws=40000)
     for table, value in zip(tables, p):
         assert value == pytest.approx(exact_conditional_p(table), abs=0.01)
-
-
-@pytest.mark.parametrize("size", [5, 40])  # counted by comparisons / by bincount
-def test_resample_weights_are_multinomial_counts(size):
-    from biaskit.metrics.bootstrap import MAX_COMPARED_SIZE, _resample_weights
-
-    assert (size <= MAX_COMPARED_SIZE) == (size == 5)
-    weights = _resample_weights(3, 4000, size, np.random.default_rng(0)).astype(np.int64)
-    assert weights.shape == (3, size, 4000)
-    assert (weights.sum(axis=1) == size).all()  # every replicate draws `size` images
-    # Multinomial(size, 1/size) cell: mean 1, variance 1 - 1/size, P(0) = (1 - 1/size)**size.
-    assert weights.mean() == pytest.approx(1.0)
-    assert weights.var() == pytest.approx(1 - 1 / size, rel=0.03)
-    assert (weights == 0).mean() == pytest.approx((1 - 1 / size) ** size, abs=0.01)
-    again = _resample_weights(3, 4000, size, np.random.default_rng(0))
-    assert np.array_equal(weights, again)
-
-
-def test_bootstrap_sums_of_large_groups_match_the_moments():
-    # Groups above MAX_COMPARED_SIZE take the bincount path: same checks as for small ones.
-    matrix = np.column_stack([np.arange(50.0), np.ones(50)])
-    group = np.zeros(50, dtype=np.int64)
-    sums = bootstrap_sums(matrix, group, n_groups=1, n_boot=4000, rng=np.random.default_rng(1))
-    assert (sums[0, :, 1] == 50).all()
-    assert sums[0, :, 0].mean() == pytest.approx(50 * 24.5, rel=0.01)
-    assert sums[0, :, 0].var() == pytest.approx(50 * np.var(np.arange(50)), rel=0.1)
 
 
 def test_percentile_interval_keeps_its_input_unless_told():

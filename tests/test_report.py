@@ -331,3 +331,50 @@ def test_a_confusion_table_without_its_columns_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"images\.parquet: missing column\(s\) \['attribute', "
                                          r"'true', 'predicted', 'count'\]"):
         load_run(tmp_path, confusion=tmp_path / "images.parquet")
+
+
+def test_headline_says_it_is_not_corrected_and_how_sensitive_hof_is(report):
+    assert "Not corrected for tagger error" in report["html"]
+    assert "Not corrected for tagger error" in report["markdown"]
+    rows = report["parsed"].tables["hof-sensitivity"]
+    # cand's doctor: 1 Male, 1 Female -- heterogeneous through a single face; base's: 2 Male.
+    by_key = {tuple(r[:3]): r[3:] for r in rows[1:]}
+    assert by_key["individual", "gender", "cand"] == ["1", "1", "1", "1.0", "1.00", "0.00"]
+    assert by_key["individual", "gender", "base"] == ["1", "0", "0", "–", "0.00", "0.00"]
+    assert by_key["ambiguous", "gender", "cand"] == by_key["individual", "gender", "cand"]
+
+
+def test_corrected_headline_beside_the_observed_one(tmp_path):
+    from biaskit.tables import write_table
+
+    make_run(tmp_path)
+    corrected = pd.DataFrame(
+        [(m, "gender", "individual", 1, hof, 0.1, 0.0, 0.4, 0.5, 0.12, 0.0, 0.3, 500, 0.9)
+         for m, hof in (("base", 0.0), ("cand", 0.45))],
+        columns=["model", "attribute", "kind", "n_prompts", "observed_hof", "hof", "hof_ci_low",
+                 "hof_ci_high", "observed_mean_entropy", "mean_entropy", "mean_entropy_ci_low",
+                 "mean_entropy_ci_high", "n_validation", "validation_accuracy"])
+    write_table(corrected, tmp_path / "metrics" / "corrected_overall.parquet")
+    paths = write_report(tmp_path, thumbnails=0)
+    parser = ReportParser()
+    html = paths["html"].read_text(encoding="utf-8")
+    parser.feed(html)
+    rows = parser.tables["headline"]
+    assert rows[0][-2:] == ["HOF corrected · cand", "mean entropy corrected · cand"]
+    assert rows[1][:2] == ["individual", "gender"]
+    assert rows[1][-4:] == ["0.45 [0.30, 0.60]", "0.62 [0.50, 0.70]", "0.10 [0.00, 0.40]",
+                            "0.12 [0.00, 0.30]"]
+    assert rows[2][1] == "skin_tone" and rows[2][-2:] == ["–", "–"]  # no correction for it
+    assert parser.tables["validation-set"][1] == ["gender", "500", "90.0%"]
+    assert "Not corrected" not in html
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_and_a_note(tmp_path):
+    make_run(tmp_path)
+    summary = pd.read_parquet(tmp_path / "metrics" / "summary.parquet")
+    summary["expected"] = None  # no ahistorical rows: that figure cannot be drawn
+    summary.to_parquet(tmp_path / "metrics" / "summary.parquet")
+    with pytest.warns(UserWarning, match="figure 'ahistorical' could not be drawn"):
+        paths = write_report(tmp_path, thumbnails=0)
+    assert "Figure <code>ahistorical</code> could not be drawn" in paths["html"].read_text()
+    assert "Figure `ahistorical` could not be drawn" in paths["markdown"].read_text()

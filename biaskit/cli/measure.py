@@ -9,8 +9,8 @@ Usage::
 OBSERVATIONS is a CSV or parquet file with the columns model, prompt_id, sample,
 person, attribute, label (confidence and tagger optional), so labels from human
 raters or any other classifier can be measured too.  Writes distribution,
-summary, overall and rates (and comparison with --baseline, corrected and
-corrected_entropy with --confusion) as parquet + CSV under DIR.
+summary, overall and rates (and comparison with --baseline; corrected,
+corrected_entropy and corrected_overall with --confusion) as parquet + CSV under DIR.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         subparsers, "measure", help="compute bias metrics from an observations table",
         description="Compute bias metrics from an observations table: category distributions, "
                     "heterogeneous-output frequency, normalized entropy, ahistorical match, and "
-                    "model vs baseline with bootstrap intervals and tests.")
+                    "model vs baseline with intervals and tests.")
     parser.add_argument("observations", type=Path, metavar="OBSERVATIONS",
                         help="observations table (.csv or .parquet)")
     parser.add_argument("--prompts", required=True, type=Path, metavar="SUITE",
@@ -45,12 +45,12 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confusion", type=Path, metavar="CSV",
                         help="confusion table (attribute, true, predicted, count) from "
                              "'biaskit validate' or 'biaskit annotate import': also write classifier-error "
-                             "corrected shares, entropy and HOF (default: the run's own "
+                             "corrected shares, entropy, HOF and mean entropy (default: the run's own "
                              "validation/confusion.parquet, when there is one)")
     parser.add_argument("--no-confusion", action="store_true",
                         help="do not correct with the run's own validation/confusion.parquet")
     parser.add_argument("--n-boot", type=whole_number(0), default=1000,
-                        help="bootstrap replicates (default 1000)")
+                        help="posterior draws per interval (default 1000; 0: no intervals)")
     parser.add_argument("--confidence", type=fraction, default=0.95,
                         help="interval coverage (default 0.95)")
     parser.add_argument("--entropy-correction", choices=["miller-madow"],

@@ -1,4 +1,4 @@
-"""Model vs baseline: deltas with bootstrap intervals, tests and q-values.
+"""Model vs baseline: deltas with intervals, tests and q-values.
 
 The comparison table has one row per model, prompt, attribute and metric:
 
@@ -11,9 +11,12 @@ The comparison table has one row per model, prompt, attribute and metric:
   ``mean_entropy`` and, where prompts of the kind have an expected label,
   ``match_rate`` (as in the overall table).
 
-``delta = value - baseline_value``; ``ci_low``/``ci_high`` is the percentile
-interval of the replicate deltas, the two models being resampled independently
-(their images are distinct).  ``p_value`` (per-prompt rows only; the same on
+``delta = value - baseline_value``; ``ci_low``/``ci_high`` is its interval
+(the two models' images are distinct, so their estimates are independent):
+for proportions (shares, within-image heterogeneity, match rate) and HOF the
+MOVER interval of the two Jeffreys intervals, for entropy and means over
+prompts the difference of the two models' posterior-predictive pivots
+(:mod:`biaskit.metrics.posterior`).  ``p_value`` (per-prompt rows only; the same on
 every metric row of a prompt and attribute) tests that the model's and the
 baseline's known-label distributions are equal
 (:func:`biaskit.metrics.stats.equal_distribution_test`); ``q_value`` is its
@@ -30,6 +33,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
+from biaskit.metrics.posterior import mover_interval
 from biaskit.metrics.stats import benjamini_hochberg, equal_distribution_tests
 from biaskit.tables import concat_rows
 
@@ -37,14 +41,16 @@ COMPARISON_COLUMNS = ("prompt_id", "attribute", "metric", "model", "baseline", "
                       "baseline_value", "delta", "ci_low", "ci_high", "p_value", "q_value")
 OVERALL_PROMPT = "all:{kind}"
 SHARE_METRIC = "share:{label}"
+SHARE_PREFIX = SHARE_METRIC.format(label="")
 MULTI_PERSON_KINDS = ("group", "ahistorical")
+DELTA_RANGE = (-1.0, 1.0)
 
 
 def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
     """Rows of every model in ``models`` against ``baseline`` (see the module docstring).
 
     The tests (mostly Monte-Carlo draws, in numpy calls that release the GIL)
-    run in a second thread while this one computes the bootstrap intervals;
+    run in a second thread while this one computes the intervals;
     they draw from their own seeded generator in a fixed order, so the result
     does not depend on the timing.
     """
@@ -75,26 +81,36 @@ def _per_prompt_metrics(frame, attribute):
 
 
 def _delta_intervals(frame, *, attribute, metrics, mine: int, theirs: int):
-    """Per metric: interval of model - baseline replicate deltas per prompt, chunk by chunk."""
+    """Per metric: interval of model - baseline per prompt.
+
+    Proportions (shares, within-image heterogeneity, match rate): the MOVER
+    interval of the two Jeffreys intervals; entropy: the difference of the two
+    models' posterior-predictive pivots (:mod:`biaskit.metrics.posterior`).
+    """
     n_prompts = len(frame.prompt_ids)
-    bounds = {name: (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan)) for name in metrics}
-    labels = frame.taxonomies[attribute]
+    point = frame.point_metrics(attribute)
+    model_rows = slice(mine * n_prompts, (mine + 1) * n_prompts)
+    base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
+    proportions = frame.proportion_intervals(attribute)
+    bounds = {}
+    for name, (extract, _) in metrics.items():
+        values = extract(point)
+        if name == "entropy":
+            continue
+        low, high = proportions["shares" if name.startswith(SHARE_PREFIX) else name]
+        if name.startswith(SHARE_PREFIX):
+            j = frame.taxonomies[attribute].index(name[len(SHARE_PREFIX):])
+            low, high = low[:, j], high[:, j]
+        bounds[name] = mover_interval(values[model_rows], (low[model_rows], high[model_rows]),
+                                      values[base_rows], (low[base_rows], high[base_rows]))
+    entropy = (np.full(n_prompts, np.nan), np.full(n_prompts, np.nan))
+    pivots = frame.draws(attribute).entropy
     for prompts in frame.group_chunks(0, n_prompts):
-        model_rows, base_rows = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
-        # Shares: all labels at once, replicates last, computed in place.
-        deltas = frame.share_replicates(attribute, model_rows)
-        deltas -= frame.share_replicates(attribute, base_rows)
-        low, high = frame.interval(deltas, overwrite=True)
-        for j, label in enumerate(labels):
-            name = SHARE_METRIC.format(label=label)
-            bounds[name][0][prompts], bounds[name][1][prompts] = low[:, j], high[:, j]
-        model_reps = frame.replicate_metrics(attribute, model_rows)
-        base_reps = frame.replicate_metrics(attribute, base_rows)
-        for name, (extract, _) in metrics.items():
-            if name.startswith(SHARE_METRIC.format(label="")):
-                continue
-            low, high = frame.interval(extract(model_reps) - extract(base_reps), overwrite=True)
-            bounds[name][0][prompts], bounds[name][1][prompts] = low, high
+        mine_rows, base = _shift(prompts, mine * n_prompts), _shift(prompts, theirs * n_prompts)
+        delta = point.entropy[mine_rows] - point.entropy[base]
+        entropy[0][prompts], entropy[1][prompts] = frame.pivot_interval(
+            delta, pivots[mine_rows] - pivots[base], bounds=DELTA_RANGE)
+    bounds["entropy"] = entropy
     return bounds
 
 
@@ -151,7 +167,13 @@ def _overall_rows(frame, *, model, baseline, attribute) -> pd.DataFrame:
         if (has_expected & of_kind).any():
             metrics.append("match_rate")
         for metric in metrics:
-            low, high = frame.interval(mine[f"{metric}_replicates"] - theirs[f"{metric}_replicates"])
+            if metric == "hof":
+                low, high = mover_interval(mine[metric], mine["hof_ci"], theirs[metric],
+                                           theirs["hof_ci"])
+            else:
+                low, high = frame.pivot_interval(
+                    mine[metric] - theirs[metric],
+                    mine[f"{metric}_pivots"] - theirs[f"{metric}_pivots"], bounds=DELTA_RANGE)
             rows.append({"prompt_id": OVERALL_PROMPT.format(kind=kind), "metric": metric,
                          "value": mine[metric], "baseline_value": theirs[metric],
                          "ci_low": float(low), "ci_high": float(high),

@@ -9,12 +9,14 @@ on the simplex (then it is the maximum-likelihood estimate), otherwise the
 maximum-likelihood estimate by EM (``p_i <- p_i sum_j q_j C_ij / sum_k p_k
 C_kj``), which keeps every share in [0, 1] and summing to 1.
 
-Intervals (:func:`corrected_tables`) are percentile intervals over
-replicates that resample both the images (as every other interval) and the
-validation set (each true-label row of the confusion table redrawn from its
-multinomial), so they carry the uncertainty of ``C`` too.  The corrected
-normalized entropy of each prompt is that of its corrected shares (plug-in),
-with intervals from the same replicates.
+Intervals (:class:`CorrectedAttribute`) are posterior-predictive pivot
+intervals (:mod:`biaskit.metrics.posterior`) whose draws redraw both the
+tagged labels (images as the unit) and the validation set (each true-label row
+of the confusion table from its Dirichlet posterior, then a new validation set
+of the same size), so they carry the uncertainty of ``C`` too.  The corrected
+normalized entropy of each prompt is that of its corrected shares (plug-in);
+the corrected HOF of a kind of prompt is the mean of the prompts' expected
+heterogeneity ``1 - sum_c p_c ** N`` of their corrected shares.
 
 Examples
 --------
@@ -29,10 +31,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from biaskit import taxonomy
 from biaskit.metrics.entropy import normalized_entropy
 from biaskit.metrics.io import BAD_LABEL
+from biaskit.metrics.bootstrap import percentile_interval
+from biaskit.metrics.posterior import dirichlet_prior
 from biaskit.tables import concat_rows, require_columns
 
 CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
@@ -40,6 +45,20 @@ CORRECTED_COLUMNS = ("model", "prompt_id", "attribute", "label", "observed_share
                      "ci_low", "ci_high")
 CORRECTED_ENTROPY_COLUMNS = ("model", "prompt_id", "attribute", "observed_entropy", "entropy",
                              "ci_low", "ci_high")
+CORRECTED_OVERALL_COLUMNS = ("model", "attribute", "kind", "n_prompts", "observed_hof", "hof",
+                             "hof_ci_low", "hof_ci_high", "observed_mean_entropy", "mean_entropy",
+                             "mean_entropy_ci_low", "mean_entropy_ci_high", "n_validation",
+                             "validation_accuracy")
+#: Draws of (prompts x draws x categories) unmixed at once.
+MAX_CORRECTED_CELLS = 1 << 20
+#: Candidate draws of the tagged-label distribution per kept draw (see :func:`posterior_truth`).
+CANDIDATES = 4
+#: Prior draws per matrix estimating the slab prior's acceptance.
+PRIOR_CANDIDATES = 64
+#: Prior probability that a prompt shows a single category (see :func:`posterior_truth`).
+ONE_CATEGORY_PRIOR = 0.25
+#: EM tolerance of the draws (an interval endpoint needs far less than the point estimate).
+DRAW_TOLERANCE = 1e-6
 NO_VALIDATION_ROW = ("confusion: attribute {attribute!r}: no validation example with true label "
                      "{label!r}; assuming it is always predicted correctly")
 MAX_EM_ITERATIONS = 20000
@@ -81,7 +100,7 @@ def row_stochastic(counts: np.ndarray, *, attribute: str = "", labels=()) -> np.
     return np.where(empty[..., None], eye, counts / np.where(totals > 0, totals, 1.0))
 
 
-def unmix(observed: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def unmix(observed: np.ndarray, matrix: np.ndarray, *, tolerance: float = EM_TOLERANCE) -> np.ndarray:
     """Estimate true shares ``p`` (..., K) from observed shares (or counts) ``q = C^T p``.
 
     ``matrix`` is row-stochastic (K, K) or a stack broadcastable against
@@ -98,13 +117,13 @@ def unmix(observed: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     if outside.any():
         start = np.clip(p[outside], 0.0, None)
         start = 0.5 * start / start.sum(axis=-1, keepdims=True) + 0.5 / q.shape[-1]
-        p[outside] = _em(q[outside], matrix[outside], start)
+        p[outside] = _em(q[outside], matrix[outside], start, tolerance=tolerance)
     p = np.clip(p, 0.0, None)
     p = p / np.where(p.sum(axis=-1, keepdims=True) > 0, p.sum(axis=-1, keepdims=True), 1.0)
     return np.where(total > 0, p, np.nan)
 
 
-def _em(q: np.ndarray, matrix: np.ndarray, p: np.ndarray) -> np.ndarray:
+def _em(q: np.ndarray, matrix: np.ndarray, p: np.ndarray, *, tolerance: float) -> np.ndarray:
     """EM for mixture weights with known components, rows (N, K); stops rows as they converge."""
     p = p.copy()
     active = np.arange(len(p))
@@ -115,25 +134,156 @@ def _em(q: np.ndarray, matrix: np.ndarray, p: np.ndarray) -> np.ndarray:
         updated = current * np.einsum("nij,nj->ni", C, weight)
         updated /= updated.sum(axis=-1, keepdims=True)
         p[active] = updated
-        moving = np.abs(updated - current).max(axis=-1) > EM_TOLERANCE
+        moving = np.abs(updated - current).max(axis=-1) > tolerance
         active = active[moving]
         if not len(active):
             break
     return p
 
 
-def resampled_matrices(counts: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``n_boot`` row-stochastic matrices, each true-label row redrawn from its multinomial."""
-    stochastic = row_stochastic(counts)
-    draws = np.empty((n_boot,) + counts.shape)
-    for i, total in enumerate(counts.sum(axis=1).astype(np.int64)):
-        draws[:, i] = rng.multinomial(total, stochastic[i], size=n_boot) if total else np.eye(
-            len(counts))[i]
-    return row_stochastic(draws)
+def posterior_matrices(counts: np.ndarray, *, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_draws`` row-stochastic matrices (B, K, K): each true-label row drawn from its Dirichlet
+    posterior (validation counts + 1/K), so the confusion matrix's own uncertainty is carried."""
+    k = len(counts)
+    gammas = rng.standard_gamma(np.broadcast_to(counts + dirichlet_prior(k), (n_draws, k, k)))
+    return gammas / gammas.sum(axis=-1, keepdims=True)
 
 
-def corrected_tables(frame, confusion: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Corrected shares and entropy per model x prompt x attribute (attributes in ``confusion`` only).
+def redrawn_matrices(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
+    """A new validation set of the same size per draw, tagged by that draw's matrix, as rates."""
+    totals = np.broadcast_to(counts.sum(axis=1).astype(np.int64)[None, :], matrices.shape[:2])
+    redrawn = rng.multinomial(totals, matrices)
+    return row_stochastic(redrawn)
+
+
+def posterior_truth(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
+    """Draws (g, B, K) of the true distribution given tagged counts (g, K) and matrices (B, K, K).
+
+    The prior: with probability :data:`ONE_CATEGORY_PRIOR` the prompt shows a
+    single category (each equally likely) -- a model that always draws a male
+    CEO is a real possibility, and a continuous prior alone never puts the
+    truth exactly there, where HOF and entropy are 0 --, else the slab below.
+    Slab: the tagged-label distribution is drawn from its Dirichlet posterior,
+    ``q* ~ Dirichlet(n + 1/K)``, and mapped to the truth ``p* = C*^-T q*``; a
+    draw whose ``p*`` leaves the simplex is impossible under ``C*`` and is
+    replaced by the next of :data:`CANDIDATES` candidates (rejection sampling:
+    the slab prior on ``p`` is the Dirichlet of ``C^T p``).  Where every
+    candidate falls outside, the first one's maximum-likelihood projection
+    (:func:`unmix`) stands in.  The posterior odds of a single category ``c``
+    against the slab, per draw of ``C*``: ``prior odds x prod_j C*_cj^n_j /
+    (B(n + a) / B(a) x P_post(inside) / P_prior(inside))``, the acceptance
+    rates estimated from the candidates.
+    """
+    g, k = counts.shape
+    b = len(matrices)
+    a = dirichlet_prior(k)
+    gammas = rng.standard_gamma(np.broadcast_to((counts + a)[:, None, None, :],
+                                                (g, CANDIDATES, b, k)))
+    tagged = gammas / gammas.sum(axis=-1, keepdims=True)
+    inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
+    raw = np.einsum("bij,gcbj->gcbi", inverse, tagged)
+    valid = (raw >= 0).all(axis=-1)
+    first = np.argmax(valid, axis=1)  # (g, B): the first valid candidate
+    truth = np.take_along_axis(raw, first[:, None, :, None], axis=1)[:, 0]
+    missing = ~valid.any(axis=1)
+    if missing.any():
+        rows, draws = np.nonzero(missing)
+        truth[rows, draws] = unmix(tagged[rows, 0, draws], matrices[draws],
+                                   tolerance=DRAW_TOLERANCE)
+    truth /= truth.sum(axis=-1, keepdims=True)
+    # Log evidence of each single category (g, B, K) and of the slab (g, 1, 1).
+    with np.errstate(divide="ignore"):
+        single = np.einsum("gj,bcj->gbc", counts, np.log(matrices))
+    inside_prior = _prior_acceptance(matrices, a, rng=rng)
+    inside_post = np.maximum(valid.mean(axis=(1, 2)), 0.5 / valid[0].size)
+    slab = (gammaln(counts + a).sum(axis=1) - gammaln(counts.sum(axis=1) + k * a)
+            - k * gammaln(a) + gammaln(k * a) + np.log(inside_post) - np.log(inside_prior))
+    log_odds = single - slab[:, None, None] + np.log(ONE_CATEGORY_PRIOR / (1 - ONE_CATEGORY_PRIOR) / k)
+    top = np.maximum(log_odds.max(axis=-1, keepdims=True), 0.0)
+    weights = np.exp(log_odds - top)
+    slab_weight = np.exp(-top[..., 0])
+    total = weights.sum(axis=-1) + slab_weight
+    u = rng.random((g, b)) * total
+    choice = (np.cumsum(weights, axis=-1) < u[..., None]).sum(axis=-1)  # k: the slab
+    pure = choice < k
+    truth[pure] = np.eye(k)[choice[pure]]
+    return truth
+
+
+def _prior_acceptance(matrices: np.ndarray, a: float, *, rng) -> float:
+    """P(C^-T q in the simplex) for q ~ Dirichlet(a), averaged over the matrices."""
+    k = matrices.shape[-1]
+    q = rng.dirichlet(np.full(k, a), size=(len(matrices), PRIOR_CANDIDATES))
+    inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
+    inside = (np.einsum("bij,bcj->bci", inverse, q) >= 0).all(axis=-1).mean()
+    return max(float(inside), 0.5 / q[..., 0].size)
+
+
+def expected_heterogeneity(shares: np.ndarray, n_images) -> np.ndarray:
+    """``1 - sum_c p_c ** N``: the probability that N independent persons hold more than one label."""
+    return 1.0 - np.power(shares, np.asarray(n_images, dtype=np.float64)[..., None]).sum(axis=-1)
+
+
+class CorrectedAttribute:
+    """Corrected shares, entropy and expected heterogeneity of one attribute, with pivots.
+
+    Point: ``p = unmix(n, C)``.  Pivots (:mod:`biaskit.metrics.posterior`):
+    the tagged-label distribution ``q* ~ Dirichlet(n_eff + 1/K)`` and the
+    matrix ``C*`` (rows from their Dirichlet posteriors) give ``p* =
+    unmix(q*, C*)``; a new tagged sample ``n** ~ Multinomial(N_eff, C*^T p*)``
+    and a new validation set tagged by ``C*`` give ``p** = unmix(n**, C**)``;
+    the pivot of ``f`` is ``f(p**) - f(p*)``.  ``C*`` is the same for every
+    prompt in one draw (one validation set serves them all).
+    """
+
+    def __init__(self, frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator):
+        labels = frame.taxonomies[attribute]
+        self.counts = confusion_counts(confusion, attribute=attribute, labels=labels)
+        matrix = row_stochastic(self.counts, attribute=attribute, labels=labels)
+        point = frame.point_metrics(attribute)
+        self.observed = point
+        self.n_images = frame.design(attribute)[:, -1]
+        self.shares = unmix(point.counts, matrix)
+        self.entropy = normalized_entropy(np.nan_to_num(self.shares))
+        self.entropy[point.known == 0] = np.nan
+        self.heterogeneity = expected_heterogeneity(self.shares, self.n_images)
+        self.pivots = self._pivots(frame, attribute, rng)
+
+    def _pivots(self, frame, attribute, rng) -> dict[str, np.ndarray]:
+        b = frame.n_boot
+        k = self.counts.shape[0]
+        matrices = posterior_matrices(self.counts, n_draws=b, rng=rng)
+        refitted = redrawn_matrices(self.counts, matrices, rng=rng)
+        effective = np.rint(frame.effective_counts(attribute))
+        g = len(effective)
+        out = {"shares": np.full((g, k, b), np.nan, dtype=np.float32),
+               "entropy": np.full((g, b), np.nan, dtype=np.float32),
+               "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
+               "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32),
+               "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32)}
+        known = np.flatnonzero(effective.sum(axis=1) > 0)
+        per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
+        for first in range(0, len(known), per_chunk):
+            rows = known[first:first + per_chunk]
+            n = effective[rows]
+            truth = posterior_truth(n, matrices, rng=rng)
+            expected = np.einsum("gbi,bij->gbj", truth, matrices)
+            expected /= expected.sum(axis=-1, keepdims=True)
+            redrawn = rng.multinomial(n.sum(axis=1).astype(np.int64)[:, None], expected)
+            estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
+            images = self.n_images[rows, None]
+            out["shares"][rows] = np.moveaxis(estimate - truth, 1, -1)
+            out["posterior_entropy"][rows] = normalized_entropy(truth)
+            out["posterior_shares"][rows] = np.moveaxis(truth, 1, -1)
+            out["entropy"][rows] = normalized_entropy(estimate) - out["posterior_entropy"][rows]
+            out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
+                                          - expected_heterogeneity(truth, images))
+        return out
+
+
+def corrected_tables(frame, confusion: pd.DataFrame
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Corrected shares, entropy and per-kind HOF / mean entropy (attributes in ``confusion`` only).
 
     Returns
     -------
@@ -143,37 +293,72 @@ def corrected_tables(frame, confusion: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     entropy : DataFrame
         model, prompt_id, attribute, observed_entropy (plug-in, of the
         observed shares), entropy (of the corrected shares), ci_low, ci_high.
+    overall : DataFrame
+        :data:`CORRECTED_OVERALL_COLUMNS`: per model, attribute and kind, the
+        observed HOF and mean entropy beside the corrected ones -- the
+        corrected HOF is the mean over prompts of the expected heterogeneity
+        ``1 - sum_c p_c ** N`` of the corrected shares (N: the prompt's images
+        with a known label) -- with intervals, the validation set's size and
+        the tagger's accuracy on it.
     """
     rng = np.random.default_rng([frame.seed, 1])
     parts = [_corrected_attribute(frame, attribute, confusion, rng) for attribute in frame.attributes
              if (confusion["attribute"] == attribute).any()]
-    return (concat_rows([shares for shares, _ in parts], CORRECTED_COLUMNS),
-            concat_rows([entropy for _, entropy in parts], CORRECTED_ENTROPY_COLUMNS))
+    return (concat_rows([part[0] for part in parts], CORRECTED_COLUMNS),
+            concat_rows([part[1] for part in parts], CORRECTED_ENTROPY_COLUMNS),
+            concat_rows([part[2] for part in parts], CORRECTED_OVERALL_COLUMNS))
 
 
-def _corrected_attribute(frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator
-                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`corrected_tables`' two parts for one attribute."""
+def _corrected_attribute(frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator):
+    """:func:`corrected_tables`' three parts for one attribute."""
     labels = frame.taxonomies[attribute]
-    counts = confusion_counts(confusion, attribute=attribute, labels=labels)
-    matrix = row_stochastic(counts, attribute=attribute, labels=labels)
-    point = frame.point_metrics(attribute)
-    shares = unmix(point.counts, matrix)
-    matrices = resampled_matrices(counts, n_boot=frame.n_boot, rng=rng)
-
-    def shares_then_entropy(reps):  # one unmixing per replicate gives both intervals
-        replicate_shares = unmix(reps.counts, matrices)
-        return np.concatenate([replicate_shares, normalized_entropy(replicate_shares)[..., None]], axis=-1)
-
-    low, high = frame.replicate_intervals(attribute, shares_then_entropy)
+    fit = CorrectedAttribute(frame, attribute, confusion, rng)
     k = len(labels)
+    low, high = _hull(frame, frame.pivot_interval(fit.shares, fit.pivots["shares"]),
+                      fit.pivots["posterior_shares"])
     corrected_shares = pd.DataFrame({
         **frame.index_columns(repeat=k), "attribute": attribute,
-        "label": np.tile(np.array(labels, dtype=object), len(shares)),
-        "observed_share": point.shares.ravel(), "share": shares.ravel(),
-        "ci_low": low[:, :k].ravel(), "ci_high": high[:, :k].ravel()})
+        "label": np.tile(np.array(labels, dtype=object), len(fit.shares)),
+        "observed_share": fit.observed.shares.ravel(), "share": fit.shares.ravel(),
+        "ci_low": low.ravel(), "ci_high": high.ravel()})
+    low, high = _hull(frame, frame.pivot_interval(fit.entropy, fit.pivots["entropy"]),
+                      fit.pivots["posterior_entropy"])
     corrected_entropy = pd.DataFrame({
         **frame.index_columns(), "attribute": attribute,
-        "observed_entropy": normalized_entropy(point.counts), "entropy": normalized_entropy(shares),
-        "ci_low": low[:, k], "ci_high": high[:, k]})
-    return corrected_shares, corrected_entropy
+        "observed_entropy": normalized_entropy(fit.observed.counts), "entropy": fit.entropy,
+        "ci_low": low, "ci_high": high})
+    return corrected_shares, corrected_entropy, _corrected_overall(frame, attribute, fit)
+
+
+def _hull(frame, interval, posterior_draws):
+    """The hull of a pivot interval and the posterior (credible) interval of the same quantity:
+    as for the observed entropy (:func:`biaskit.metrics.posterior.entropy_interval`), the
+    credible interval covers where the pivot's reflection misleads (steep or bounded regions)."""
+    credible = percentile_interval(posterior_draws, confidence=frame.confidence)
+    return np.fmin(interval[0], credible[0]), np.fmax(interval[1], credible[1])
+
+
+def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.DataFrame:
+    n_prompts = len(frame.prompt_ids)
+    accuracy = float(np.trace(fit.counts) / fit.counts.sum()) if fit.counts.sum() else np.nan
+    rows = []
+    for m, model in enumerate(frame.models):
+        groups = slice(m * n_prompts, (m + 1) * n_prompts)
+        known = fit.observed.known[groups] > 0
+        for kind in frame.overall_kinds:
+            used = known & frame.kind_masks[kind]
+            observed = frame.aggregate(model=model, attribute=attribute, kind=kind)
+            row = {"model": model, "attribute": attribute, "kind": kind,
+                   "n_prompts": int(used.sum()), "observed_hof": observed["hof"],
+                   "observed_mean_entropy": observed["mean_entropy"],
+                   "n_validation": int(fit.counts.sum()), "validation_accuracy": accuracy}
+            for metric, name in (("hof", "heterogeneity"), ("mean_entropy", "entropy")):
+                point = getattr(fit, name)[groups][used]
+                value = float(point.mean()) if used.any() else np.nan
+                pivots = (fit.pivots[name][groups][used].mean(axis=0, dtype=np.float64)
+                          if used.any() else np.full(frame.n_boot, np.nan))
+                low, high = frame.pivot_interval(value, pivots)
+                row.update({metric: value, f"{metric}_ci_low": float(low),
+                            f"{metric}_ci_high": float(high)})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(CORRECTED_OVERALL_COLUMNS))

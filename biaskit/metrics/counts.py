@@ -6,8 +6,7 @@ counts -- for each attribute its known-label counts, its unclear count, whether
 it has >= 2 known-labelled persons and whether those labels differ; then the
 image itself, whether it has no person, whether its person count is the one the
 prompt asks for.  A group's metrics are computed from the column sums of its
-rows, and a bootstrap replicate from a weighted sum of the same rows
-(:mod:`biaskit.metrics.bootstrap`), with one code path for both.
+rows (:func:`biaskit.metrics.bootstrap.group_sums`).
 
 Groups are (model, prompt) pairs, numbered ``model_index * n_prompts +
 prompt_index`` with prompts in suite order; image rows are sorted by group.

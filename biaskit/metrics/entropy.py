@@ -33,7 +33,7 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
     Parameters
     ----------
     counts : array (..., K)
-        Non-negative counts (or bootstrap-weighted counts) of each category.
+        Non-negative counts (or shares) of each category.
     correction : {None, "miller-madow"}
         Bias correction; see the module docstring.
 
@@ -54,8 +54,8 @@ def normalized_entropy(counts: np.ndarray, *, correction: str | None = None) -> 
     check_correction(correction)
     counts = np.asarray(counts)
     if counts.dtype.kind == "u" and counts.dtype.itemsize <= 2:
-        # Integer counts (bootstrap sums): H = ln N - sum n_c ln n_c / N, with n ln n
-        # looked up in a table rather than taking a logarithm per cell.
+        # Small integer counts (posterior-predictive redraws): H = ln N - sum n_c ln n_c / N,
+        # with n ln n looked up in a table rather than taking a logarithm per cell.
         total = counts.sum(axis=-1, dtype=np.int64)
         weighted = n_log_n_table(int(counts.max(initial=0)))[counts].sum(axis=-1)
     else:
@@ -72,8 +72,7 @@ def entropy_from_sums(total, weighted, *, k: int, distinct=None,
     """Normalized entropy from ``N = sum n_c``, ``sum n_c ln n_c`` and the taxonomy size ``k``.
 
     ``distinct`` (the number of non-empty categories) is needed for the
-    Miller-Madow correction only.  Shared by :func:`normalized_entropy` and the
-    column-by-column replicate computation of :mod:`biaskit.metrics.measures`.
+    Miller-Madow correction only.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         safe = np.where(total > 0, total, 1)

@@ -2,7 +2,7 @@
 
 In the spirit of fairlearn's ``MetricFrame``: one object built once from the
 observations (+ the suite, + optionally the images table), holding the
-bootstrap replicates, and exposing tidy DataFrames.  Definitions (DESIGN.md §4,
+posterior draws of its intervals, and exposing tidy DataFrames.  Definitions (DESIGN.md §4,
 for one model, prompt and attribute with a taxonomy of K categories; the person
 is the counting unit and "unclear" labels are left out of shares):
 
@@ -26,18 +26,18 @@ is the counting unit and "unclear" labels are left out of shares):
 * ``count_accuracy`` = share of images whose number of distinct persons equals
   the prompt's ``expected_people`` (an image with no person counts 0 persons;
   NaN where the prompt states no count);
-* intervals: percentile bootstrap over images within model x prompt
-  (:mod:`biaskit.metrics.bootstrap`); overall intervals resample every
-  prompt's images and recompute the per-prompt quantities before averaging.
+* intervals (:mod:`biaskit.metrics.posterior`, images as the unit): Jeffreys
+  intervals for proportions (shares and match rates in effective counts,
+  within-image heterogeneity, count accuracy, HOF over prompts);
+  posterior-predictive pivot intervals for entropy and means over prompts;
+  MOVER intervals for differences of proportions.
 
 Tables: :attr:`distribution`, :attr:`summary`, :attr:`overall`, :attr:`rates`,
-:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected` and
-:attr:`corrected_entropy` (see :mod:`biaskit.metrics.correction`); :meth:`save`
-writes them all.  The
-replicate sums of every group are kept (compactly, as small integers) so that
-tables and comparisons computed later use the same replicates; so are, per
-attribute, the replicate known counts, entropies and label mixing that several
-tables need (:class:`biaskit.metrics.measures.ReplicateCache`).
+:meth:`compare` (see :mod:`biaskit.metrics.compare`), :attr:`corrected`,
+:attr:`corrected_entropy` and :attr:`corrected_overall` (see
+:mod:`biaskit.metrics.correction`); :meth:`save` writes them all.  The draws
+of each attribute are made once (:meth:`draws`), so tables and comparisons
+computed later use the same ones.
 
 Examples
 --------
@@ -48,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
@@ -57,16 +58,19 @@ import pandas as pd
 
 from biaskit.metrics import compare as comparing
 from biaskit.metrics import correction as correcting
-from biaskit.metrics.bootstrap import bootstrap_sums, group_sums, percentile_interval
+from biaskit.metrics.bootstrap import group_sums
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
 from biaskit.metrics.io import resolve_taxonomies, validate_observations
 from biaskit.metrics.join import check_tables
-from biaskit.metrics.measures import (
-    AttributeMetrics,
-    ReplicateCache,
-    attribute_metrics,
-    image_metrics,
+from biaskit.metrics.measures import AttributeMetrics, attribute_metrics, image_metrics
+from biaskit.metrics.posterior import (
+    AttributeDraws,
+    design_sums,
+    effective_counts,
+    entropy_interval,
+    jeffreys_interval,
+    pivot_interval,
 )
 from biaskit.metrics.measures import ratio as _ratio
 from biaskit.metrics.stats import N_PERMUTATIONS
@@ -78,16 +82,21 @@ DISTRIBUTION_COLUMNS = ("model", "prompt_id", "attribute", "label", "count", "sh
 SUMMARY_COLUMNS = ("model", "prompt_id", "kind", "attribute", "n_images", "n_people", "n_known",
                    "unclear_share", "no_person_share", "entropy", "entropy_ci_low",
                    "entropy_ci_high", "heterogeneous", "within_image_heterogeneity", "expected",
-                   "match_rate", "count_accuracy")
+                   "match_rate", "count_accuracy", "within_image_heterogeneity_ci_low",
+                   "within_image_heterogeneity_ci_high", "match_rate_ci_low", "match_rate_ci_high",
+                   "count_accuracy_ci_low", "count_accuracy_ci_high")
 OVERALL_COLUMNS = ("model", "attribute", "kind", "n_prompts", "hof", "hof_ci_low", "hof_ci_high",
-                   "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high", "match_rate")
+                   "mean_entropy", "mean_entropy_ci_low", "mean_entropy_ci_high", "match_rate",
+                   "match_rate_ci_low", "match_rate_ci_high")
 RATES_COLUMNS = ("model", "n_samples", "n_images", "refusal_rate", "error_rate",
                  "no_person_share", "n_observations", "unclear_share")
 
 BAD_N_BOOT = "n_boot must be a non-negative integer, got {value!r}"
 BAD_CONFIDENCE = "confidence must be strictly between 0 and 1, got {value!r}"
 UNKNOWN_MODEL = "model {model!r} is not in the measurement; models: {known}"
-#: Replicate values (groups x replicates x columns) turned into float metrics at once.
+#: Attributes whose posterior draws are made at once (one thread each).
+DRAW_THREADS = 2
+#: Draws (groups x draws x categories) handled at once.
 REPLICATE_VALUES_PER_CHUNK = 1 << 22
 
 
@@ -107,11 +116,11 @@ class BiasFrame:
         The images table (model, prompt_id, sample, status, ...), for n_images,
         no-person share, refusal and error rates.
     n_boot : int
-        Bootstrap replicates (0: no intervals).
+        Posterior draws per interval (0: no intervals).
     seed : int
-        Seed of the bootstrap and the permutation tests.
+        Seed of the posterior draws and the permutation tests.
     confidence : float
-        Coverage of the percentile intervals.
+        Nominal coverage of the intervals.
     entropy_correction : {None, "miller-madow"}
     confusion : DataFrame, optional
         A tidy confusion table (attribute, true, predicted, count) from
@@ -154,16 +163,12 @@ class BiasFrame:
         self._packed = pack(observations, suite=suite, taxonomies=self.taxonomies, images=images,
                             name=name)
         packed = self._packed
-        self._rng = np.random.default_rng(seed)
         self._point = group_sums(packed.matrix, packed.group, n_groups=packed.n_groups)
-        self._replicates = bootstrap_sums(packed.matrix, packed.group, n_groups=packed.n_groups,
-                                          n_boot=self.n_boot, rng=self._rng,
-                                          # The image columns (n_images, no-person and
-                                          # count shares) get no intervals: not resampled.
-                                          columns=packed.layout.image)
         self._confusion = confusion
         self._points: dict[str, AttributeMetrics] = {}
-        self._caches: dict[str, ReplicateCache] = {}
+        self._designs: dict[str, np.ndarray] = {}
+        self._draws: dict[str, AttributeDraws] = {}
+        self._proportions: dict[str, dict] = {}
         self._expected: dict[str, np.ndarray] = {}
         self._aggregates: dict[tuple[str, str], dict[str, dict]] = {}
 
@@ -208,74 +213,84 @@ class BiasFrame:
                 expected=self.expected_index(attribute), correction=self.entropy_correction)
         return self._points[attribute]
 
-    def replicate_metrics(self, attribute: str, rows: slice) -> AttributeMetrics:
-        """Bootstrap replicates of ``attribute`` for the groups ``rows`` (leading shape (g, B)).
+    def design(self, attribute: str) -> np.ndarray:
+        """Group sums of :func:`biaskit.metrics.posterior.design_sums` of ``attribute`` (G, 3K + 2)."""
+        if attribute not in self._designs:
+            block = self._packed.layout[attribute]
+            self._designs[attribute] = group_sums(
+                design_sums(self._packed.matrix[:, block.label_columns]), self._packed.group,
+                n_groups=self._packed.n_groups)
+        return self._designs[attribute]
 
-        Computed on demand from the compact replicate sums (they would not fit
-        in memory as float metrics for every group at once): see
-        :meth:`group_chunks`.
+    def effective_counts(self, attribute: str) -> np.ndarray:
+        """Known-label counts (G, K) over each group's design effect (images are the unit)."""
+        return effective_counts(self.point_metrics(attribute).counts, self.design(attribute))
+
+    def draws(self, attribute: str) -> AttributeDraws:
+        """Posterior-predictive pivots of ``attribute`` (computed once; seeded per attribute).
+
+        The first call draws every attribute's, two at a time: numpy draws
+        random numbers without the GIL, and each attribute has its own seeded
+        generator, so the result does not depend on the order or the threads.
         """
-        return attribute_metrics(self._replicates[rows],
-                                 self._packed.layout[attribute],
-                                 expected=self.expected_index(attribute)[rows],
-                                 correction=self.entropy_correction,
-                                 cached=self.replicate_cache(attribute)[rows])
+        if attribute not in self._draws:
+            missing = [a for a in self.attributes if a not in self._draws]
+            for name in missing:  # the shared lazy tables, before two threads read them
+                self.point_metrics(name).counts
+                self.design(name)
+                self.expected_index(name)
+            with ThreadPoolExecutor(max_workers=DRAW_THREADS) as pool:
+                for name, draws in zip(missing, pool.map(self._draw, missing)):
+                    self._draws[name] = draws
+        return self._draws[attribute]
 
-    def replicate_cache(self, attribute: str) -> ReplicateCache:
-        """Replicate known counts, entropies and label mixing of ``attribute`` (computed once)."""
-        if attribute not in self._caches:
-            self._caches[attribute] = ReplicateCache.build(
-                self._replicates, self._packed.layout[attribute],
-                chunks=self.group_chunks(0, self._point.shape[0]),
+    def _draw(self, attribute: str) -> AttributeDraws:
+        if attribute not in self._draws:
+            rng = np.random.default_rng([self.seed, self.attributes.index(attribute)])
+            return AttributeDraws(
+                self.point_metrics(attribute).counts, self.design(attribute),
+                expected=self.expected_index(attribute), n_draws=self.n_boot, rng=rng,
                 correction=self.entropy_correction)
-        return self._caches[attribute]
+        return self._draws[attribute]
 
     def group_chunks(self, start: int, stop: int):
-        """Slices covering groups ``start:stop`` whose replicates fit in a small working set."""
-        per_chunk = max(1, REPLICATE_VALUES_PER_CHUNK // max(1, self.n_boot * self._point.shape[1]))
+        """Slices covering groups ``start:stop`` whose share pivots fit in a small working set."""
+        width = max(len(labels) for labels in self.taxonomies.values()) if self.taxonomies else 1
+        per_chunk = max(1, REPLICATE_VALUES_PER_CHUNK // max(1, self.n_boot * width))
         for first in range(start, stop, per_chunk):
             yield slice(first, min(first + per_chunk, stop))
 
-    def replicate_intervals(self, attribute: str, metric, *, start: int = 0,
-                            stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Interval of ``metric(replicate_metrics)`` (replicates on axis 1) for groups start:stop."""
-        stop = self._point.shape[0] if stop is None else stop
-        lows, highs = [], []
-        for rows in self.group_chunks(start, stop):
-            low, high = self.interval(np.moveaxis(metric(self.replicate_metrics(attribute, rows)), 1, -1))
-            lows.append(low)
-            highs.append(high)
-        return np.concatenate(lows), np.concatenate(highs)
+    def proportion_interval(self, successes, trials) -> tuple[np.ndarray, np.ndarray]:
+        """Jeffreys interval at this frame's confidence (NaN without draws: ``n_boot=0``)."""
+        low, high = jeffreys_interval(successes, trials, confidence=self.confidence)
+        if self.n_boot == 0:
+            return np.full_like(low, np.nan), np.full_like(high, np.nan)
+        return low, high
 
-    def share_replicates(self, attribute: str, rows: slice) -> np.ndarray:
-        """Replicate shares (g, K, B) of the groups ``rows``, replicates last; NaN where no known label.
+    def proportion_intervals(self, attribute: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Jeffreys intervals of ``attribute``'s proportions per group (computed once).
 
-        Laid out for :meth:`interval` (contiguous replicates), and a fresh
-        array the caller may overwrite.
+        ``shares`` (G, K): effective counts (images as the unit);
+        ``within_image_heterogeneity`` (G,): mixed images among those with >= 2
+        known persons; ``match_rate`` (G,): the expected label's effective count.
         """
-        counts = self._replicates[rows][..., self._packed.layout[attribute].label_columns]
-        known = self.replicate_cache(attribute).known[rows]
-        shares = np.empty((counts.shape[0], counts.shape[2], counts.shape[1]))
-        with np.errstate(invalid="ignore"):  # 0 / 0 where no known label: NaN
-            np.divide(counts.transpose(0, 2, 1), known[:, None, :], out=shares, dtype=np.float64)
-        return shares
+        if attribute not in self._proportions:
+            block = self._packed.layout[attribute]
+            effective = self.effective_counts(attribute)
+            known = effective.sum(axis=1)
+            expected = self.expected_index(attribute)
+            hits = np.take_along_axis(effective, np.maximum(expected, 0)[:, None], axis=1)[:, 0]
+            self._proportions[attribute] = {
+                "shares": self.proportion_interval(effective, known[:, None]),
+                "within_image_heterogeneity": self.proportion_interval(
+                    self._point[:, block.mixed], self._point[:, block.eligible]),
+                "match_rate": self.proportion_interval(np.where(expected >= 0, hits, 0.0),
+                                                       np.where(expected >= 0, known, 0.0))}
+        return self._proportions[attribute]
 
-    def share_intervals(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile intervals (G, K) of every group's label shares."""
-        lows, highs = [], []
-        for rows in self.group_chunks(0, self._point.shape[0]):
-            low, high = self.interval(self.share_replicates(attribute, rows), overwrite=True)
-            lows.append(low)
-            highs.append(high)
-        return np.concatenate(lows), np.concatenate(highs)
-
-    def interval(self, replicates: np.ndarray, *, overwrite: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval over the last axis at this frame's confidence.
-
-        ``overwrite``: ``replicates`` is a temporary that may be reordered.
-        """
-        return percentile_interval(replicates, confidence=self.confidence, overwrite=overwrite)
+    def pivot_interval(self, point, pivots, *, bounds=(0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`biaskit.metrics.posterior.pivot_interval` at this frame's confidence."""
+        return pivot_interval(point, pivots, confidence=self.confidence, bounds=bounds)
 
     def index_columns(self, repeat: int = 1) -> dict[str, np.ndarray]:
         """model and prompt_id columns for per-group rows, each group repeated ``repeat`` times."""
@@ -295,7 +310,7 @@ class BiasFrame:
         parts = []
         for attribute, labels in self.taxonomies.items():
             point = self.point_metrics(attribute)
-            low, high = self.share_intervals(attribute)
+            low, high = self.proportion_intervals(attribute)["shares"]
             parts.append(pd.DataFrame({
                 **self.index_columns(repeat=len(labels)), "attribute": attribute,
                 "label": np.tile(np.array(labels, dtype=object), point.counts.shape[0]),
@@ -312,8 +327,13 @@ class BiasFrame:
         parts = []
         for attribute in self.taxonomies:
             point = self.point_metrics(attribute)
-            low, high = self.replicate_intervals(attribute, lambda reps: reps.entropy)
+            low, high = entropy_interval(point.entropy, self.draws(attribute),
+                                         confidence=self.confidence)
             expected = self.expected_index(attribute)
+            within = self.proportion_intervals(attribute)["within_image_heterogeneity"]
+            match = self.proportion_intervals(attribute)["match_rate"]
+            count = self.proportion_interval(self._point[:, self._packed.layout.count_match],
+                                             np.where(states_count, images["n_images"], 0.0))
             labels = np.array(self.taxonomies[attribute] + (None,), dtype=object)
             parts.append(pd.DataFrame({
                 **self.index_columns(), "kind": np.tile(self.kinds, len(self.models)),
@@ -327,7 +347,11 @@ class BiasFrame:
                 "within_image_heterogeneity": point.within_image,
                 "expected": pd.array(labels[expected], dtype="string"),
                 "match_rate": point.match_rate,
-                "count_accuracy": np.where(states_count, images["count_accuracy"], np.nan)}))
+                "count_accuracy": np.where(states_count, images["count_accuracy"], np.nan),
+                "within_image_heterogeneity_ci_low": within[0],
+                "within_image_heterogeneity_ci_high": within[1],
+                "match_rate_ci_low": match[0], "match_rate_ci_high": match[1],
+                "count_accuracy_ci_low": count[0], "count_accuracy_ci_high": count[1]}))
         return concat_rows(parts, SUMMARY_COLUMNS)
 
     @cached_property
@@ -346,11 +370,11 @@ class BiasFrame:
                     agg = self.aggregate(model=model, attribute=attribute, kind=kind)
                     row = {"model": model, "attribute": attribute, "kind": kind,
                            "n_prompts": agg["n_prompts"]}
-                    for metric in ("hof", "mean_entropy"):
-                        low, high = self.interval(agg[f"{metric}_replicates"])
+                    for metric in ("hof", "mean_entropy", "match_rate"):
+                        low, high = self.aggregate_interval(agg, metric)
                         row.update({metric: agg[metric], f"{metric}_ci_low": float(low),
                                     f"{metric}_ci_high": float(high)})
-                    rows.append({**row, "match_rate": agg["match_rate"]})
+                    rows.append(row)
         return concat_rows([pd.DataFrame(rows)] if rows else [], OVERALL_COLUMNS)
 
     @cached_property
@@ -397,8 +421,14 @@ class BiasFrame:
         """
         return None if self._corrected_tables is None else self._corrected_tables[1]
 
+    @property
+    def corrected_overall(self) -> pd.DataFrame | None:
+        """Observed and corrected HOF and mean entropy per model, attribute and kind, with intervals
+        (None without ``confusion``); see :func:`biaskit.metrics.correction.corrected_tables`."""
+        return None if self._corrected_tables is None else self._corrected_tables[2]
+
     @cached_property
-    def _corrected_tables(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    def _corrected_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
         if self._confusion is None:
             return None
         return correcting.corrected_tables(self, self._confusion)
@@ -426,46 +456,59 @@ class BiasFrame:
         return tuple(self.kind_masks)
 
     def aggregate(self, *, model: str, attribute: str, kind: str) -> dict:
-        """HOF, mean entropy and mean match rate over one kind of prompt (or pooled), with replicates.
+        """HOF, mean entropy and mean match rate over one kind of prompt (or pooled), with pivots.
 
-        Returns n_prompts, hof, mean_entropy, match_rate and, for each of the
-        last three, ``<metric>_replicates`` (B,): the per-replicate mean over
-        the same prompts of the per-prompt quantities recomputed on that
-        replicate's resample (a prompt whose resample lost every known label
-        drops out of that replicate's mean).
+        Returns n_prompts, hof, mean_entropy, match_rate, ``hof_ci`` (the
+        Jeffreys interval of the share of heterogeneous prompts) and, for the
+        last two, ``<metric>_pivots`` (B,): draw by draw, the mean over the
+        same prompts of their posterior-predictive pivots
+        (:mod:`biaskit.metrics.posterior`), the error of the mean's estimator.
         """
         key = (model, attribute)
         if key not in self._aggregates:
             self._aggregates[key] = self._aggregate_kinds(model=model, attribute=attribute)
         return self._aggregates[key][kind]
 
+    def aggregate_interval(self, agg: dict, metric: str) -> tuple[float, float]:
+        """Interval of one metric of :meth:`aggregate`'s result: Jeffreys for HOF, else the pivots'."""
+        if metric == "hof":
+            return agg["hof_ci"]
+        low, high = self.pivot_interval(agg[metric], agg[f"{metric}_pivots"])
+        return float(low), float(high)
+
+    def prompt_pivots(self, attribute: str, rows: slice) -> dict[str, np.ndarray]:
+        """Pivots (g, B) of the per-prompt entropy and match rate of groups ``rows``."""
+        draws = self.draws(attribute)
+        return {"mean_entropy": draws.entropy[rows], "match_rate": draws.match[rows]}
+
     def _aggregate_kinds(self, *, model: str, attribute: str) -> dict[str, dict]:
-        """One pass over the model's prompts, accumulating every kind's replicate means."""
+        """Every kind's point values and mean pivots for one model and attribute."""
         m, n_prompts = self.model_index(model), len(self.prompt_ids)
-        start = m * n_prompts
+        rows = slice(m * n_prompts, (m + 1) * n_prompts)
         point = self.point_metrics(attribute)
-        known = point.known[start:start + n_prompts] > 0
-        has_expected = self.expected_index(attribute)[start:start + n_prompts] >= 0
+        known = point.known[rows] > 0
+        has_expected = self.expected_index(attribute)[rows] >= 0
         masks = {"hof": known, "mean_entropy": known, "match_rate": known & has_expected}
-        values = {"hof": "heterogeneous", "mean_entropy": "entropy", "match_rate": "match_rate"}
-        totals = {(kind, metric): [np.zeros(self.n_boot), np.zeros(self.n_boot)]
-                  for kind in self.kind_masks for metric in masks}
-        for rows in self.group_chunks(start, start + n_prompts):
-            reps = self.replicate_metrics(attribute, rows)
-            local = slice(rows.start - start, rows.stop - start)
-            for (kind, metric), (total, count) in totals.items():
-                used = masks[metric][local] & self.kind_masks[kind][local]
-                chosen = getattr(reps, values[metric])[used]  # (prompts, B)
-                total += np.nansum(chosen, axis=0)
-                count += (~np.isnan(chosen)).sum(axis=0)
+        values = {"hof": point.heterogeneous[rows], "mean_entropy": point.entropy[rows],
+                  "match_rate": point.match_rate[rows]}
+        pivots = self.prompt_pivots(attribute, rows)
         result = {}
         for kind, of_kind in self.kind_masks.items():
             result[kind] = {"n_prompts": int((known & of_kind).sum())}
             for metric, mask in masks.items():
-                chosen = getattr(point, values[metric])[start:start + n_prompts][mask & of_kind]
-                total, count = totals[(kind, metric)]
-                result[kind][metric] = float(chosen.mean()) if len(chosen) else np.nan
-                result[kind][f"{metric}_replicates"] = _ratio(total, count)
+                used = mask & of_kind
+                result[kind][metric] = float(values[metric][used].mean()) if used.any() else np.nan
+                if metric == "hof":
+                    # The number of heterogeneous prompts is a sum of independent Bernoulli
+                    # variables: at most as variable as a binomial with their mean probability.
+                    low, high = self.proportion_interval(values[metric][used].sum(), used.sum())
+                    result[kind]["hof_ci"] = (float(low), float(high))
+                    continue
+                if used.any():
+                    pivots_of_kind = pivots[metric][used].mean(axis=0, dtype=np.float64)
+                else:
+                    pivots_of_kind = np.full(self.n_boot, np.nan)
+                result[kind][f"{metric}_pivots"] = pivots_of_kind
         return result
 
     # --------------------------------------------------------------- compare
@@ -487,6 +530,7 @@ class BiasFrame:
         if self.corrected is not None:
             tables["corrected"] = self.corrected
             tables["corrected_entropy"] = self.corrected_entropy
+            tables["corrected_overall"] = self.corrected_overall
         return {name: write_table(table, out_dir / f"{name}.parquet", csv=True)
                 for name, table in tables.items()}
 

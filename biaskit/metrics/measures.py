@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from biaskit.metrics.counts import AttributeBlock, Layout
-from biaskit.metrics.entropy import entropy_from_sums, n_log_n_table, normalized_entropy
+from biaskit.metrics.entropy import normalized_entropy
 
 
 class AttributeMetrics:
@@ -26,13 +26,10 @@ class AttributeMetrics:
     """
 
     def __init__(self, sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
-                 correction: str | None = None, cached: "ReplicateCache | None" = None):
+                 correction: str | None = None):
         self._sums, self._block, self._correction = sums, block, correction
         # Index of the expected label per group, broadcast over replicates.
         self._expected = expected.reshape(expected.shape + (1,) * (sums.ndim - 2))
-        if cached is not None:  # computed once for every table (see ReplicateCache)
-            self.__dict__.update(known=cached.known, entropy=cached.entropy,
-                                 _mixed_labels=cached.mixed_labels)
 
     @cached_property
     def counts(self) -> np.ndarray:
@@ -90,55 +87,6 @@ class AttributeMetrics:
         return ratio(self._sums[..., self._block.mixed], self._sums[..., self._block.eligible])
 
 
-class ReplicateCache:
-    """known, entropy and "more than one label" of every group and replicate of one attribute.
-
-    Each costs a pass over the K label columns of every replicate; the
-    distribution, summary, overall and comparison tables all need them, so
-    they are computed once (in chunks of groups) and kept: (G, B) arrays,
-    ~11 bytes per group and replicate.
-    """
-
-    def __init__(self, known: np.ndarray, entropy: np.ndarray, mixed_labels: np.ndarray):
-        self.known, self.entropy, self.mixed_labels = known, entropy, mixed_labels
-
-    def __getitem__(self, rows) -> "ReplicateCache":
-        return ReplicateCache(self.known[rows], self.entropy[rows], self.mixed_labels[rows])
-
-    @classmethod
-    def build(cls, replicate_sums: np.ndarray, block: AttributeBlock, *, chunks,
-              correction: str | None = None) -> "ReplicateCache":
-        """From replicate sums (G, B, width), chunk by chunk (``chunks``: slices of groups)."""
-        shape = replicate_sums.shape[:2]
-        cache = cls(np.zeros(shape, dtype=np.int64 if shape[0] == 0 else np.uint32),
-                    np.zeros(shape), np.zeros(shape, dtype=bool))
-        if replicate_sums.dtype.kind != "u" or replicate_sums.dtype.itemsize > 2:
-            for rows in chunks:  # huge sums, stored as floats: the general path
-                metrics = AttributeMetrics(replicate_sums[rows], block, correction=correction,
-                                           expected=np.full(len(cache.known[rows]), -1))
-                cache.known[rows] = metrics.known
-                cache.entropy[rows] = metrics.entropy
-                cache.mixed_labels[rows] = metrics._mixed_labels
-            return cache
-        table = n_log_n_table(int(replicate_sums.max(initial=0)))
-        for rows in chunks:
-            sums = replicate_sums[rows]
-            # Column by column over (g, B) arrays: reductions over a short last axis are slow.
-            known = np.zeros(sums.shape[:2], dtype=np.uint32)
-            weighted = np.zeros(sums.shape[:2])
-            distinct = np.zeros(sums.shape[:2], dtype=np.uint8)
-            for column in range(block.label_columns.start, block.label_columns.stop):
-                count = sums[..., column]
-                known += count
-                weighted += table[count]
-                distinct += count > 0
-            cache.known[rows] = known
-            cache.entropy[rows] = entropy_from_sums(known, weighted, k=block.k, distinct=distinct,
-                                                    correction=correction)
-            cache.mixed_labels[rows] = distinct > 1
-        return cache
-
-
 def ratio(numerator, denominator) -> np.ndarray:
     """``numerator / denominator``, NaN where the denominator is not positive."""
     numerator, denominator = np.asarray(numerator), np.asarray(denominator)
@@ -148,8 +96,7 @@ def ratio(numerator, denominator) -> np.ndarray:
 
 
 def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
-                      correction: str | None = None,
-                      cached: ReplicateCache | None = None) -> AttributeMetrics:
+                      correction: str | None = None) -> AttributeMetrics:
     """Metrics of one attribute from group sums.
 
     Parameters
@@ -160,9 +107,8 @@ def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.n
     expected : int array (G,)
         Index of each group's expected label in ``block.labels``, -1 where none.
     correction : entropy bias correction (see :mod:`biaskit.metrics.entropy`)
-    cached : known, entropy and label mixing already computed for these groups
     """
-    return AttributeMetrics(sums, block, expected=expected, correction=correction, cached=cached)
+    return AttributeMetrics(sums, block, expected=expected, correction=correction)
 
 
 def image_metrics(sums: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:

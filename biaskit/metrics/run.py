@@ -11,6 +11,9 @@ from biaskit.metrics.io import read_images
 from biaskit.suite import Suite, load_suite
 from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table
 
+#: A validation confusion table in the run directory, used when no other is given.
+VALIDATION_CONFUSION = Path("validation") / "confusion.parquet"
+
 
 def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
     """A DataFrame as is, a path read with :func:`biaskit.tables.read_table`, None as None."""
@@ -36,7 +39,8 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
     **options
         Passed to :class:`BiasFrame` (``n_boot``, ``seed``, ``confidence``,
         ``entropy_correction``, ``taxonomies``, ``attributes``, ``confusion``
-        -- a DataFrame or a table path).
+        -- a DataFrame or a table path; default ``RUN/validation/confusion.parquet``
+        when it exists, as ``biaskit validate --out RUN/validation`` writes it).
 
     Examples
     --------
@@ -49,6 +53,8 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
         suite = load_suite(suite)
     observations_path = run_dir / OBSERVATIONS_TABLE
     images_path = run_dir / IMAGES_TABLE
+    if options.get("confusion") is None and (run_dir / VALIDATION_CONFUSION).exists():
+        options["confusion"] = run_dir / VALIDATION_CONFUSION  # biaskit validate --out RUN/validation
     options["confusion"] = as_table(options.get("confusion"))
     frame = BiasFrame(read_table(observations_path), suite=suite,
                       images=read_images(images_path, suite=suite) if images_path.exists() else None,

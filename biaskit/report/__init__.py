@@ -67,9 +67,10 @@ def write_report(run_dir: str | Path, *, suite=None, baseline: str | None = None
         ``{"html": path, "markdown": path, "figures": directory}``.
     """
     run = load_run(run_dir, suite=suite, baseline=baseline, confusion=confusion)
-    figures = render_figures(run)
+    notes: list = []
+    figures = render_figures(run, notes=notes)
     context = build_context(run, figures=figures, galleries=galleries(run, per_prompt=thumbnails),
-                            alpha=alpha, title=title,
+                            alpha=alpha, title=title, figure_notes=notes,
                             validation=validation_section(run.run_dir))
     figure_dir = run.run_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biaskit import tables
-from biaskit.suite import POOLED_KIND, Suite, load_suite
+from biaskit import tables, taxonomy
+from biaskit.suite import AMBIGUOUS_KINDS, POOLED_KIND, Suite, load_suite
 
 METRIC_TABLES = ("distribution", "summary", "overall", "rates")
 #: comparison.parquet exists only when the run has a baseline; an empty table stands in.
@@ -28,6 +28,7 @@ BASELINE_NOT_MEASURED = ("--baseline {baseline!r}: the comparison in {metrics} w
 SEVERAL_BASELINES = "{metrics}/comparison.parquet: several baselines {baselines}; measure one"
 CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 VALIDATION_DIR = tables.VALIDATION_DIR  # biaskit validate --out RUN/validation, annotate import
+CORRECTED_OVERALL = "corrected_overall.parquet"  # biaskit measure with a confusion table
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
 
 #: Headline kinds, in the order the headline table lists them.
@@ -57,6 +58,7 @@ class RunData:
     observations: pd.DataFrame = field(default_factory=pd.DataFrame)
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)
     perception_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    corrected_overall: pd.DataFrame = field(default_factory=pd.DataFrame)
     suite: Suite | None = None
 
     @property
@@ -147,6 +149,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
                    images=images, people=people, observations=observations,
                    confusion=confusion,
                    perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
+                   corrected_overall=_optional_table(metrics_dir / CORRECTED_OVERALL),
                    suite=suite or _suite_from_config(run_dir, config), **metric)
 
 
@@ -192,6 +195,40 @@ def headline(overall: pd.DataFrame, *, models: list[str]) -> pd.DataFrame:
     rows["_model"] = rows["model"].map(models.index)
     return (rows.sort_values(["_kind", "attribute", "_model"], kind="stable")
             .drop(columns=["_kind", "_model"]).reset_index(drop=True))
+
+
+def hof_sensitivity(distribution: pd.DataFrame, summary: pd.DataFrame, *,
+                    models: list[str]) -> pd.DataFrame:
+    """How few tagger errors it takes to change HOF, per kind, attribute and model.
+
+    A prompt's heterogeneity changes with the smallest number of label flips:
+    for a heterogeneous prompt, relabelling its minority persons (``n_known -
+    largest count``); for a homogeneous one, a single flip.  Columns: kind,
+    attribute, model, prompts, heterogeneous, single_face (heterogeneous prompts
+    whose minority is one person), median_flips (over heterogeneous prompts),
+    hof, hof_single_faces_wrong (HOF if those single faces were tagger errors).
+    """
+    columns = ["kind", "attribute", "model", "prompts", "heterogeneous", "single_face",
+               "median_flips", "hof", "hof_single_faces_wrong"]
+    known = distribution[distribution["label"] != taxonomy.UNCLEAR]
+    counts = known.groupby(["model", "prompt_id", "attribute"], sort=False)["count"]
+    per_prompt = pd.DataFrame({"known": counts.sum(), "largest": counts.max()}).reset_index()
+    per_prompt = per_prompt.merge(summary[["model", "prompt_id", "attribute", "kind"]],
+                                  on=["model", "prompt_id", "attribute"])
+    per_prompt = per_prompt[per_prompt["known"] > 0]
+    per_prompt["flips"] = per_prompt["known"] - per_prompt["largest"]
+    pooled = per_prompt[per_prompt["kind"].isin(AMBIGUOUS_KINDS)].assign(kind=POOLED_KIND)
+    rows = []
+    for (kind, attribute, model), group in pd.concat([pooled, per_prompt]).groupby(
+            ["kind", "attribute", "model"], sort=False):
+        flips = group["flips"]
+        n, het, single = len(group), int((flips > 0).sum()), int((flips == 1).sum())
+        rows.append({"kind": kind, "attribute": attribute, "model": model, "prompts": n,
+                     "heterogeneous": het, "single_face": single,
+                     "median_flips": float(flips[flips > 0].median()) if het else np.nan,
+                     "hof": het / n, "hof_single_faces_wrong": (het - single) / n})
+    frame = pd.DataFrame(rows, columns=columns)
+    return headline(frame, models=models) if len(frame) else frame
 
 
 def _per_prompt(comparison: pd.DataFrame) -> pd.DataFrame:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import logging
+import warnings
 from dataclasses import dataclass
 
 from biaskit import plots
 from biaskit.paths import slug
 from biaskit.report.data import RunData, ahistorical
 
-log = logging.getLogger(__name__)
 DPI = 110
+FIGURE_LEFT_OUT = "report: figure {name!r} could not be drawn and is left out: {problem}"
 
 
 @dataclass(frozen=True)
@@ -92,23 +92,33 @@ def figure_name(kind: str, *parts: str) -> str:
 
 
 SUMMARY_TITLE = "Diversity per attribute"
-SUMMARY_CAPTION = ("Heterogeneous-output frequency and mean normalized entropy per attribute "
-                   "(bootstrap 95% intervals over images); higher is more diverse.")
+SUMMARY_CAPTION = ("Heterogeneous-output frequency and mean normalized entropy per attribute, "
+                   "with 95% intervals (see Methods); higher is more diverse.")
 
 
-def render_figures(run: RunData) -> list[RenderedFigure]:
-    """Every figure the run's tables support, as PNG; a figure without data is left out."""
+def render_figures(run: RunData, *, notes: list | None = None) -> list[RenderedFigure]:
+    """Every figure the run's tables support, as PNG.
+
+    A figure that cannot be drawn is left out with a warning (stderr) and, when
+    ``notes`` is given, a ``(name, reason)`` entry in it for the report to show.
+    """
     rendered = []
     try:
         rendered.append(RenderedFigure("summary", SUMMARY_TITLE, SUMMARY_CAPTION,
                                        _png(plots.summary_figure(run.overall, models=run.models))))
     except ValueError as exc:
-        log.info("report: summary figure left out: %s", exc)
+        _left_out("summary", exc, notes)
     for name, title, caption, figsize, draw in _panels(run):
         try:
             png = _panel(draw, figsize=figsize)
         except ValueError as exc:  # e.g. no ahistorical prompts in this suite
-            log.info("report: figure %s left out: %s", name, exc)
+            _left_out(name, exc, notes)
             continue
         rendered.append(RenderedFigure(name=name, title=title, caption=caption, png=png))
     return rendered
+
+
+def _left_out(name: str, problem: Exception, notes: list | None) -> None:
+    warnings.warn(FIGURE_LEFT_OUT.format(name=name, problem=problem), stacklevel=3)
+    if notes is not None:
+        notes.append((name, str(problem)))

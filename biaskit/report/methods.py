@@ -32,8 +32,10 @@ CAVEATS = (
     "Skin tone by colorimetry depends on lighting, colour grading and make-up in the image.",
     "'Unclear' labels (abstentions) and images with no person found are excluded from shares "
     "and reported as rates; a model that shows fewer faces is measured on fewer people.",
-    "Intervals come from a bootstrap over images within each prompt; they describe sampling "
-    "variation of this run, not classifier error or the choice of prompts.",
+    "Intervals treat the image as the unit (persons in one image are correlated) and describe "
+    "the sampling variation of this run's images, for the prompts of this suite; they do not "
+    "cover classifier error unless the headline says it is corrected with a confusion table, "
+    "nor the choice of prompts.",
 )
 
 

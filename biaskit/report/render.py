@@ -57,25 +57,68 @@ def table(columns, rows) -> dict:
 
 
 def headline_table(run: data.RunData) -> dict:
-    """The card's table: per kind and attribute, HOF and mean entropy per model, with intervals."""
+    """The card's table: per kind and attribute, HOF and mean entropy per model, with intervals.
+
+    With a confusion table (``corrected_overall``), each model also gets its HOF
+    and mean entropy corrected for tagger error, for the attributes it covers.
+    """
     frame = data.headline(run.overall, models=run.models)
+    corrected = _corrected_by_key(run)
     columns = ["prompts", "attribute"]
     for model in run.models:
         tag = f"{model} (baseline)" if model == run.baseline else model
         columns += [f"HOF · {tag}", f"mean entropy · {tag}"]
+        if corrected:
+            columns += [f"HOF corrected · {tag}", f"mean entropy corrected · {tag}"]
     rows = []
     for (kind, attribute), group in frame.groupby(["kind", "attribute"], sort=False):
         by_model = group.set_index("model")
         row = [kind, attribute]
         for model in run.models:
             if model not in by_model.index:
-                row += [DASH, DASH]
+                row += [DASH, DASH] + ([DASH, DASH] if corrected else [])
                 continue
             r = by_model.loc[model]
             row += [with_interval(r["hof"], r["hof_ci_low"], r["hof_ci_high"]),
                     with_interval(r["mean_entropy"], r["mean_entropy_ci_low"], r["mean_entropy_ci_high"])]
+            if corrected:
+                c = corrected.get((kind, attribute, model))
+                row += [DASH, DASH] if c is None else [
+                    with_interval(c["hof"], c["hof_ci_low"], c["hof_ci_high"]),
+                    with_interval(c["mean_entropy"], c["mean_entropy_ci_low"],
+                                  c["mean_entropy_ci_high"])]
         rows.append(row)
     return table(columns, rows)
+
+
+def _corrected_by_key(run: data.RunData) -> dict:
+    frame = run.corrected_overall
+    if frame.empty:
+        return {}
+    return {(r["kind"], r["attribute"], r["model"]): r for _, r in frame.iterrows()}
+
+
+def correction_note(run: data.RunData) -> dict:
+    """Whether the headline is corrected for tagger error: the validation set and its accuracy,
+    or, without one, how few tagger errors would change HOF."""
+    frame = run.corrected_overall
+    if not frame.empty:
+        source = (f"{data.VALIDATION_DIR}/confusion.parquet"
+                  if (run.run_dir / data.VALIDATION_DIR / "confusion.parquet").exists()
+                  else "the confusion table given to biaskit measure --confusion")
+        per_attribute = frame.drop_duplicates("attribute")
+        rows = [[r.attribute, f"{int(r.n_validation)}", percent(r.validation_accuracy)]
+                for r in per_attribute.itertuples(index=False)]
+        return {"corrected": True, "source": source,
+                "validation": table(["attribute", "validation faces", "tagger accuracy"], rows)}
+    sensitivity = data.hof_sensitivity(run.distribution, run.summary, models=run.models)
+    rows = [[r.kind, r.attribute, r.model, r.prompts, r.heterogeneous, r.single_face,
+             number(r.median_flips, 1), number(r.hof), number(r.hof_single_faces_wrong)]
+            for r in sensitivity.itertuples(index=False)]
+    return {"corrected": False, "source": "",
+            "sensitivity": table(["prompts", "attribute", "model", "n", "heterogeneous",
+                                  "minority of one face", "median flips to homogeneous", "HOF",
+                                  "HOF if those single faces were tagger errors"], rows)}
 
 
 def significant_table(run: data.RunData, *, alpha: float) -> dict:
@@ -131,7 +174,8 @@ def frame_table(frame: pd.DataFrame) -> dict:
 
 
 def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries: list[dict],
-                  alpha: float, title: str | None = None, validation: dict | None = None) -> dict:
+                  alpha: float, title: str | None = None, validation: dict | None = None,
+                  figure_notes=None) -> dict:
     """Everything the templates show (no file paths or secrets beyond redacted run.json)."""
     run_name = run.config.get("name") or run.run_dir.resolve().name
     return {
@@ -144,6 +188,8 @@ def build_context(run: data.RunData, *, figures: list[RenderedFigure], galleries
         "figures": figures,
         "figures_by_name": {f.name: f for f in figures},
         "headline": headline_table(run),
+        "correction": correction_note(run),
+        "figure_notes": list(figure_notes or []),
         "significant": significant_table(run, alpha=alpha),
         "ahistorical": ahistorical_table(run),
         "unchecked": unchecked_table(run),
