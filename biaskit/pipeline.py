@@ -49,8 +49,8 @@ class PipelineResult:
 def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseline: str,
                  out: str | Path, samples: int | None = None, seed: int = 0,
                  attributes: Sequence[str] | None = None, tagger: Any = None,
-                 device: str | None = None, concurrency: int = 8, thumbnails: int = 8,
-                 progress: bool = True) -> PipelineResult:
+                 device: str | None = None, faces: str | None = None, concurrency: int = 8,
+                 thumbnails: int = 8, progress: bool = True) -> PipelineResult:
     """Generate, tag, measure and report a candidate model (or several) against a baseline.
 
     Parameters
@@ -67,8 +67,8 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
         The run directory (created, or resumed when it exists).
     samples, seed, concurrency :
         As for :func:`biaskit.generate.generate`.
-    attributes, tagger, device :
-        As for :func:`biaskit.perception.tag_run`.
+    attributes, tagger, device, faces :
+        As for :func:`biaskit.perception.tag_run` (which gets the suite's prompt kinds).
     thumbnails : int
         Gallery thumbnails per prompt and model in the report.
     progress : bool
@@ -94,7 +94,7 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     record_run_settings(run_dir, baseline=baseline, tagging=_tagging_settings(attributes, tagger))
     log.info("pipeline: tagging")
     observations = tag_run(run_dir, attributes=attributes, tagger=tagger, device=device,
-                           progress=progress)
+                           suite=suite, faces=faces, progress=progress)
     log.info("pipeline: measuring")
     bias = measure_run(run_dir, suite=suite, baseline=baseline)
     record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,

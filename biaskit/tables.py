@@ -26,7 +26,9 @@ IMAGES_COLUMNS = (
     "width",
     "height",
 )
-PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score")
+#: ``size_image``: face size (square root of the box area) over the image's;
+#: ``size_largest``: over the largest face's in the same image (1 for the largest).
+PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score", "size_image", "size_largest")
 OBSERVATION_COLUMNS = (
     "model",
     "prompt_id",

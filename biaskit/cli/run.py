@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from biaskit.cli import add_command
 from biaskit.cli.generate import DUPLICATE_MODEL, parse_models
+from biaskit.cli.tag import add_face_policy_arguments
 
 
 def register(subparsers) -> None:
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
                         help="tagger backend, as for `biaskit tag` (repeatable; default: embedded); "
                              "e.g. --tagger embedded --tagger clip adds race from CLIP")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
+    add_face_policy_arguments(parser, suite=False)
     parser.add_argument("--concurrency", type=int, default=8,
                         help="generator calls in flight (default %(default)s)")
     parser.add_argument("--thumbnails", type=int, default=8,
@@ -47,7 +49,7 @@ def handle(args) -> int:
     result = run_pipeline(args.suite, models={**candidates, **baseline}, baseline=name,
                           out=args.out, samples=args.samples, seed=args.seed,
                           attributes=args.attributes, tagger=args.tagger, device=args.device,
-                          concurrency=args.concurrency, thumbnails=args.thumbnails,
+                          faces=args.faces, concurrency=args.concurrency, thumbnails=args.thumbnails,
                           progress=not args.no_progress)
     print(f"wrote {result.report['html']} and {result.report['markdown']}")
     return 0

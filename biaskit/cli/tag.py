@@ -16,10 +16,15 @@ examples:
   biaskit tag runs/card --tagger fairface:res34_fair_align_multi_7.pt
   biaskit tag runs/card --tagger probe:probe.pt --threshold race=0.5
   biaskit tag runs/card --tagger clip --clip-prompts my_attributes.yaml
+  biaskit tag runs/card --faces all                      # count background faces too
 
 taggers: embedded | dlib | skin | clip[:MODEL[:PRETRAINED]] | fairface:PATH | probe:PATH.
 CLIP weights (default ViT-B-32 laion2b_s34b_b79k) download on first use; offline, give
 --clip-weights FILE or --clip-cache DIR. Results are cached in RUN/cache/perception.
+
+faces: every face found is in RUN/people.parquet; the observations count the main
+subject(s) of individual prompts (faces at least half the largest face's size) and, in
+other prompts, every face at least a quarter of the largest (--faces all: every face).
 """
 
 
@@ -51,6 +56,18 @@ def add_tagger_arguments(parser: argparse.ArgumentParser, *, attributes: bool = 
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     # Random CLIP weights are for tests and benchmarks only; never offered in --help.
     parser.add_argument("--allow-random-weights", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_face_policy_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> None:
+    """--faces (which faces are counted) and, for ``tag``, --suite (the prompts' kinds)."""
+    from biaskit.perception.subjects import POLICIES
+
+    parser.add_argument("--faces", choices=POLICIES, default=None,
+                        help="faces counted as observations: the main subject(s) of individual prompts "
+                             "(subjects, the default) or every face found (all)")
+    if suite:
+        parser.add_argument("--suite", type=Path, metavar="YAML",
+                            help="prompt suite giving each prompt's kind (default: the one run.json names)")
 
 
 def parse_thresholds(values: list[str]) -> dict[str, float]:
@@ -92,6 +109,7 @@ def register(subparsers) -> None:
     parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
     add_tagger_arguments(parser)
     parser.add_argument("--min-face", type=int, default=None, help="faces smaller than this (px) are 'unclear'")
+    add_face_policy_arguments(parser)
     parser.add_argument("--no-cache", action="store_true", help="re-run every model (ignore the tag cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
@@ -105,7 +123,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.min_face is not None:
         options["min_face"] = args.min_face
     observations = tag_run(args.run, progress=not args.no_progress, cache=not args.no_cache,
-                           batch_size=args.batch_size, **options)
+                           batch_size=args.batch_size, suite=args.suite, faces=args.faces, **options)
     people = tables.read_table(args.run / tables.PEOPLE_TABLE)
     errors = tables.read_table(args.run / ERRORS_TABLE)
     print(f"tagged {people['sha256'].nunique()} image(s) with {len(people)} person(s): "
