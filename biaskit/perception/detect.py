@@ -32,12 +32,17 @@ from biaskit.perception.base import available_cores
 #: Images of one size stacked into one CenterFace call on a GPU.
 GPU_BATCH = 16
 #: Longest side (px) of the second, downscaled CenterFace pass.  The network
-#: misses faces much larger than those it was trained on; at this size a face
-#: that fills the frame is small enough, and the pass costs a fraction of the first.
-DOWNSCALED_SIDE = 384
+#: finds faces up to about 500 px (a close-up filling a 512 px frame) but misses
+#: or splits in two larger ones (a close-up in a 768 px frame); in this copy none is larger.
+DOWNSCALED_SIDE = 512
 #: The downscaled pass runs on images whose longest side exceeds the downscaled side
 #: by this factor (nearer sizes find the same faces as the first pass).
 DOWNSCALE_MIN_RATIO = 1.25
+#: Face size (square root of the box area, in the downscaled copy's pixels) where
+#: the passes hand over: the full-size pass keeps smaller faces, the copy's pass
+#: larger ones, each with a margin of ``HANDOVER_MARGIN`` for NMS to settle.
+HANDOVER = 64
+HANDOVER_MARGIN = 1.25
 UNKNOWN_DETECTOR = "unknown detector {name!r}; choose one of {known}"
 
 
@@ -66,6 +71,17 @@ class Faces:
     @classmethod
     def empty(cls) -> "Faces":
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Face sizes: the square root of each box's area (px)."""
+        return np.sqrt((self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1]))
+
+    def sized(self, *, atleast: float = 0.0, below: float = np.inf) -> "Faces":
+        """The faces whose size is at least ``atleast`` and under ``below``."""
+        keep = (self.sizes >= atleast) & (self.sizes < below)
+        landmarks = None if self.landmarks is None else self.landmarks[keep]
+        return Faces(self.boxes[keep], self.scores[keep], landmarks)
 
     def scaled(self, *, x: float, y: float) -> "Faces":
         """These faces with coordinates multiplied by ``x`` and ``y`` (another size of the image)."""
@@ -127,10 +143,13 @@ class CenterFaceDetector:
     runtime's spinning thread pool, lose only their fair share when other work
     (decoding the next images) needs a core.
 
-    CenterFace finds faces from about 20 px to a few hundred; a close-up that
-    fills a 768 px frame is missed at full size but found at 384 px, where
-    faces under about 40 px (found by the first pass) would be lost.  Hence
-    two passes, not one at a compromise size.
+    CenterFace finds faces from about 20 px to about 500 px; a close-up that
+    fills a 768 px frame is missed, or found as two overlapping half faces, at
+    full size but found once at 512 px, where faces under about 30 px would be
+    lost.  Hence two passes on large images, each trusted with the faces of the
+    sizes it handles: the full-size pass with those under ``HANDOVER`` px (as
+    seen in the copy, times ``HANDOVER_MARGIN``), the copy's pass with those
+    over it (divided by the margin); NMS merges the faces both passes keep.
     """
 
     def __init__(self, *, threshold: float = 0.5, nms_iou: float = 0.3,
@@ -188,7 +207,10 @@ class CenterFaceDetector:
         small = [self._downscaled(images[i]) for i in large]
         for index, image, faces in zip(large, small, self._detect_at(small, None, threshold=self.downscaled_threshold)):
             (height, width), (h, w) = images[index].shape[:2], image.shape[:2]
-            found[index] = merge_faces([found[index], faces.scaled(x=width / w, y=height / h)], nms_iou=self.nms_iou)
+            factor = np.sqrt(width / w * height / h)  # full-size px per copy px
+            full = found[index].sized(below=HANDOVER * HANDOVER_MARGIN * factor)
+            copy = faces.sized(atleast=HANDOVER / HANDOVER_MARGIN).scaled(x=width / w, y=height / h)
+            found[index] = merge_faces([full, copy], nms_iou=self.nms_iou)
         return found
 
     def _downscaled_size(self, image: np.ndarray) -> tuple[int, int] | None:
