@@ -307,3 +307,39 @@ def test_faces_sized_and_scaled():
     doubled = faces.scaled(x=2, y=3)
     np.testing.assert_allclose(doubled.boxes[0], [0, 0, 20, 120])
     np.testing.assert_allclose(doubled.landmarks[0, 0], [2, 3])
+
+
+# ---- who counts ----------------------------------------------------------------------------
+
+def test_face_sizes_by_hand():
+    from biaskit.perception.subjects import face_sizes
+
+    boxes = np.array([[0, 0, 100, 100], [0, 0, 50, 50], [10, 10, 30, 60]], float)  # sizes 100, 50, sqrt(1000)
+    size_image, size_largest = face_sizes(boxes, width=400, height=100)  # image size sqrt(40000) = 200
+    np.testing.assert_allclose(size_image, [0.5, 0.25, np.sqrt(1000) / 200])
+    np.testing.assert_allclose(size_largest, [1, 0.5, np.sqrt(1000) / 100])
+    assert [len(v) for v in face_sizes(np.zeros((0, 4)), width=10, height=10)] == [0, 0]
+
+
+def test_face_policy_select_by_kind_and_all():
+    import pandas as pd
+
+    from biaskit.perception.subjects import FacePolicy, make_policy
+
+    people = pd.DataFrame({"sha256": ["a"] * 4 + ["b"], "person": [0, 1, 2, 3, 0],
+                           "size_largest": [1.0, 0.5, 0.3, 0.1, 1.0]})
+    rows = [("solo", "a", p) for p in range(4)] + [("crowd", "a", p) for p in range(4)] + [("other", "b", 0)]
+    observations = pd.DataFrame(rows, columns=["prompt_id", "sha256", "person"])
+    kinds = {"solo": "individual", "crowd": "group"}
+    kept = FacePolicy().select(observations, people, kinds=kinds)
+    assert kept.groupby("prompt_id")["person"].apply(list).to_dict() == {
+        "solo": [0, 1], "crowd": [0, 1, 2], "other": [0]}  # 0.5 counts (at least half); other: a group
+    stricter = FacePolicy(individual_min=0.6, group_min=0.05).select(observations, people, kinds=kinds)
+    assert stricter.groupby("prompt_id").size().to_dict() == {"solo": 1, "crowd": 4, "other": 1}
+    assert make_policy("all").select(observations, people, kinds=kinds).equals(observations)
+    unknown = observations.assign(person=[9] * len(observations))  # sizes not in the people table: counted
+    assert len(FacePolicy().select(unknown, people, kinds=kinds)) == len(observations)
+    with pytest.raises(ValueError, match="unknown face policy 'some'"):
+        make_policy("some")
+    with pytest.raises(ValueError, match="individual_min must be between 0 and 1"):
+        FacePolicy(individual_min=1.5)

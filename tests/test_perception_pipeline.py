@@ -288,6 +288,22 @@ def test_cli_tag_writes_tables_and_reports(run, tmp_path, capsys):
     assert observations["tagger"].str.contains("gender=0.7").any()
 
 
+def test_cli_tag_face_policy_from_a_suite_file(run, tagged, tmp_path, capsys):
+    root, _ = run
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\nprompts:\n  - {id: p0, text: an astronaut}\n  - {id: p1, text: a person}\n")
+    assert main(["tag", str(root), "--suite", str(suite), "--no-progress"]) == 0
+    observations = tables.read_table(root / tables.OBSERVATIONS_TABLE)
+    assert observations.groupby("prompt_id")["person"].nunique().to_dict() == {"p0": 1, "p1": 2}
+    assert "5 person(s)" in capsys.readouterr().out  # every face is still in the people table
+    assert main(["tag", str(root), "--faces", "all", "--no-progress"]) == 0
+    assert tables.read_table(root / tables.OBSERVATIONS_TABLE)["person"].nunique() == 4
+    assert tables.read_run_config(root)["face_policy"] == {"name": "all"}
+    with pytest.raises(SystemExit):  # argparse's own one-line usage error
+        main(["tag", str(root), "--faces", "some"])
+    assert "--faces: invalid choice: 'some'" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["tag", str(tmp_path / "nowhere")]) == 2
     assert "images.parquet: no such file" in capsys.readouterr().err
