@@ -97,10 +97,10 @@ def tag_run(
     run_dir = Path(run_dir)
     images = tables.read_table(run_dir / tables.IMAGES_TABLE)
     policy = make_policy(faces)
+    kinds = _prompt_kinds(run_dir, suite) if policy.name != "all" else {}  # "all" needs no kinds
     result = tag_images(
         images, root=run_dir, attributes=attributes, tagger=tagger, device=device, progress=progress,
-        cache=run_dir / CACHE_DIR if cache else None, faces=policy, kinds=_prompt_kinds(run_dir, suite),
-        **options,
+        cache=run_dir / CACHE_DIR if cache else None, faces=policy, kinds=kinds, **options,
     )
     _record_policy(run_dir, policy)
     tables.write_table(result.people, run_dir / tables.PEOPLE_TABLE)
