@@ -148,7 +148,8 @@ def bench_embedded(images: list[np.ndarray], *, batch_size: int = 16, min_face: 
     pooled, pooled_nets, full, sequential = rounds[..., 0].T
     cpu = np.median(rounds[..., 1], axis=0)  # process CPU seconds: pool, pool without landmarks, stack, sequential
     n = len(images)
-    print(f"[embedded] {n} images, {sum(map(len, faces))} faces ({images[0].shape[1]}x{images[0].shape[0]}, 1-4 faces each), {cores} cores, "
+    height, width = images[0].shape[:2]
+    print(f"[embedded] {n} images, {sum(map(len, faces))} faces ({width}x{height}, 1-4 faces each), {cores} cores, "
           f"{repeats} rounds, medians")
     print(f"  model calls alone : {n / np.median(sequential):7.2f} images/s one after another "
           f"(CenterFace on {cores} threads)")
