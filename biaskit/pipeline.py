@@ -49,7 +49,8 @@ class PipelineResult:
 def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseline: str,
                  out: str | Path, samples: int | None = None, seed: int = 0,
                  attributes: Sequence[str] | None = None, tagger: Any = None,
-                 device: str | None = None, concurrency: int = 8, thumbnails: int = 8,
+                 device: str | None = None, faces: str | None = None,
+                 concurrency: int = 8, thumbnails: int = 8,
                  progress: bool = True, tagging: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None) -> PipelineResult:
     """Generate, tag, measure and report a candidate model (or several) against a baseline.
@@ -68,8 +69,8 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
         The run directory (created, or resumed when it exists).
     samples, seed, concurrency :
         As for :func:`biaskit.generate.generate`; ``seed`` also seeds the bootstrap.
-    attributes, tagger, device :
-        As for :func:`biaskit.perception.tag_run`.
+    attributes, tagger, device, faces :
+        As for :func:`biaskit.perception.tag_run` (which gets the suite's prompt kinds).
     thumbnails : int
         Gallery thumbnails per prompt and model in the report.
     progress : bool
@@ -94,7 +95,8 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if baseline not in models:
         raise ValueError(BASELINE_NOT_A_MODEL.format(baseline=baseline, models=list(models)))
-    tagging = {"attributes": attributes, "tagger": tagger, "device": device, **(tagging or {})}
+    tagging = {"attributes": attributes, "tagger": tagger, "device": device, "faces": faces,
+               **(tagging or {})}
     metrics = {"seed": seed, **(metrics or {})}
     run_dir = Path(out)
     _check_baseline(run_dir, baseline=baseline)
@@ -103,7 +105,7 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
                       concurrency=concurrency, progress=progress)
     record_run_settings(run_dir, baseline=baseline, tagging=_tagging_settings(tagging))
     log.info("pipeline: tagging")
-    observations = tag_run(run_dir, progress=progress, **tagging)
+    observations = tag_run(run_dir, suite=suite, progress=progress, **tagging)
     log.info("pipeline: measuring")
     confusion = run_confusion(run_dir, given=metrics.pop("confusion", None),
                               refuse=metrics.pop("no_confusion", False))

@@ -34,7 +34,9 @@ IMAGES_COLUMNS = (
 #: The columns an images table must have; ``prompt_text`` and ``model_spec`` (what each
 #: sample was generated from) are absent from tables written before biaskit 0.2.
 IMAGES_CORE_COLUMNS = IMAGES_COLUMNS[:11]
-PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score")
+#: ``size_image``: face size (square root of the box area) over the image's;
+#: ``size_largest``: over the largest face's in the same image (1 for the largest).
+PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score", "size_image", "size_largest")
 OBSERVATION_COLUMNS = (
     "model",
     "prompt_id",

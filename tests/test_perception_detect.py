@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from _faces import astronaut, collage
-from biaskit.perception import CenterFaceDetector, HogDetector, ImageLoadError, load_image, make_detector
+from biaskit.perception import CenterFaceDetector, Faces, HogDetector, ImageLoadError, load_image, make_detector
 from biaskit.perception.centerface import nms
 
 
@@ -236,3 +236,110 @@ def test_truncated_corrupt_missing_and_non_images_raise_naming_the_file(tmp_path
                          ("corrupt.png", "corrupt"), ("absent.png", "no such file")]:
         with pytest.raises(ImageLoadError, match=f"{name}.*{reason}"):
             load_image(tmp_path / name)
+
+
+# ---- two passes: close-ups and small faces alike ---------------------------------------------
+
+def _close_up(box, side=768):
+    """The astronaut's face cropped to ``box`` and enlarged to fill a ``side`` px frame."""
+    crop = Image.fromarray(astronaut()).crop(box).resize((side, side), Image.Resampling.LANCZOS)
+    factors = np.array([side / (box[2] - box[0]), side / (box[3] - box[1])])
+    return np.asarray(crop), lambda points: (points - np.array(box[:2])) * factors
+
+
+@pytest.mark.parametrize("box", [(180, 60, 275, 185), (175, 50, 285, 190)])
+def test_close_up_filling_the_frame_found_once_with_its_landmarks(detector, box):
+    image, to_crop = _close_up(box)
+    # one pass at full size splits this face into two overlapping half faces
+    assert len(CenterFaceDetector(downscaled_side=None).detect(image)) == 2
+    faces = detector.detect(image)
+    assert len(faces) == 1 and faces.scores[0] > 0.8
+    x0, y0, x1, y1 = faces.boxes[0]
+    assert x1 - x0 > 600 and y1 - y0 > 600
+    # the landmarks are the astronaut's own (found in the original photo), carried into the close-up
+    expected = to_crop(detector.detect(astronaut()).landmarks[0])
+    assert np.abs(faces.landmarks[0] - expected).max() < 0.08 * 768
+
+
+def test_second_pass_only_on_large_images_and_named(detector):
+    assert detector.name == "centerface(threshold=0.5,nms=0.3,downscaled=512@0.5)"
+    assert CenterFaceDetector(downscaled_side=None).name == "centerface(threshold=0.5,nms=0.3)"
+    before = detector.calls
+    detector.detect(astronaut())  # 512 px: under 1.25 x 512, one pass
+    assert detector.calls == before + 1
+    detector.detect(_close_up((160, 30, 300, 200))[0])  # 768 px: two
+    assert detector.calls == before + 3
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def test_no_face_in_photos_without_a_person_at_either_size(detector, name):
+    from skimage import data
+
+    photo = Image.fromarray(getattr(data, name)())
+    for side in (max(photo.size), 768, 1536):
+        scaled = photo.resize((side * photo.width // max(photo.size), side * photo.height // max(photo.size)))
+        assert len(detector.detect(np.asarray(scaled))) == 0, (name, side)
+
+
+def test_merge_faces_by_hand_computed_overlaps():
+    from biaskit.perception.detect import merge_faces
+
+    landmarks = np.arange(3 * 10, dtype=np.float32).reshape(3, 5, 2)
+    # boxes 0 and 1 overlap by 81 / (100 + 100 - 81) = 0.68; box 2 overlaps box 0 by 25 / 175 = 0.14
+    first = Faces(np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32), np.array([0.6, 0.9], np.float32),
+                  landmarks[:2])
+    second = Faces(np.array([[1, 1, 11, 11], [5, 5, 15, 15]], np.float32), np.array([0.8, 0.7], np.float32),
+                   np.stack([landmarks[2], landmarks[2] + 1]))
+    merged = merge_faces([first, second], nms_iou=0.3)
+    np.testing.assert_array_equal(merged.scores, np.array([0.9, 0.8, 0.7], np.float32))
+    np.testing.assert_array_equal(merged.boxes[1], [1, 1, 11, 11])  # the better of the overlapping pair
+    np.testing.assert_array_equal(merged.landmarks[1], landmarks[2])  # with its own landmarks
+    # at IoU 0.1 the third box (0.14 with the kept [1, 1, 11, 11]: 36 / 164 = 0.22) goes too
+    assert len(merge_faces([first, second], nms_iou=0.1)) == 2
+
+
+def test_faces_sized_and_scaled():
+    faces = Faces(np.array([[0, 0, 10, 40], [0, 0, 30, 30]], np.float32), np.array([0.9, 0.8], np.float32),
+                  np.ones((2, 5, 2), np.float32))
+    np.testing.assert_allclose(faces.sizes, [20, 30])
+    assert faces.sized(atleast=25).scores.tolist() == [pytest.approx(0.8)]
+    assert faces.sized(below=25).scores.tolist() == [pytest.approx(0.9)]
+    doubled = faces.scaled(x=2, y=3)
+    np.testing.assert_allclose(doubled.boxes[0], [0, 0, 20, 120])
+    np.testing.assert_allclose(doubled.landmarks[0, 0], [2, 3])
+
+
+# ---- who counts ----------------------------------------------------------------------------
+
+def test_face_sizes_by_hand():
+    from biaskit.perception.subjects import face_sizes
+
+    boxes = np.array([[0, 0, 100, 100], [0, 0, 50, 50], [10, 10, 30, 60]], float)  # sizes 100, 50, sqrt(1000)
+    size_image, size_largest = face_sizes(boxes, width=400, height=100)  # image size sqrt(40000) = 200
+    np.testing.assert_allclose(size_image, [0.5, 0.25, np.sqrt(1000) / 200])
+    np.testing.assert_allclose(size_largest, [1, 0.5, np.sqrt(1000) / 100])
+    assert [len(v) for v in face_sizes(np.zeros((0, 4)), width=10, height=10)] == [0, 0]
+
+
+def test_face_policy_select_by_kind_and_all():
+    import pandas as pd
+
+    from biaskit.perception.subjects import FacePolicy, make_policy
+
+    people = pd.DataFrame({"sha256": ["a"] * 4 + ["b"], "person": [0, 1, 2, 3, 0],
+                           "size_largest": [1.0, 0.5, 0.3, 0.1, 1.0]})
+    rows = [("solo", "a", p) for p in range(4)] + [("crowd", "a", p) for p in range(4)] + [("other", "b", 0)]
+    observations = pd.DataFrame(rows, columns=["prompt_id", "sha256", "person"])
+    kinds = {"solo": "individual", "crowd": "group"}
+    kept = FacePolicy().select(observations, people, kinds=kinds)
+    assert kept.groupby("prompt_id")["person"].apply(list).to_dict() == {
+        "solo": [0, 1], "crowd": [0, 1, 2], "other": [0]}  # 0.5 counts (at least half); other: a group
+    stricter = FacePolicy(individual_min=0.6, group_min=0.05).select(observations, people, kinds=kinds)
+    assert stricter.groupby("prompt_id").size().to_dict() == {"solo": 1, "crowd": 4, "other": 1}
+    assert make_policy("all").select(observations, people, kinds=kinds).equals(observations)
+    unknown = observations.assign(person=[9] * len(observations))  # sizes not in the people table: counted
+    assert len(FacePolicy().select(unknown, people, kinds=kinds)) == len(observations)
+    with pytest.raises(ValueError, match="unknown face policy 'some'"):
+        make_policy("some")
+    with pytest.raises(ValueError, match="individual_min must be between 0 and 1"):
+        FacePolicy(individual_min=1.5)

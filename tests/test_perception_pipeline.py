@@ -39,8 +39,9 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tagged(run):
+    """Every face counted (the subject policy has its own tests, from the same cache)."""
     root, _ = run
-    return tag_run(root, progress=False)
+    return tag_run(root, progress=False, faces="all")
 
 
 def test_tables_written_with_exact_columns(run, tagged):
@@ -116,7 +117,7 @@ def test_an_image_the_detector_fails_on_is_an_error_row_and_the_others_are_tagge
     root, frame = run
     detector = _FailsOnBlank(threads=threads)
     assert detector.one_image_per_core == (threads is None)
-    result = tag_images(frame, root=root, detector=detector, cache=None, progress=False)
+    result = tag_images(frame, root=root, detector=detector, cache=None, progress=False, faces="all")
     failed = result.errors.set_index("prompt_id")["error"]
     assert "blank.png: face detection failed: runtime refused the input" in failed["p2"]
     assert sorted(failed.index) == ["p2", "p3", "p8"]  # the blank image, plus the broken and missing files
@@ -129,7 +130,8 @@ def test_cache_makes_retagging_run_no_model(run, tagged, tmp_path):
     root, frame = run
     images = frame.copy()
     detector, embedded, skin = CenterFaceDetector(), EmbeddedTagger(), SkinToneTagger()
-    kwargs = dict(root=root, tagger=[embedded, skin], detector=detector, cache=tmp_path / "cache", progress=False)
+    kwargs = dict(root=root, tagger=[embedded, skin], detector=detector, cache=tmp_path / "cache", progress=False,
+                  faces="all")
     first = tag_images(images, **kwargs)
     assert detector.calls > 0 and embedded.calls > 0 and skin.calls > 0
     counts = (detector.calls, embedded.calls, skin.calls)
@@ -148,12 +150,53 @@ def test_cache_makes_retagging_run_no_model(run, tagged, tmp_path):
     assert (gender["label"] == "unclear").all()
 
 
+def test_people_table_has_every_face_with_its_size(run, tagged):
+    root, frame = run
+    people = tables.read_table(root / tables.PEOPLE_TABLE)
+    group = people[people["sha256"] == frame.set_index("path").loc["images/group.png", "sha256"]]
+    group = group.sort_values("size_largest", ascending=False)
+    # the collage's heads are 220, 150, 100 and 36 px wide: the faces scale with them
+    np.testing.assert_allclose(group["size_largest"], [1, 150 / 220, 100 / 220, 36 / 220], atol=0.06)
+    side = np.sqrt((group["x1"] - group["x0"]) * (group["y1"] - group["y0"]))
+    np.testing.assert_allclose(group["size_image"], side / 512, rtol=1e-5)  # a 512 x 512 canvas
+    astro = people[people["sha256"] == frame.set_index("path").loc["images/astro.png", "sha256"].iloc[0]]
+    assert astro["size_largest"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("kind, counted", [("individual", 2), ("group", 3)])
+def test_face_policy_counts_main_subjects_from_the_cache(run, tagged, kind, counted, tmp_path):
+    from biaskit.suite import Prompt, Suite
+
+    root, _ = run
+    suite = Suite(name="s", prompts=(Prompt(id="p0", text="an astronaut"),
+                                     Prompt(id="p1", text="people", kind=kind, count=4)))
+    detector = CenterFaceDetector()
+    result = tag_run(root, progress=False, suite=suite, detector=detector)
+    assert detector.calls == 0  # the labels of every face are cached: a policy runs no model
+    people = tables.read_table(root / tables.PEOPLE_TABLE)
+    assert len(people) == 5  # every face stays in the people table
+    assert result.groupby("prompt_id")["person"].nunique().to_dict() == {"p0": 1, "p1": counted}
+    # the 220 px head is counted either way, the 36 px one never (under a quarter of the largest)
+    config = tables.read_run_config(root)
+    assert config["face_policy"] == {"name": "subjects", "individual_min": 0.5, "group_min": 0.25}
+    everyone = tag_run(root, progress=False, suite=suite, faces="all")
+    assert everyone.groupby("prompt_id")["person"].nunique().to_dict() == {"p0": 1, "p1": 4}
+    assert tables.read_run_config(root)["face_policy"] == {"name": "all"}
+
+
+def test_without_a_suite_every_prompt_is_a_group_and_the_log_says_so(run, tagged, caplog):
+    root, _ = run
+    result = tag_run(root, progress=False)
+    assert result.groupby("prompt_id")["person"].nunique().to_dict() == {"p0": 1, "p1": 3}
+    assert "prompt kinds unknown" in caplog.text and "run.json names no suite" in caplog.text
+
+
 def test_cache_only_tags_new_images(run, tmp_path):
     root, frame = run
     detector = CenterFaceDetector()
     ok = frame[frame["path"].isin(["images/astro.png", "images/group.png"])].drop_duplicates("path")
     tag_images(ok.iloc[:1], root=root, detector=detector, cache=tmp_path / "c", progress=False)
-    assert detector.calls == 1
+    assert detector.calls == 1  # 512 px: one pass
     both = tag_images(ok, root=root, detector=detector, cache=tmp_path / "c", progress=False)
     assert detector.calls == 2  # only the group image was new
     assert set(both.observations["prompt_id"]) == {"p0", "p1"}
@@ -171,7 +214,7 @@ def test_clip_tagger_in_the_pipeline_with_random_weights(run):
     root, frame = run
     # gender only: its 20 prompt sentences keep the random-init text encoder quick (race: see test_perception_neural)
     result = tag_images(frame, root=root, attributes=["gender"], tagger="clip",
-                        clip_weights="random", allow_random_weights=True, progress=False)
+                        clip_weights="random", allow_random_weights=True, progress=False, faces="all")
     obs = result.observations
     assert set(obs["attribute"]) == {"gender"} and len(obs) == 6  # 1 + 4 faces + the duplicate file
     assert obs["tagger"].str.startswith("clip(").all() and obs["tagger"].str.contains("weights=random").all()
@@ -249,6 +292,22 @@ def test_cli_tag_writes_tables_and_reports(run, tmp_path, capsys):
     observations = tables.read_table(root / tables.OBSERVATIONS_TABLE)
     assert set(observations["attribute"]) == {"gender", "skin_tone"}
     assert observations["tagger"].str.contains("gender=0.7").any()
+
+
+def test_cli_tag_face_policy_from_a_suite_file(run, tagged, tmp_path, capsys):
+    root, _ = run
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\nprompts:\n  - {id: p0, text: an astronaut}\n  - {id: p1, text: a person}\n")
+    assert main(["tag", str(root), "--suite", str(suite), "--no-progress"]) == 0
+    observations = tables.read_table(root / tables.OBSERVATIONS_TABLE)
+    assert observations.groupby("prompt_id")["person"].nunique().to_dict() == {"p0": 1, "p1": 2}
+    assert "5 person(s)" in capsys.readouterr().out  # every face is still in the people table
+    assert main(["tag", str(root), "--faces", "all", "--no-progress"]) == 0
+    assert tables.read_table(root / tables.OBSERVATIONS_TABLE)["person"].nunique() == 4
+    assert tables.read_run_config(root)["face_policy"] == {"name": "all"}
+    with pytest.raises(SystemExit):  # argparse's own one-line usage error
+        main(["tag", str(root), "--faces", "some"])
+    assert "--faces: invalid choice: 'some'" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -19,10 +19,15 @@ examples:
   biaskit tag runs/card --tagger fairface:res34_fair_align_multi_7.pt
   biaskit tag runs/card --tagger probe:probe.pt --threshold race=0.5
   biaskit tag runs/card --tagger clip --clip-prompts my_attributes.yaml
+  biaskit tag runs/card --faces all                      # count background faces too
 
 taggers: embedded | dlib | skin | clip[:MODEL[:PRETRAINED]] | fairface:PATH | probe:PATH.
 CLIP weights (default ViT-B-32 laion2b_s34b_b79k) download on first use; offline, give
 --clip-weights FILE or --clip-cache DIR. Results are cached in RUN/cache/perception.
+
+faces: every face found is in RUN/people.parquet; the observations count the main
+subject(s) of individual prompts (faces at least half the largest face's size) and, in
+other prompts, every face at least a quarter of the largest (--faces all: every face).
 """
 
 
@@ -55,6 +60,15 @@ def add_tagger_arguments(parser: argparse.ArgumentParser, *, attributes: bool = 
                         help="images per batch (default 16)")
     # Random CLIP weights are for tests and benchmarks only; never offered in --help.
     parser.add_argument("--allow-random-weights", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_face_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """--faces: which faces are counted (``tag`` adds --suite for the prompts' kinds)."""
+    from biaskit.perception.subjects import POLICIES
+
+    parser.add_argument("--faces", choices=POLICIES, default=None,
+                        help="faces counted as observations: the main subject(s) of individual prompts "
+                             "(subjects, the default) or every face found (all)")
 
 
 def parse_thresholds(values: list[str]) -> dict[str, float]:
@@ -95,6 +109,7 @@ def add_tag_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face", type=whole_number(0), default=None, metavar="PX",
                         help="faces smaller than this (px) are 'unclear'")
     parser.add_argument("--no-cache", action="store_true", help="re-run every model (ignore the tag cache)")
+    add_face_policy_arguments(parser)
 
 
 def tag_run_options(args: argparse.Namespace) -> dict:
@@ -102,7 +117,7 @@ def tag_run_options(args: argparse.Namespace) -> dict:
     options = tagger_options(args)
     if args.min_face is not None:
         options["min_face"] = args.min_face
-    return dict(options, cache=not args.no_cache, batch_size=args.batch_size)
+    return dict(options, cache=not args.no_cache, batch_size=args.batch_size, faces=args.faces)
 
 
 def register(subparsers) -> None:
@@ -111,6 +126,8 @@ def register(subparsers) -> None:
         description=__doc__, examples=EXAMPLES)
     parser.add_argument("run", type=Path, help="run directory (with images.parquet)")
     add_tag_run_arguments(parser)
+    parser.add_argument("--suite", type=Path, metavar="YAML",
+                        help="prompt suite giving each prompt's kind (default: the one run.json names)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
@@ -118,7 +135,8 @@ def register(subparsers) -> None:
 def handle(args: argparse.Namespace) -> int:
     from biaskit.perception import tag_run
 
-    observations = tag_run(args.run, progress=not args.no_progress, **tag_run_options(args))
+    observations = tag_run(args.run, progress=not args.no_progress, suite=args.suite,
+                           **tag_run_options(args))
     print(tag_summary(args.run, observations))
     return 0
 

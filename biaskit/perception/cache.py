@@ -16,7 +16,7 @@ import pandas as pd
 
 from biaskit.tables import PEOPLE_COLUMNS, write_table
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: people rows carry the face sizes
 LABEL_COLUMNS = ("sha256", "person", "attribute", "label", "confidence", "tagger")
 DONE_COLUMNS = ("sha256", "error")
 _TABLES = {"people": PEOPLE_COLUMNS, "labels": LABEL_COLUMNS, "done": DONE_COLUMNS}

@@ -124,13 +124,14 @@ def decode(
     scores = heatmap[0, rows, cols]
     box_h = np.exp(scale[0, rows, cols]) * STRIDE
     box_w = np.exp(scale[1, rows, cols]) * STRIDE
-    x0 = np.clip((cols + offset[1, rows, cols] + 0.5) * STRIDE - box_w / 2, 0, size[1])
-    y0 = np.clip((rows + offset[0, rows, cols] + 0.5) * STRIDE - box_h / 2, 0, size[0])
-    boxes = np.stack(
-        [x0, y0, np.minimum(x0 + box_w, size[1]), np.minimum(y0 + box_h, size[0])], axis=1
-    )
+    x0 = (cols + offset[1, rows, cols] + 0.5) * STRIDE - box_w / 2
+    y0 = (rows + offset[0, rows, cols] + 0.5) * STRIDE - box_h / 2
+    # Landmarks are relative to the whole box, which for a close-up reaches past the frame:
+    # clip the box only after placing them (else they shift by the part cut off).
     points = landmarks[:, rows, cols].T.reshape(-1, 5, 2)[:, :, ::-1]  # (y, x) -> (x, y)
     points = points * np.stack([box_w, box_h], axis=1)[:, None, :] + np.stack([x0, y0], 1)[:, None]
+    boxes = np.stack([np.clip(x0, 0, size[1]), np.clip(y0, 0, size[0]),
+                      np.clip(x0 + box_w, 0, size[1]), np.clip(y0 + box_h, 0, size[0])], axis=1)
     keep = nms(boxes, scores, iou=nms_iou)
     return (
         boxes[keep].astype(np.float32),

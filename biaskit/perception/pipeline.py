@@ -15,6 +15,11 @@ run over the same images runs no model at all.  A face smaller than
 ``unclear`` (confidence NaN).  An image that cannot be read, or that the
 detector fails on, gets a row in the errors table; the others carry on.
 
+Every face found is a row of the people table, with its size relative to the
+image and to the largest face (:mod:`biaskit.perception.subjects`); the
+observations hold the faces that the face policy counts (by default the main
+subject(s) of an individual prompt, every face but distant ones in a group).
+
 Examples
 --------
 >>> from biaskit.perception import tag_run
@@ -25,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,7 +46,8 @@ from biaskit.paths import MAX_IMAGE_BYTES, read_verified, resolve_inside
 from biaskit.perception.base import Face, Tagger, available_cores
 from biaskit.perception.cache import DONE_COLUMNS, LABEL_COLUMNS, TagCache, settings_key
 from biaskit.perception.detect import Detector, Faces, make_detector
-from biaskit.perception.images import DEFAULT_MAX_SIDE, ImageLoadError, LoadedImage, load_image
+from biaskit.perception.images import DEFAULT_MAX_SIDE, LoadedImage, load_image
+from biaskit.perception.subjects import FacePolicy, face_sizes, make_policy
 from biaskit.perception.taggers import TaggerOptions, plan_taggers
 from biaskit.taxonomy import UNCLEAR
 
@@ -53,6 +60,10 @@ DETECTION_FAILED = "{path}: face detection failed: {error}"
 BAD_MIN_FACE = "min_face (--min-face) must be a whole number of pixels >= 0, got {value!r}"
 THRESHOLD_NOT_TAGGED = ("threshold {attribute}={value} (--threshold): no tagger here tags "
                         "{attribute!r}; tagged: {tagged}")
+NO_SUITE = ("%s: prompt kinds unknown (%s); the face policy treats every prompt as a group prompt; "
+            "pass suite= (biaskit tag --suite) to count only the main subject(s) of individual prompts")
+#: Key of ``RUN/run.json`` that records the face policy of the observations.
+POLICY_KEY = "face_policy"
 _KEY_COLUMNS = ("model", "prompt_id", "sample")
 _MISSING = "missing:"
 
@@ -76,24 +87,59 @@ def tag_run(
     device: str | None = None,
     progress: bool = True,
     cache: bool = True,
+    suite=None,
+    faces: str | FacePolicy | None = None,
     **options,
 ) -> pd.DataFrame:
     """Tag every ok image of a run; write people, observations and errors; return observations.
 
-    Other keyword arguments are those of :func:`tag_images`.
+    ``suite`` (a :class:`~biaskit.suite.Suite` or its YAML path; default the
+    suite named in ``RUN/run.json``) gives each prompt's kind to the face
+    policy ``faces`` (recorded in ``RUN/run.json``).  Other keyword arguments
+    are those of :func:`tag_images`.
     """
     run_dir = Path(run_dir)
     images = tables.read_table(run_dir / tables.IMAGES_TABLE)
+    policy = make_policy(faces)
+    kinds = _prompt_kinds(run_dir, suite) if policy.name != "all" else {}  # "all" needs no kinds
     result = tag_images(
         images, root=run_dir, attributes=attributes, tagger=tagger, device=device, progress=progress,
-        cache=run_dir / CACHE_DIR if cache else None, image_dir=run_dir / tables.IMAGES_DIR, **options,
+        cache=run_dir / CACHE_DIR if cache else None, image_dir=run_dir / tables.IMAGES_DIR,
+        faces=policy, kinds=kinds, **options,
     )
+    _record_policy(run_dir, policy)
     tables.write_table(result.people, run_dir / tables.PEOPLE_TABLE)
     tables.write_table(result.observations, run_dir / tables.OBSERVATIONS_TABLE)
     tables.write_table(result.errors, run_dir / ERRORS_TABLE, csv=True)
     if len(result.errors):
         log.warning("%d image(s) could not be tagged; see %s", len(result.errors), run_dir / ERRORS_TABLE)
     return result.observations
+
+
+def _prompt_kinds(run_dir: Path, suite) -> dict[str, str]:
+    """Prompt id -> kind, from ``suite`` or the suite ``run.json`` names ({} if none can be read)."""
+    from biaskit.suite import Suite, SuiteError, load_suite
+
+    if suite is None:
+        suite = tables.read_run_config(run_dir).get("suite")
+        if suite is None:
+            log.warning(NO_SUITE, run_dir, "run.json names no suite")
+            return {}
+    if not isinstance(suite, Suite):
+        try:
+            suite = load_suite(suite)
+        except (OSError, SuiteError) as exc:
+            log.warning(NO_SUITE, run_dir, exc)
+            return {}
+    return {prompt.id: prompt.kind for prompt in suite.prompts}
+
+
+def _record_policy(run_dir: Path, policy: FacePolicy) -> None:
+    """Write the face policy into ``RUN/run.json``, keeping every other key."""
+    config = tables.read_run_config(run_dir)
+    config[POLICY_KEY] = policy.describe()
+    text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
+    tables.write_atomic(run_dir / tables.RUN_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def tag_images(
@@ -114,6 +160,8 @@ def tag_images(
     clip_weights: str | None = None,
     clip_cache: str | None = None,
     allow_random_weights: bool = False,
+    faces: str | FacePolicy | None = None,
+    kinds: Mapping[str, str] | None = None,
     progress: bool = True,
     image_dir: str | Path | None = None,
 ) -> TagResult:
@@ -138,6 +186,12 @@ def tag_images(
         The folder every image must resolve into (default ``root``; a run's
         ``images/`` for :func:`tag_run`).  A path leading elsewhere, or a file
         whose bytes do not match the table's sha256, is an errors-table row.
+    faces : {"subjects", "all"} or FacePolicy, optional
+        Which faces' labels are observations (default ``subjects``, see
+        :mod:`biaskit.perception.subjects`); the people table has every face.
+    kinds : mapping, optional
+        Prompt id -> kind (``individual``, ``group``, ...) for the face
+        policy; a prompt missing from it is treated as a group prompt.
 
     Returns
     -------
@@ -176,7 +230,7 @@ def tag_images(
         if store is not None:
             store.save()
     parts = _combine([store.get(cached)] if store is not None else [], fresh)
-    return _tables_for(rows, parts)
+    return _tables_for(rows, parts, policy=make_policy(faces), kinds=kinds)
 
 
 def _check_thresholds(thresholds: Mapping[str, float] | None, plan) -> None:
@@ -438,10 +492,13 @@ class _Worker:
             if item.faces is None:
                 continue
             sha, image, detections = item.sha256, item.image, item.faces
+            width, height = image.original_size
+            size_image, size_largest = face_sizes(detections.boxes / image.scale, width=width, height=height)
             for person in range(len(detections)):
                 box = detections.boxes[person]
                 people.append(dict(sha256=sha, person=person, **_box(box / image.scale),
-                                   score=float(detections.scores[person])))
+                                   score=float(detections.scores[person]), size_image=float(size_image[person]),
+                                   size_largest=float(size_largest[person])))
                 if min(box[2] - box[0], box[3] - box[1]) < self.min_face:
                     small.append((sha, person))
                     continue
@@ -489,14 +546,18 @@ def _combine(*groups: list[dict]) -> dict[str, pd.DataFrame]:
     }
 
 
-def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> TagResult:
-    """Join per-image results to the images rows (one image file may serve several rows)."""
+def _tables_for(rows: pd.DataFrame, parts: dict[str, pd.DataFrame], *, policy: FacePolicy,
+                kinds: Mapping[str, str] | None) -> TagResult:
+    """Join per-image results to the images rows (one image file may serve several rows).
+
+    The observations are those of the faces ``policy`` counts.
+    """
     keys = rows[list(_KEY_COLUMNS) + ["sha256", "path"]]
     people = parts["people"].sort_values(["sha256", "person"]).reset_index(drop=True)
     # With no rows, concat_rows gives object columns: give numbers
     # their dtype, or text_columns below would turn the boxes into text.
-    people = people.astype({"person": "int64", **{c: "float64" for c in ("x0", "y0", "x1", "y1", "score")}})
-    labels = parts["labels"].merge(keys, on="sha256")
+    people = people.astype({"person": "int64", **{c: "float64" for c in tables.PEOPLE_COLUMNS[2:]}})
+    labels = policy.select(parts["labels"].merge(keys, on="sha256"), people, kinds=kinds)
     observations = labels[list(tables.OBSERVATION_COLUMNS)]
     attribute_order = {a: i for i, a in enumerate(dict.fromkeys(observations["attribute"]))}
     observations = observations.assign(_order=observations["attribute"].map(attribute_order)).sort_values(
