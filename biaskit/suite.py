@@ -264,3 +264,29 @@ def _parse_expected(expected: object, *, kind: str, fail) -> dict[str, str]:
         except (KeyError, ValueError) as exc:
             raise fail(f"expected.{attribute}", str(exc.args[0])) from None
     return checked
+
+
+def run_suite(run_dir: str | Path, config: Mapping | None = None) -> Suite | None:
+    """A run's prompt suite, from the path ``run.json`` records, when that file still exists.
+
+    ``config`` is the run's ``run.json`` (read when not given); its ``suite`` is a path, or a
+    mapping with ``path`` / ``file``.  A run folder's own ``suite.yaml`` or ``prompts.yaml``
+    is the fallback.  None when there is no such file.
+    """
+    from biaskit.tables import read_run_config
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir) if config is None else config
+    entry = config.get("suite")
+    candidates = []
+    if isinstance(entry, Mapping):
+        candidates += [entry.get(k) for k in ("path", "file") if entry.get(k)]
+    elif isinstance(entry, str):
+        candidates.append(entry)
+    candidates += [config.get("suite_path"), "suite.yaml", "prompts.yaml"]
+    for candidate in filter(None, candidates):
+        path = Path(candidate)
+        for full in (path, run_dir / path):
+            if full.is_file():
+                return load_suite(full)
+    return None

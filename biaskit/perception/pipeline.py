@@ -118,19 +118,17 @@ def tag_run(
 
 def _prompt_kinds(run_dir: Path, suite) -> dict[str, str]:
     """Prompt id -> kind, from ``suite`` or the suite ``run.json`` names ({} if none can be read)."""
-    from biaskit.suite import Suite, SuiteError, load_suite
+    from biaskit.suite import Suite, SuiteError, load_suite, run_suite
 
+    try:
+        suite = run_suite(run_dir) if suite is None else suite
+        suite = suite if suite is None or isinstance(suite, Suite) else load_suite(suite)
+    except (OSError, SuiteError) as exc:
+        log.warning(NO_SUITE, run_dir, exc)
+        return {}
     if suite is None:
-        suite = tables.read_run_config(run_dir).get("suite")
-        if suite is None:
-            log.warning(NO_SUITE, run_dir, "run.json names no suite")
-            return {}
-    if not isinstance(suite, Suite):
-        try:
-            suite = load_suite(suite)
-        except (OSError, SuiteError) as exc:
-            log.warning(NO_SUITE, run_dir, exc)
-            return {}
+        log.warning(NO_SUITE, run_dir, "run.json names no suite file that exists")
+        return {}
     return {prompt.id: prompt.kind for prompt in suite.prompts}
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import tables, taxonomy
-from biaskit.suite import AMBIGUOUS_KINDS, POOLED_KIND, Suite, load_suite
+from biaskit.suite import AMBIGUOUS_KINDS, POOLED_KIND, Suite, load_suite, run_suite
 
 METRIC_TABLES = ("distribution", "summary", "overall", "rates")
 #: comparison.parquet exists only when the run has a baseline; an empty table stands in.
@@ -77,23 +77,6 @@ def _optional_table(path: Path) -> pd.DataFrame:
     return tables.read_table(path) if path.exists() else pd.DataFrame()
 
 
-def _suite_from_config(run_dir: Path, config: dict) -> Suite | None:
-    """The run's prompt suite, from the path run.json records, when it still exists."""
-    entry = config.get("suite")
-    candidates = []
-    if isinstance(entry, dict):
-        candidates += [entry.get(k) for k in ("path", "file") if entry.get(k)]
-    elif isinstance(entry, str):
-        candidates.append(entry)
-    candidates += [config.get("suite_path"), "suite.yaml", "prompts.yaml"]
-    for candidate in filter(None, candidates):
-        path = Path(candidate)
-        for full in (path, run_dir / path):
-            if full.is_file():
-                return load_suite(full)
-    return None
-
-
 def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
              baseline: str | None = None, confusion: pd.DataFrame | str | Path | None = None
              ) -> RunData:
@@ -150,7 +133,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
                    confusion=confusion,
                    perception_errors=_optional_table(run_dir / PERCEPTION_ERRORS),
                    corrected_overall=_optional_table(metrics_dir / CORRECTED_OVERALL),
-                   suite=suite or _suite_from_config(run_dir, config), **metric)
+                   suite=suite or run_suite(run_dir, config), **metric)
 
 
 def _baseline(run_dir: Path, *, given: str | None, config: dict,
