@@ -260,7 +260,8 @@ class CorrectedAttribute:
                "entropy": np.full((g, b), np.nan, dtype=np.float32),
                "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
                "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32),
-               "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32)}
+               "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32),
+               "posterior_heterogeneity": np.full((g, b), np.nan, dtype=np.float32)}
         known = np.flatnonzero(effective.sum(axis=1) > 0)
         per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
         for first in range(0, len(known), per_chunk):
@@ -276,8 +277,9 @@ class CorrectedAttribute:
             out["posterior_entropy"][rows] = normalized_entropy(truth)
             out["posterior_shares"][rows] = np.moveaxis(truth, 1, -1)
             out["entropy"][rows] = normalized_entropy(estimate) - out["posterior_entropy"][rows]
+            out["posterior_heterogeneity"][rows] = expected_heterogeneity(truth, images)
             out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
-                                          - expected_heterogeneity(truth, images))
+                                          - out["posterior_heterogeneity"][rows])
         return out
 
 
@@ -355,9 +357,10 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
             for metric, name in (("hof", "heterogeneity"), ("mean_entropy", "entropy")):
                 point = getattr(fit, name)[groups][used]
                 value = float(point.mean()) if used.any() else np.nan
-                pivots = (fit.pivots[name][groups][used].mean(axis=0, dtype=np.float64)
-                          if used.any() else np.full(frame.n_boot, np.nan))
-                low, high = frame.pivot_interval(value, pivots)
+                pivots, posterior = (
+                    (fit.pivots[key][groups][used].mean(axis=0, dtype=np.float64) if used.any()
+                     else np.full(frame.n_boot, np.nan)) for key in (name, f"posterior_{name}"))
+                low, high = _hull(frame, frame.pivot_interval(value, pivots), posterior)
                 row.update({metric: value, f"{metric}_ci_low": float(low),
                             f"{metric}_ci_high": float(high)})
             rows.append(row)

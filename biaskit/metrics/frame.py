@@ -58,7 +58,7 @@ import pandas as pd
 
 from biaskit.metrics import compare as comparing
 from biaskit.metrics import correction as correcting
-from biaskit.metrics.bootstrap import group_sums
+from biaskit.metrics.bootstrap import group_sums, percentile_interval
 from biaskit.metrics.counts import pack
 from biaskit.metrics.entropy import check_correction
 from biaskit.metrics.io import resolve_taxonomies, validate_observations
@@ -474,12 +474,16 @@ class BiasFrame:
         if metric == "hof":
             return agg["hof_ci"]
         low, high = self.pivot_interval(agg[metric], agg[f"{metric}_pivots"])
+        if metric == "mean_entropy":  # the hull with the posterior interval, as per prompt
+            credible = percentile_interval(agg["mean_entropy_posterior"], confidence=self.confidence)
+            low, high = np.fmin(low, credible[0]), np.fmax(high, credible[1])
         return float(low), float(high)
 
     def prompt_pivots(self, attribute: str, rows: slice) -> dict[str, np.ndarray]:
         """Pivots (g, B) of the per-prompt entropy and match rate of groups ``rows``."""
         draws = self.draws(attribute)
-        return {"mean_entropy": draws.entropy[rows], "match_rate": draws.match[rows]}
+        return {"mean_entropy": draws.entropy[rows], "match_rate": draws.match[rows],
+                "posterior_entropy": draws.posterior_entropy[rows]}
 
     def _aggregate_kinds(self, *, model: str, attribute: str) -> dict[str, dict]:
         """Every kind's point values and mean pivots for one model and attribute."""
@@ -508,6 +512,10 @@ class BiasFrame:
                     pivots_of_kind = pivots[metric][used].mean(axis=0, dtype=np.float64)
                 else:
                     pivots_of_kind = np.full(self.n_boot, np.nan)
+                if metric == "mean_entropy":
+                    result[kind]["mean_entropy_posterior"] = (
+                        pivots["posterior_entropy"][used].mean(axis=0, dtype=np.float64)
+                        if used.any() else np.full(self.n_boot, np.nan))
                 result[kind][f"{metric}_pivots"] = pivots_of_kind
         return result
 
