@@ -148,12 +148,30 @@ def test_bootstrap_resamples_whole_groups_with_replacement():
     assert group_sums(matrix, group, n_groups=3).tolist() == [[3, 3], [0, 0], [18, 4]]
 
 
-def test_bootstrap_is_seeded_and_batches_agree_with_sizes():
-    matrix = np.random.default_rng(2).integers(0, 3, size=(30, 4)).astype(float)
-    group = np.repeat(np.arange(6), 5)
-    one = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
-    two = bootstrap_sums(matrix, group, n_groups=6, n_boot=50, rng=np.random.default_rng(9))
-    assert np.array_equal(one, two)
+@pytest.mark.parametrize("per_batch_draws", [None, 1])  # one batch per size / one group a batch
+def test_bootstrap_is_seeded_and_batches_agree_with_sizes(monkeypatch, per_batch_draws):
+    from biaskit.metrics import bootstrap
+
+    if per_batch_draws is not None:
+        monkeypatch.setattr(bootstrap, "MAX_DRAWS_PER_BATCH", per_batch_draws)
+    # Groups of 3, 5, 5 and 7 images; each image's row is an indicator of itself, so a
+    # replicate's sums are how often each image was drawn.
+    sizes = [3, 5, 5, 7]
+    group = np.repeat(np.arange(4), sizes)
+    matrix = np.eye(len(group))
+    reps = bootstrap_sums(matrix, group, n_groups=4, n_boot=400, rng=np.random.default_rng(9))
+    assert reps.shape == (4, 400, len(group))
+    for g, size in enumerate(sizes):
+        mine = group == g
+        assert (reps[g][:, mine].sum(axis=1) == size).all()  # size draws, all from the group
+        assert (reps[g][:, ~mine] == 0).all()
+        # each image drawn size * 1/size = once per replicate on average
+        assert reps[g][:, mine].mean() == pytest.approx(1.0, abs=0.1)
+    again = bootstrap_sums(matrix, group, n_groups=4, n_boot=400, rng=np.random.default_rng(9))
+    other = bootstrap_sums(matrix, group, n_groups=4, n_boot=400, rng=np.random.default_rng(10))
+    assert np.array_equal(reps, again) and not np.array_equal(reps, other)
+    # The two groups of the same size get their own draws, not one shared resample.
+    assert not np.array_equal(reps[1][:, group == 1], reps[2][:, group == 2])
 
 
 def test_percentile_interval_matches_numpy_and_ignores_nan():
