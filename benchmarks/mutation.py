@@ -36,7 +36,7 @@ COPIED = ("biaskit", "tests", "prompts")
 #: target -> (modules to mutate, the fast tests that decide them)
 TARGETS = {
     "store": (["biaskit/store.py"], ["tests/test_store.py"]),
-    "suite": (["biaskit/suite.py"], ["tests/test_suite.py"]),
+    "suite": (["biaskit/suite.py"], ["tests/test_suite.py", "tests/test_suite_errors.py"]),
     "secrets": (["biaskit/generate/base.py"],
                 ["tests/test_secret_masking.py", "tests/test_generate.py"]),
     "report-tables": (["biaskit/report/data.py"], ["tests/test_report_tables.py"]),
