@@ -38,7 +38,7 @@ TARGETS = {
     "store": (["biaskit/store.py"], ["tests/test_store.py"]),
     "suite": (["biaskit/suite.py"], ["tests/test_suite.py", "tests/test_suite_errors.py"]),
     "secrets": (["biaskit/generate/base.py"],
-                ["tests/test_secret_masking.py", "tests/test_generate.py"]),
+                ["tests/test_secret_masking.py", "tests/test_generate_results.py", "tests/test_generate.py"]),
     "report-tables": (["biaskit/report/data.py"], ["tests/test_report_tables.py"]),
     "metrics": (["biaskit/metrics/entropy.py", "biaskit/metrics/measures.py",
                  "biaskit/metrics/compare.py", "biaskit/metrics/stats.py"],
