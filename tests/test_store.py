@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -161,7 +162,9 @@ def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
     # child says so and hangs inside that call, so the kill lands mid-run, never too late.
     process = child(tmp_path, run, "hang", hang_at=6, samples=samples, wait=False)
     try:
-        assert process.stdout.readline() == "hanging\n", process.stderr.read()
+        # Wait for the child's word, not for a duration; 120 s only bounds a child that hangs early.
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        assert ready and process.stdout.readline() == "hanging\n", "the child never reached sample 6"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
