@@ -7,7 +7,9 @@ place (file, prompt, field) fails here.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
+import yaml
 
 from biaskit.suite import SuiteError, load_suite, suite_from_dict
 
@@ -126,4 +128,45 @@ def test_suite_lookup_errors(tmp_path):
     path.write_text("name: t\nprompts:\n  - {id: a, text: x\n")
     with pytest.raises(SuiteError) as syntax:
         load_suite(path)
-    assert str(syntax.value).startswith(f"{path}: YAML syntax error at line 4, column 1: ")
+    with pytest.raises(yaml.YAMLError) as parsed:  # PyYAML's own account of the problem
+        yaml.safe_load(path.read_text())
+    assert str(syntax.value) == f"{path}: YAML syntax error at line 4, column 1: {parsed.value.problem}"
+
+
+def test_a_suite_built_directly_refuses_duplicate_ids():
+    from biaskit.suite import Prompt, Suite
+
+    one, other = Prompt(id="a", text="x"), Prompt(id="b", text="y")
+    with pytest.raises(SuiteError) as named:
+        Suite(name="mine", prompts=(one, other, one, other, other))
+    assert str(named.value) == "mine: duplicate prompt id 'a'"  # the first repeated id, by the suite's name
+    with pytest.raises(SuiteError) as located:
+        Suite(name="mine", prompts=(other, one, other), path="p.yaml")
+    assert str(located.value) == "p.yaml: duplicate prompt id 'b'"
+    assert len(Suite(name="mine", prompts=(one, other))) == 2
+
+
+def test_to_frame_columns_and_types():
+    suite = suite_from_dict(suite_with(
+        GOOD, {"id": "crew", "text": "a crew", "kind": "group", "count": 3, "tags": ["t"]},
+        {"id": "nun", "text": "a nun", "kind": "ahistorical", "expected": {"gender": "Female"}}))
+    frame = suite.to_frame()
+    assert list(frame.columns) == ["prompt_id", "text", "kind", "count", "expected_people", "expected", "tags"]
+    assert list(frame["prompt_id"]) == ["doctor", "crew", "nun"]
+    assert str(frame["count"].dtype) == "Int64" and str(frame["expected_people"].dtype) == "Int64"
+    assert frame["count"].isna().tolist() == [True, False, True] and frame["count"][1] == 3
+    assert frame["expected_people"].tolist()[:2] == [1, 3] and frame["expected_people"].isna().tolist()[2]
+    assert frame["expected"].tolist() == [{}, {}, {"gender": "Female"}] and frame["tags"].tolist() == [[], ["t"], []]
+
+
+def test_yaml_errors_without_a_position_and_non_ascii_text(tmp_path):
+    control = tmp_path / "control.yaml"
+    control.write_bytes(b"name: t\x07\nprompts: []\n")  # a character YAML refuses, found by its reader
+    with pytest.raises(SuiteError) as error:
+        load_suite(control)
+    message = str(error.value)
+    assert message.startswith(f"{control}: YAML syntax error: ") and "#x0007" in message
+    assert " at line " not in message
+    accents = tmp_path / "accents.yaml"
+    accents.write_text("name: t\nprompts:\n  - {id: nurse, text: une infirmière}\n", encoding="utf-8")
+    assert load_suite(accents)["nurse"].text == "une infirmière"
