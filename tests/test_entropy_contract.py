@@ -28,7 +28,7 @@ def reference(counts, *, correction=None):
     return nats / math.log(len(counts))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.uint8, np.uint16])
+@pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int64, np.uint8, np.uint16])
 @pytest.mark.parametrize("correction", [None, MM])
 def test_matches_scipy_on_random_counts_of_every_dtype(dtype, correction):
     rng = np.random.default_rng(5)
