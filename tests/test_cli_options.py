@@ -281,7 +281,11 @@ def test_train_probe_clip_model_and_l2(labelled_faces, tmp_path):
 
 
 # ---------------------------------------------------------------- run
-def test_run_passes_its_options_to_every_stage(tmp_path):
+def test_run_passes_its_options_to_every_stage(tmp_path, monkeypatch):
+    from biaskit import perception
+
+    devices, tag_run = [], perception.tag_run  # --device leaves no trace on a CPU-only run: watch it
+    monkeypatch.setattr(perception, "tag_run", lambda *a, **k: devices.append(k.get("device")) or tag_run(*a, **k))
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "run-opts", "samples": 2, "prompts": [
         {"id": "doctor", "text": "a doctor"}]}))
@@ -302,3 +306,4 @@ def test_run_passes_its_options_to_every_stage(tmp_path):
     assert html.count('src="data:image/jpeg;base64,') == 2
     config = json.loads((out / "run.json").read_text())
     assert config["seed"] == 4 and config["samples"] == 3
+    assert devices == ["cpu"]
