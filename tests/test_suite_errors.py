@@ -136,9 +136,9 @@ def test_suite_lookup_errors(tmp_path):
 def test_a_suite_built_directly_refuses_duplicate_ids():
     from biaskit.suite import Prompt, Suite
 
-    one, other = Prompt(id="a", text="x"), Prompt(id="b", text="y")
+    single, one, other = Prompt(id="c", text="z"), Prompt(id="a", text="x"), Prompt(id="b", text="y")
     with pytest.raises(SuiteError) as named:
-        Suite(name="mine", prompts=(one, other, one, other, other))
+        Suite(name="mine", prompts=(single, one, other, one, other, other))
     assert str(named.value) == "mine: duplicate prompt id 'a'"  # the first repeated id, by the suite's name
     with pytest.raises(SuiteError) as located:
         Suite(name="mine", prompts=(other, one, other), path="p.yaml")
