@@ -44,6 +44,10 @@ def test_as_result_wraps_what_a_callable_returns():
     assert as_result(image) == Result.ok(image)
     assert as_result([1, 2]) == Result.error("generator returned list, expected a PIL.Image, image bytes or a Result")
     assert as_result(None).message == "generator returned NoneType, expected a PIL.Image, image bytes or a Result"
+    # an array has a size but no save(): not taken for an image
+    import numpy as np
+    assert as_result(np.zeros((2, 2, 3))).message == \
+        "generator returned ndarray, expected a PIL.Image, image bytes or a Result"
 
 
 def test_one_failing_sample_does_not_take_its_batch_down():
