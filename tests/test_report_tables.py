@@ -181,3 +181,41 @@ def test_models_come_from_the_summary_then_the_images(run_dir, tmp_path):
     write_table(pd.concat([images, extra], ignore_index=True), run / "images.parquet")
     assert load_run(run).models == ["base", "cand", "zz"]
     assert isinstance(load_run(run), RunData)
+
+
+def test_headline_follows_the_models_order_given():
+    overall = pd.DataFrame([("b", "gender", "individual", 0.4), ("a", "gender", "individual", 0.5)],
+                           columns=OVERALL_COLUMNS)
+    assert list(headline(overall, models=["a", "b"])["model"]) == ["a", "b"]
+    assert list(headline(overall, models=["b", "a"])["model"]) == ["b", "a"]
+
+
+def test_ahistorical_keeps_the_summary_columns():
+    summary = pd.DataFrame({"prompt_id": ["a", "b"], "expected": [None, "Male"], "match_rate": [np.nan, 0.5]})
+    table = ahistorical(summary)
+    assert list(table.columns) == list(summary.columns) and list(table.index) == [0]
+
+
+def test_models_of_the_summary_come_first_even_without_images(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    images = pd.read_parquet(run / "images.parquet")
+    write_table(images[images["model"] == "cand"], run / "images.parquet")
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({k: v for k, v in config.items() if k != "baseline"}))
+    assert load_run(run).models == ["base", "cand"]  # base is in the summary only
+
+
+@pytest.mark.parametrize("name", ["suite.yaml", "prompts.yaml", "path"])
+def test_the_suite_is_found_where_a_run_keeps_it(run_dir, tmp_path, name):
+    run = copy(run_dir, tmp_path)
+    config = json.loads((run / "run.json").read_text())
+    rest = {k: v for k, v in config.items() if k not in ("suite", "suite_path")}
+    renamed = {**SUITE, "prompts": [{**SUITE["prompts"][0], "text": "a vet"}, *SUITE["prompts"][1:]]}
+    (run / "suite.yaml").unlink()
+    if name == "path":
+        (tmp_path / "elsewhere.yaml").write_text(yaml.safe_dump(renamed))
+        rest["suite"] = {"path": str(tmp_path / "elsewhere.yaml")}
+    else:
+        (run / name).write_text(yaml.safe_dump(renamed))
+    (run / "run.json").write_text(json.dumps(rest))
+    assert load_run(run).prompt_text("doctor") == "a vet"
