@@ -126,7 +126,9 @@ def significant_prompts(markdown: str) -> list[str]:
 
 def test_report_alpha_is_the_q_value_threshold(measured_run):
     # q: doctor 0.003, founders 0.049, workers 0.3 (report_support)
-    assert significant_prompts(report(measured_run, "--thumbnails", "0")[0]) == ["doctor", "founders"]
+    markdown = report(measured_run, "--thumbnails", "0")[0]
+    assert significant_prompts(markdown) == ["doctor", "founders"]
+    assert "figures/confusion_gender.png" not in markdown  # no --confusion, no validation/ folder
     assert significant_prompts(report(measured_run, "--thumbnails", "0", "--alpha", "0.01")[0]) == ["doctor"]
     assert significant_prompts(report(measured_run, "--thumbnails", "0", "--alpha", "0.5")[0]) == [
         "doctor", "founders", "workers"]
@@ -135,18 +137,15 @@ def test_report_alpha_is_the_q_value_threshold(measured_run):
 def test_report_thumbnails_baseline_and_prompts(measured_run, tmp_path):
     _, html = report(measured_run, "--thumbnails", "1")
     one = html.count('src="data:image/jpeg;base64,')
-    _, html = report(measured_run, "--thumbnails", "2")
-    assert html.count('src="data:image/jpeg;base64,') > one > 0
     assert "Baseline: <strong>base</strong>" in html  # from run.json
-    _, html = report(measured_run, "--thumbnails", "0", "--baseline", "cand")
-    assert "Baseline: <strong>cand</strong>" in html
+    assert "three construction workers" in html and "three roofers on a ladder" not in html
     suite = yaml.safe_load((measured_run / "suite.yaml").read_text())
     suite["prompts"][1]["text"] = "three roofers on a ladder"
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(suite))
-    _, html = report(measured_run, "--thumbnails", "1")
-    assert "three construction workers" in html and "three roofers on a ladder" not in html
-    _, html = report(measured_run, "--thumbnails", "1", "--prompts", str(other))
+    _, html = report(measured_run, "--thumbnails", "2", "--baseline", "cand", "--prompts", str(other))
+    assert html.count('src="data:image/jpeg;base64,') > one > 0
+    assert "Baseline: <strong>cand</strong>" in html
     assert "three roofers on a ladder" in html  # the gallery's prompt text
 
 
@@ -155,10 +154,9 @@ def test_report_confusion_table_is_shown(measured_run, tmp_path):
     pd.DataFrame([("gender", "Male", "Male", 41), ("gender", "Male", "Female", 9),
                   ("gender", "Female", "Female", 37), ("gender", "Female", "Male", 13)],
                  columns=["attribute", "true", "predicted", "count"]).to_csv(confusion, index=False)
-    without, _ = report(measured_run, "--thumbnails", "0")
     with_it, _ = report(measured_run, "--thumbnails", "0", "--confusion", str(confusion))
     figure = "figures/confusion_gender.png"
-    assert figure not in without and figure in with_it and (measured_run / figure).exists()
+    assert figure in with_it and (measured_run / figure).exists()
 
 
 # ---------------------------------------------------------------- tag
