@@ -85,7 +85,16 @@ def test_significant_differences_ties_on_q_sort_by_prompt_and_report_the_smalles
     assert list(table["prompt_id"]) == ["alpha", "zeta"]
     zeta = table.iloc[1]
     assert (zeta["p_value"], zeta["q_value"]) == (0.001, 0.01)
+    assert list(table["attribute"]) == ["gender", "gender"] and list(table["model"]) == ["cand", "cand"]
     assert list(table.columns)[-2:] == ["p_value", "q_value"] and len(table.columns) == 15
+
+
+def test_equal_q_keeps_the_comparison_tables_order():
+    comparison = comparison_rows([
+        ("doctor", "skin_tone", "share:MST3", 0.5, 0.6, -0.1, -0.2, 0.0, 0.001, 0.01),
+        ("doctor", "gender", "share:Male", 0.5, 0.6, -0.1, -0.2, 0.0, 0.001, 0.01),
+    ])
+    assert list(significant_differences(comparison)["attribute"]) == ["skin_tone", "gender"]
 
 
 def test_ahistorical_keeps_rows_with_an_expected_label():
@@ -111,6 +120,7 @@ def copy(run_dir, tmp_path):
 def test_load_run_reads_models_baseline_first_and_the_suite(run_dir):
     data = load_run(run_dir)
     assert data.models == ["base", "cand"] and data.baseline == "base" and data.candidates == ["cand"]
+    assert data.run_dir == run_dir and data.config == json.loads((run_dir / "run.json").read_text())
     assert data.prompt_text("workers") == "three construction workers"
     assert data.prompt_text("unknown-id") == "unknown-id"
     other = load_run(run_dir, baseline="cand")
