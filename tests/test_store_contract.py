@@ -74,7 +74,9 @@ def test_a_pil_image_is_stored_as_png_and_identical_images_share_one_file(store,
         assert back.format == "PNG" and back.getpixel((0, 0)) == (1, 2, 3)
 
 
-@pytest.mark.parametrize("mode, stored_mode", [("L", "L"), ("RGBA", "RGBA"), ("CMYK", "RGB"), ("F", "RGB")])
+@pytest.mark.parametrize("mode, stored_mode", [
+    ("1", "1"), ("L", "L"), ("LA", "LA"), ("P", "P"), ("RGBA", "RGBA"), ("I", "I;16"), ("I;16", "I;16"),
+    ("CMYK", "RGB"), ("F", "RGB")])
 def test_encode_image_keeps_png_modes_and_converts_the_rest(mode, stored_mode):
     blob, ext, size = encode_image(Result.ok(Image.new(mode, (3, 2))))
     assert ext == "png" and size == (3, 2)
@@ -152,11 +154,11 @@ def test_journal_rules_when_reading(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         images = ImageStore(tmp_path).images()
     assert list(images["sample"]) == [0, 2]  # bad line skipped, ok row without its file ignored, cut line too
-    assert "line 2 is not valid JSON" in caplog.text
-    with ImageStore(tmp_path) as writer:  # a writer trims the cut line before appending
+    assert f"{tmp_path / JOURNAL}: line 2 is not valid JSON; ignored" in caplog.messages
+    with ImageStore(tmp_path) as writer:  # a writer trims the cut line, and only it, before appending
         writer.record("m", request(3), Result.refused("no"))
         lines = (tmp_path / JOURNAL).read_text().splitlines()
-        assert json.loads(lines[-1])["sample"] == 3 and not any(line.startswith('{"model": "m", "cut') for line in lines)
+        assert len(lines) == 5 and lines[1] == "{broken json" and json.loads(lines[-1])["sample"] == 3
 
 
 def test_a_write_failure_is_the_samples_error(store, tmp_path, monkeypatch):
@@ -167,7 +169,62 @@ def test_a_write_failure_is_the_samples_error(store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", refuse)
     row = store.record("m", request(0), Result.ok(data=jpeg()))
-    assert row["status"] == "error" and row["path"] is None
+    assert row["status"] == "error"
+    assert (row["path"], row["sha256"], row["width"], row["height"]) == (None, None, None, None)
     assert row["error"].startswith("could not write the image file images/") and "No space left" in row["error"]
     assert not list((tmp_path / "images").glob(".*.tmp"))  # the temporary file is removed
     assert store.done("m") == set()  # retried next time
+
+
+def test_durable_stores_fsync_images_and_tables(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    with ImageStore(tmp_path / "fast", create=True, durable=False) as fast:
+        fast.record("m", request(0), Result.ok(data=jpeg()))
+        assert synced == []  # the image file: no fsync
+    synced.clear()  # (closing compacts the table, durably)
+    with ImageStore(tmp_path / "safe", create=True) as safe:
+        safe.record("m", request(0), Result.ok(data=jpeg()))
+        recorded = len(synced)
+        assert recorded >= 1  # the image file, before its rename
+        safe.flush()
+        assert len(synced) >= recorded + 2  # the table (durable) and the emptied journal
+
+
+def test_close_is_idempotent_and_the_lock_is_released(tmp_path):
+    store = ImageStore(tmp_path, create=True)
+    store.record("m", request(0), Result.refused("no"))
+    lock = tmp_path / ".biaskit.lock"
+    assert lock.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(RuntimeError) as error:
+        ImageStore(tmp_path).record("m", request(1), Result.refused("no"))
+    assert str(error.value) == f"{tmp_path}: another biaskit process is writing to this run (lock file {lock})"
+    store.close()
+    store.close()
+    with ImageStore(tmp_path) as again:  # the lock is free again
+        again.record("m", request(1), Result.refused("no"))
+    assert len(ImageStore(tmp_path).images()) == 2
+
+
+def test_a_table_missing_a_column_is_named(tmp_path):
+    from biaskit.tables import write_table
+
+    with ImageStore(tmp_path, create=True) as store:
+        store.record("m", request(0), Result.refused("no"))
+    write_table(pd.read_parquet(tmp_path / IMAGES_TABLE).drop(columns="seed"), tmp_path / IMAGES_TABLE)
+    with pytest.raises(ValueError, match=rf"{IMAGES_TABLE}.*seed"):
+        ImageStore(tmp_path)
+
+
+def test_run_json_is_sorted_indented_json(tmp_path):
+    from pathlib import Path
+
+    from biaskit.store import write_json_atomic
+
+    data = {"b": 1, "a": {"path": Path("x/y")}, "é": "ü"}
+    write_json_atomic(tmp_path / "run.json", data)
+    assert (tmp_path / "run.json").read_text(encoding="utf-8") == json.dumps(
+        data, indent=2, sort_keys=True, default=str) + "\n"
