@@ -6,14 +6,17 @@ deterministically:
 * ``REFUSE`` -- 400 ``content_policy_violation`` (a refusal);
 * ``FLAKY``  -- 429 with ``retry-after-ms: 10`` on the first request of that prompt, then success;
 * ``BROKEN`` -- 500 every time;
-* ``SLOW``   -- sleeps ``slow_s`` seconds before answering (client timeouts);
+* ``SLOW``   -- answers only when the server shuts down, so a client timeout always fires
+  first, however loaded the machine (no race between two durations);
 * ``LEAK``   -- 400 whose message echoes the bearer token (a hostile server), to test redaction;
   ``LEAKLOWER`` echoes it lower-cased, ``LEAKB64`` base64-encoded;
 * ``FILEURL`` -- 200 whose image ``url`` is ``api.file_url`` (say ``file:///etc/passwd``);
 * otherwise  -- 200 with a PNG (``b64_json``, or a ``url`` served by this server when the
   request asked for ``response_format: url``) and ``revised_prompt = "REVISED: " + prompt``.
 
-Every request waits ``latency_s`` first (200 ms in the benchmark).
+Every request waits ``latency_s`` first (200 ms in the benchmark).  With ``gate=N`` every
+request is held until N requests are in flight at once (or ``gate_timeout_s`` passes), so a
+test sees a bounded concurrency reached without relying on requests overlapping in time.
 """
 
 from __future__ import annotations
@@ -35,11 +38,16 @@ REFUSAL_MESSAGE = "Your request was rejected as a result of our safety system."
 class FakeImagesAPI:
     """Start with ``with FakeImagesAPI(api_key=...) as api:``; ``api.base_url`` ends in ``/v1``."""
 
-    def __init__(self, *, api_key: str, latency_s: float = 0.0, slow_s: float = 2.0, size: int = 32):
+    def __init__(self, *, api_key: str, latency_s: float = 0.0, size: int = 32,
+                 gate: int | None = None, gate_timeout_s: float = 30.0, gate_grace_s: float = 0.2):
         self.api_key = api_key
         self.latency_s = latency_s
-        self.slow_s = slow_s
         self.size = size
+        self.gate = gate
+        self.gate_timeout_s = gate_timeout_s
+        self.gate_grace_s = gate_grace_s
+        self.gate_opened = False  # True once ``gate`` requests were in flight together
+        self._closing = threading.Event()  # set on exit: releases SLOW requests
         self.requests: list[dict] = []  # bodies of image requests, in arrival order
         self.prompt_hits: Counter = Counter()
         self.files: dict[str, bytes] = {}
@@ -48,6 +56,7 @@ class FakeImagesAPI:
         self.max_in_flight = 0  # the most requests served at once (bounded concurrency)
         self._counter = itertools.count()
         self._mutex = threading.Lock()
+        self._arrived = threading.Condition(self._mutex)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -63,6 +72,7 @@ class FakeImagesAPI:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -85,12 +95,26 @@ class FakeImagesAPI:
             hits = self.prompt_hits[prompt]
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._hold_at_gate()
         try:
             time.sleep(self.latency_s)
             return self._respond(body, prompt, hits, authorization)
         finally:
             with self._mutex:
                 self.in_flight -= 1
+
+    def _hold_at_gate(self) -> None:
+        """Wait (mutex held) until ``gate`` requests are in flight; the first batch only."""
+        if self.gate is None or self.gate_opened:
+            return
+        if self.in_flight < self.gate:
+            self._arrived.wait_for(lambda: self.gate_opened, timeout=self.gate_timeout_s)
+            return
+        # The bound is reached; a client that ignores it gets time to send one request more
+        # (only a broken client is timed: a bounded one cannot exceed the bound meanwhile).
+        self._arrived.wait(timeout=self.gate_grace_s)
+        self.gate_opened = True
+        self._arrived.notify_all()
 
     def _respond(self, body: dict, prompt: str, hits: int, authorization: str) -> tuple[int, dict, dict]:
         if "REFUSE" in prompt:
@@ -109,7 +133,7 @@ class FakeImagesAPI:
         if "FLAKY" in prompt and hits == 1:
             return 429, _error("rate_limit_exceeded", "Slow down."), {"retry-after-ms": "10"}
         if "SLOW" in prompt:
-            time.sleep(self.slow_s)
+            self._closing.wait()
         png = self.png()
         item = {"revised_prompt": f"REVISED: {prompt}"}
         if body.get("response_format") == "url":

@@ -135,8 +135,11 @@ def _write_metrics(run_dir):
          ("all:individual", "gender", "hof", 0.45, 0.0, 0.45, 0.3, 0.6)],
         columns=["prompt_id", "attribute", "metric", "value", "baseline_value", "delta", "ci_low",
                  "ci_high"]).assign(model="cand", baseline="base")
+    # p and q disagree both ways: workers has p < 0.05 <= q (not significant), and founders
+    # (another attribute, so another BH family) the smallest p but not the smallest q.
+    p = {"doctor": 0.001, "workers": 0.02, "founders": 0.0005}
     comparison["q_value"] = comparison["prompt_id"].map(q).fillna(0.0001)
-    comparison["p_value"] = comparison["q_value"] / 3
+    comparison["p_value"] = comparison["prompt_id"].map(p).fillna(0.00005)
     # cand: 1 refused and 1 failed of 8 samples, 1 unclear of 20 labels; a person in every image.
     rates = pd.DataFrame(
         [("base", 6, 6, 0.0, 0.0, 0.0, 20, 0.0), ("cand", 8, 6, 0.125, 0.125, 0.0, 20, 0.05)],

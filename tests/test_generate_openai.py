@@ -23,7 +23,7 @@ FAST = "max_retries=2&backoff=0.01&timeout=5"
 
 @pytest.fixture
 def api(monkeypatch):
-    with FakeImagesAPI(api_key=API_KEY, slow_s=1.5) as server:
+    with FakeImagesAPI(api_key=API_KEY) as server:
         monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         yield server
@@ -77,7 +77,8 @@ def test_server_error_gives_up_after_the_retries(api):
 
 
 def test_timeout_is_retried_then_recorded_as_error(api):
-    gen = OpenAIGenerator("gpt-image-1", max_retries=1, backoff=0.01, timeout=0.3)
+    # The server never answers SLOW prompts while the test runs: the timeout always fires.
+    gen = OpenAIGenerator("gpt-image-1", max_retries=1, backoff=0.01, timeout=0.5)
     result = one(gen, "SLOW doctor")
     assert result.status == "error"
     assert "Timeout" in result.message and "2 attempt(s)" in result.message
@@ -90,14 +91,17 @@ def test_missing_key_is_a_clear_error(monkeypatch):
         make_generator("openai:gpt-image-1")
 
 
-def test_concurrency_is_bounded(api, tmp_path):
-    api.latency_s = 0.1
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_is_bounded(api, tmp_path, concurrency):
+    # The server holds the first requests until `concurrency` are in flight together, so the
+    # bound is reached however slowly the client threads start; it is never passed.
+    api.gate = concurrency
     suite = suite_from_dict({"name": "c", "prompts": [{"id": f"p{i}", "text": f"person {i}"}
                                                        for i in range(3)]})
     images = generate(suite, {"m": f"openai:gpt-image-1?{FAST}"}, out=tmp_path, samples=4,
-                      concurrency=3, progress=False)
+                      concurrency=concurrency, progress=False)
     assert (images["status"] == "ok").sum() == 12
-    assert api.max_in_flight == 3
+    assert api.gate_opened and api.max_in_flight == concurrency
 
 
 def test_run_records_every_outcome_and_never_writes_the_key(api, tmp_path):

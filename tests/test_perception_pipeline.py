@@ -310,12 +310,18 @@ def test_cli_tag_face_policy_from_a_suite_file(run, tagged, tmp_path, capsys):
     assert "--faces: invalid choice: 'some'" in capsys.readouterr().err
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
+def test_cli_errors_are_one_line(run, tmp_path, capsys):
+
     assert main(["tag", str(tmp_path / "nowhere")]) == 2
     assert "images.parquet: no such file" in capsys.readouterr().err
     assert main(["tag", str(tmp_path), "--threshold", "gender=high"]) == 2
     assert "--threshold 'gender=high'" in capsys.readouterr().err
-    assert main(["tag", str(tmp_path), "--tagger", "magic"]) == 2
+    # A real run (images.parquet present): the tagger's name is what is refused.
+    root, _ = run
+    assert (root / tables.IMAGES_TABLE).exists()
+    assert main(["tag", str(root), "--tagger", "magic", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown tagger 'magic'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_validate_and_train_probe(skin_folder, tmp_path, capsys):

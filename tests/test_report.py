@@ -108,7 +108,8 @@ def test_headline_table_has_values_and_intervals(report):
 
 def test_significant_differences_one_row_per_prompt_below_alpha(report):
     rows = report["parsed"].tables["significant"]
-    # workers (q = 0.3) and the all:individual aggregate are left out; smallest q first.
+    # workers (p = 0.02 but q = 0.3) and the all:individual aggregate are left out; smallest q
+    # first, though founders has the smaller p.
     assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("doctor", "gender", "cand"),
                                                      ("founders", "skin_tone", "cand")]
     doctor, founders = rows[1], rows[2]
@@ -116,6 +117,7 @@ def test_significant_differences_one_row_per_prompt_below_alpha(report):
                           "0.0010", "0.0030"]
     # No entropy row for founders: dashes, and the larger of the two share moves.
     assert founders[4:8] == ["–", "–", "–", "MST3 -0.10 [-0.20, 0.00]"]
+    assert founders[8:] == ["0.0005", "0.0490"]
 
 
 def test_ahistorical_table(report):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -61,16 +61,21 @@ def resume_with(generator, run: Path, **options) -> pd.DataFrame:
 
 # A child process that runs the same generation and dies at a chosen point.
 CHILD = textwrap.dedent("""
-    import os, sys, time
+    import os, sys, threading
     from PIL import Image
     from biaskit.generate import generate
     from biaskit.store import ImageStore
     from biaskit.suite import suite_from_dict
 
-    suite, run, crash, sleep = {suite!r}, sys.argv[1], sys.argv[2], float(sys.argv[3])
+    suite, run, crash, HANG_AT = {suite!r}, sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    calls = [0]
 
     def draw(prompt, seed):
-        time.sleep(sleep)
+        calls[0] += 1
+        if crash == "hang" and calls[0] == HANG_AT:  # tell the parent, then wait to be killed
+            print("hanging", flush=True)
+            threading.Event().wait()
         return Image.new("RGB", (16, 16), (seed & 255, (seed >> 8) & 255, len(prompt)))
 
     def die(*args, **kwargs):
@@ -100,12 +105,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def child(tmp_path: Path, run: Path, crash: str, *, sleep=0.0, samples=3, wait=True):
+def child(tmp_path: Path, run: Path, crash: str, *, hang_at=0, samples=3, wait=True):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(suite=SUITE_DICT))
-    args = [sys.executable, str(script), str(run), crash, str(sleep), str(samples)]
+    args = [sys.executable, str(script), str(run), crash, str(hang_at), str(samples)]
     if not wait:
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == (0 if crash == "none" else 3), done.stderr
     return done
@@ -159,22 +164,21 @@ def test_crash_before_rename_leaves_no_partial_file_counted(tmp_path):
 def test_kill_9_mid_run_then_resume_completes_without_duplicates(tmp_path):
     run = tmp_path / "run"
     samples = 20
-    process = child(tmp_path, run, "none", sleep=0.05, samples=samples, wait=False)
-    journal = run / JOURNAL
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 5:
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    # One worker: the 6th generator call starts only after the 5th sample is stored; the
+    # child says so and hangs inside that call, so the kill lands mid-run, never too late.
+    process = child(tmp_path, run, "hang", hang_at=6, samples=samples, wait=False)
+    try:
+        # Wait for the child's word, not for a duration; 120 s only bounds a child that hangs early.
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        assert ready and process.stdout.readline() == "hanging\n", "the child never reached sample 6"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    stored = len(ImageStore(run).images())
-    # 5 journal lines were seen; the last one's image may not have been renamed yet.
-    assert 4 <= stored < len(SUITE) * samples
+    assert len(ImageStore(run).images()) == 5
     resume = Counting()
     resume_with(resume, run, samples=samples)
-    assert len(resume.calls) == len(SUITE) * samples - stored
+    assert len(resume.calls) == len(SUITE) * samples - 5
     assert_complete(run, samples=samples)
 
 
