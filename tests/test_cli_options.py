@@ -143,10 +143,12 @@ def test_report_thumbnails_baseline_and_prompts(measured_run, tmp_path):
     suite["prompts"][1]["text"] = "three roofers on a ladder"
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(suite))
-    _, html = report(measured_run, "--thumbnails", "2", "--baseline", "cand", "--prompts", str(other))
+    _, html = report(measured_run, "--thumbnails", "2", "--baseline", "base", "--prompts", str(other))
     assert html.count('src="data:image/jpeg;base64,') > one > 0
-    assert "Baseline: <strong>cand</strong>" in html
+    assert "Baseline: <strong>base</strong>" in html
     assert "three roofers on a ladder" in html  # the gallery's prompt text
+    # --baseline is read: one the comparison was not measured against is refused, in one line.
+    assert main(["report", str(measured_run), "--baseline", "cand"]) == 2
 
 
 def test_report_confusion_table_is_shown(measured_run, tmp_path):
@@ -173,9 +175,12 @@ def tag(run, *options):
 
 
 def test_tag_min_face_keeps_small_faces_but_calls_them_unclear(photo_run):
-    people, observations = tag(photo_run, "--no-cache")
+    # The astronaut's gender confidence (0.83) is under the calibrated default threshold:
+    # a threshold of 0 keeps every label, so only --min-face can make them unclear.
+    people, observations = tag(photo_run, "--no-cache", "--threshold", "gender=0")
     assert len(people) == 1 and (observations["label"] != "unclear").all()
-    people, observations = tag(photo_run, "--no-cache", "--min-face", "4000")  # larger than the image
+    people, observations = tag(photo_run, "--no-cache", "--threshold", "gender=0",
+                               "--min-face", "4000")  # larger than the image
     assert len(people) == 1 and (observations["label"] == "unclear").all()
 
 

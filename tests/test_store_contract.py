@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 
 import pandas as pd
 import pytest
@@ -45,12 +46,12 @@ def test_each_result_kind_becomes_its_row(store, tmp_path, monkeypatch):
     sha = hashlib.sha256(data).hexdigest()
     assert ok == {"model": "m", "prompt_id": "doctor", "sample": 0, "seed": 100, "status": "ok", "error": None,
                   "revised_prompt": "echo <HF_TOKEN>", "path": f"images/{sha}.jpg", "sha256": sha,
-                  "width": 6, "height": 4}
+                  "width": 6, "height": 4, "prompt_text": "a doctor", "model_spec": None}
     assert (tmp_path / ok["path"]).read_bytes() == data  # the bytes as the generator returned them
     refused = store.record("m", request(1), Result.refused(f"policy {SECRET}", seed=7))
     assert refused == {"model": "m", "prompt_id": "doctor", "sample": 1, "seed": 7, "status": "refused",
                        "error": "policy <HF_TOKEN>", "revised_prompt": None, "path": None, "sha256": None,
-                       "width": None, "height": None}
+                       "width": None, "height": None, "prompt_text": "a doctor", "model_spec": None}
     failed = store.record("m", request(2), Result.error("boom"))
     assert (failed["status"], failed["error"], failed["seed"], failed["path"]) == ("error", "boom", 102, None)
     bad = store.record("m", request(3), Result.ok(data=b"not an image"))
@@ -154,7 +155,8 @@ def test_journal_rules_when_reading(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         images = ImageStore(tmp_path).images()
     assert list(images["sample"]) == [0, 2]  # bad line skipped, ok row without its file ignored, cut line too
-    assert f"{tmp_path / JOURNAL}: line 2 is not valid JSON; ignored" in caplog.messages
+    assert (f"{tmp_path / JOURNAL}: line 2: not valid JSON; line ignored, its sample is generated again"
+            in caplog.messages)
     with ImageStore(tmp_path) as writer:  # a writer trims the cut line, and only it, before appending
         writer.record("m", request(3), Result.refused("no"))
         lines = (tmp_path / JOURNAL).read_text().splitlines()
@@ -201,7 +203,8 @@ def test_close_is_idempotent_and_the_lock_is_released(tmp_path):
     assert lock.stat().st_mode & 0o777 == 0o644
     with pytest.raises(RuntimeError) as error:
         ImageStore(tmp_path).record("m", request(1), Result.refused("no"))
-    assert str(error.value) == f"{tmp_path}: another biaskit process is writing to this run (lock file {lock})"
+    assert str(error.value) == (f"{tmp_path}: another biaskit process is writing to this run (pid {os.getpid()}); "
+                                f"wait for it to end or use another --out (lock file {lock})")
     store.close()
     store.close()
     with ImageStore(tmp_path) as again:  # the lock is free again

@@ -89,9 +89,9 @@ def test_duplicate_id_names_the_prompt():
     ({"name": "t", "prompts": [GOOD], "zebra": 1, "author": "me"}, "s.yaml: field 'author': unknown field"),
     ({"prompts": [GOOD]}, "s.yaml: field 'name': a non-empty string is required"),
     ({"name": " ", "prompts": [GOOD]}, "s.yaml: field 'name': a non-empty string is required"),
-    ({"name": "t", "samples": 0, "prompts": [GOOD]}, "s.yaml: field 'samples': must be a positive integer, got 0"),
+    ({"name": "t", "samples": 0, "prompts": [GOOD]}, "s.yaml: field 'samples': must be a whole number from 1 to 10000, got 0"),
     ({"name": "t", "samples": 2.5, "prompts": [GOOD]},
-     "s.yaml: field 'samples': must be a positive integer, got 2.5"),
+     "s.yaml: field 'samples': must be a whole number from 1 to 10000, got 2.5"),
     ({"name": "t", "prompts": []}, "s.yaml: field 'prompts': a non-empty list is required"),
     ({"name": "t", "prompts": {"id": "x"}}, "s.yaml: field 'prompts': a non-empty list is required"),
 ])

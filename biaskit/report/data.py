@@ -114,6 +114,8 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     models = _models(metric["summary"], images)
     if not models:
         raise ValueError(NO_MODELS.format(run=run_dir))
+    if baseline is not None and baseline not in models:  # no model of the run: say so first
+        raise ValueError(UNKNOWN_BASELINE.format(run=run_dir, baseline=baseline, models=models))
     baseline = _baseline(run_dir, given=baseline, config=config, comparison=metric["comparison"])
     if baseline is not None and baseline not in models:
         raise ValueError(UNKNOWN_BASELINE.format(run=run_dir, baseline=baseline, models=models))
