@@ -187,6 +187,8 @@ def test_export_page_import_measure_report_end_to_end(browser, exported, tmp_pat
                  "--images", str(run / "images.parquet"), "--baseline", "base", "--n-boot", "50",
                  "--out", str(run / "metrics")]) == 0
     assert (run / "metrics" / "corrected_entropy.parquet").exists()
+    corrected = pd.read_parquet(run / "metrics" / "corrected_overall.parquet")
+    assert len(corrected) and corrected["attribute"].eq("gender").any()
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text(encoding="utf-8")
     assert '<h2 id="validation">Tagger validation</h2>' in html
@@ -195,3 +197,7 @@ def test_export_page_import_measure_report_end_to_end(browser, exported, tmp_pat
     assert '<table class="annotators">' in html and '<table class="agreement">' in html
     markdown = (run / "report.md").read_text(encoding="utf-8")
     assert "## Tagger validation" in markdown and "| alice | 6 | 12 | 0 | 0 |" in markdown
+    # The headline uses the in-domain correction: corrected columns, naming where they come from.
+    headline = markdown.split("\n## ")[1]
+    assert "The *corrected* columns correct the tagger's errors" in headline
+    assert "Not corrected for tagger error" not in markdown
