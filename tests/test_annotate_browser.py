@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from biaskit.annotate import export_annotation, import_annotations
+from biaskit.annotate import export_annotation
 from biaskit.cli import main
 from report_support import make_run
 

@@ -5,7 +5,6 @@ directory; never a traceback.
 """
 
 import contextlib
-import json
 import os
 import pickle
 import shutil

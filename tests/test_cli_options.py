@@ -20,7 +20,7 @@ from biaskit import tables
 from biaskit.cli import main
 from biaskit.generate import derive_seed
 from biaskit.metrics import BiasFrame
-from biaskit.suite import load_suite, suite_from_dict
+from biaskit.suite import load_suite
 from report_support import make_run as make_measured_run
 
 SMOKE = "prompts/smoke.yaml"

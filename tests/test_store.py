@@ -298,7 +298,7 @@ def test_images_table_with_a_bad_sample_is_named_by_file_and_row(tmp_path, sampl
     column[2] = sample
     images["sample"] = pd.Series(column, dtype=type(sample) if not isinstance(sample, int) else "int64")
     images.to_parquet(tmp_path / IMAGES_TABLE, index=False)
-    with pytest.raises(ValueError, match=rf"images\.parquet: row 3: sample .* is not a whole number"):
+    with pytest.raises(ValueError, match=r"images\.parquet: row 3: sample .* is not a whole number"):
         ImageStore(tmp_path)
 
 

@@ -7,7 +7,6 @@ place (file, prompt, field) fails here.
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import yaml
 
