@@ -109,7 +109,9 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
     log.info("pipeline: measuring")
     confusion = run_confusion(run_dir, given=metrics.pop("confusion", None),
                               refuse=metrics.pop("no_confusion", False))
-    bias = measure_run(run_dir, suite=suite, baseline=baseline, confusion=confusion, **metrics)
+    # The table chosen here (or none: --no-confusion) is the one measured with.
+    bias = measure_run(run_dir, suite=suite, baseline=baseline, confusion=confusion,
+                       no_confusion=confusion is None, **metrics)
     record_run_settings(run_dir, metrics={"n_boot": bias.n_boot, "bootstrap_seed": bias.seed,
                                           "confidence": bias.confidence,
                                           "entropy_correction": bias.entropy_correction,

@@ -200,4 +200,5 @@ def test_export_page_import_measure_report_end_to_end(browser, exported, tmp_pat
     # The headline uses the in-domain correction: corrected columns, naming where they come from.
     headline = markdown.split("\n## ")[1]
     assert "The *corrected* columns correct the tagger's errors" in headline
+    assert "(validation/confusion.parquet)" in headline  # the table measure recorded using
     assert "Not corrected for tagger error" not in markdown

@@ -142,3 +142,6 @@ def test_measure_run_uses_the_runs_validation_confusion_table(tmp_path):
     assert overall.n_validation.iloc[0] == 200
     assert overall.validation_accuracy.iloc[0] == pytest.approx(185 / 200)
     assert bias.corrected_overall is not None
+    # no_confusion (`biaskit run --no-confusion`) keeps the run's own table out.
+    measure_run(tmp_path, suite=suite, n_boot=50, no_confusion=True, out=tmp_path / "plain")
+    assert not (tmp_path / "plain" / "corrected_overall.parquet").exists()

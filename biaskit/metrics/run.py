@@ -9,10 +9,7 @@ import pandas as pd
 from biaskit.metrics.frame import BiasFrame
 from biaskit.metrics.io import read_images
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table
-
-#: A validation confusion table in the run directory, used when no other is given.
-VALIDATION_CONFUSION = Path("validation") / "confusion.parquet"
+from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table, run_confusion
 
 
 def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
@@ -23,7 +20,7 @@ def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
 
 
 def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str | None = None,
-                out: str | Path | None = None, **options) -> BiasFrame:
+                out: str | Path | None = None, no_confusion: bool = False, **options) -> BiasFrame:
     """Measure the observations of a run and write its tables to ``RUN/metrics/``.
 
     Parameters
@@ -36,11 +33,14 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
         Model to compare the others with (writes ``comparison``).
     out : path, optional
         Output folder (default ``RUN/metrics``).
+    no_confusion : bool
+        Do not correct with the run's own ``validation/confusion.parquet``.
     **options
         Passed to :class:`BiasFrame` (``n_boot``, ``seed``, ``confidence``,
         ``entropy_correction``, ``taxonomies``, ``attributes``, ``confusion``
         -- a DataFrame or a table path; default ``RUN/validation/confusion.parquet``
-        when it exists, as ``biaskit validate --out RUN/validation`` writes it).
+        when it exists, as ``biaskit validate --out RUN/validation`` and
+        ``biaskit annotate import`` write it; see :func:`biaskit.tables.run_confusion`).
 
     Examples
     --------
@@ -53,9 +53,8 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
         suite = load_suite(suite)
     observations_path = run_dir / OBSERVATIONS_TABLE
     images_path = run_dir / IMAGES_TABLE
-    if options.get("confusion") is None and (run_dir / VALIDATION_CONFUSION).exists():
-        options["confusion"] = run_dir / VALIDATION_CONFUSION  # biaskit validate --out RUN/validation
-    options["confusion"] = as_table(options.get("confusion"))
+    options["confusion"] = as_table(run_confusion(run_dir, given=options.get("confusion"),
+                                                  refuse=no_confusion))
     frame = BiasFrame(read_table(observations_path), suite=suite,
                       images=read_images(images_path, suite=suite) if images_path.exists() else None,
                       name=str(observations_path), **options)

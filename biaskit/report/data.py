@@ -124,7 +124,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     if isinstance(suite, (str, Path)):
         suite = load_suite(suite)
     if confusion is None:
-        confusion = _optional_table(run_dir / VALIDATION_DIR / "confusion.parquet")
+        confusion = _optional_table(run_dir / VALIDATION_DIR / tables.CONFUSION_TABLE)
     elif not isinstance(confusion, pd.DataFrame):
         confusion = tables.read_table(confusion)
     if not confusion.empty:

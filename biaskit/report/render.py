@@ -7,6 +7,7 @@ the numbers in report.html and report.md agree to the digit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import math
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from biaskit import tables
 from biaskit.report import data, methods
 from biaskit.report.figures import RenderedFigure
 
@@ -98,14 +100,23 @@ def _corrected_by_key(run: data.RunData) -> dict:
     return {(r["kind"], r["attribute"], r["model"]): r for _, r in frame.iterrows()}
 
 
+def _correction_source(run: data.RunData) -> str:
+    """The confusion table the metrics were corrected with, as ``measure`` recorded it."""
+    recorded = tables.read_correction(run.run_dir / tables.METRICS_DIR)
+    if recorded is None:
+        return "the confusion table given to biaskit measure --confusion"
+    path = Path(recorded)
+    with contextlib.suppress(ValueError):  # inside the run: say where, relative to it
+        return str(path.resolve().relative_to(run.run_dir.resolve()))
+    return recorded
+
+
 def correction_note(run: data.RunData) -> dict:
     """Whether the headline is corrected for tagger error: the validation set and its accuracy,
     or, without one, how few tagger errors would change HOF."""
     frame = run.corrected_overall
     if not frame.empty:
-        source = (f"{data.VALIDATION_DIR}/confusion.parquet"
-                  if (run.run_dir / data.VALIDATION_DIR / "confusion.parquet").exists()
-                  else "the confusion table given to biaskit measure --confusion")
+        source = _correction_source(run)
         per_attribute = frame.drop_duplicates("attribute")
         rows = [[r.attribute, f"{int(r.n_validation)}", percent(r.validation_accuracy)]
                 for r in per_attribute.itertuples(index=False)]
