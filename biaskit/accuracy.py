@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from biaskit import taxonomy
+from biaskit.tables import CONFUSION_COLUMNS
 from biaskit.taxonomy import UNCLEAR
 
 CONFIDENCE_LEVEL = 0.95
@@ -40,7 +41,6 @@ SUMMARY_COLUMNS = ("attribute", "tagger", "n", "n_unclear", "n_correct", "n_effe
 RECALL_COLUMNS = ("attribute", "true", "n", "n_correct", "n_unclear", "recall", "ci_low", "ci_high",
                   "unclear_rate")
 PRECISION_COLUMNS = ("attribute", "predicted", "n", "n_correct", "precision", "ci_low", "ci_high")
-CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 
 
 def wilson_interval(successes, trials, *, level: float = CONFIDENCE_LEVEL) -> tuple[np.ndarray, np.ndarray]:

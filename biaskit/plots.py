@@ -41,7 +41,7 @@ import pandas as pd
 
 from biaskit import taxonomy
 from biaskit.suite import POOLED_KIND
-from biaskit.tables import require_columns
+from biaskit.tables import CONFUSION_COLUMNS, require_columns
 
 NO_ROWS = "{figure}: the {table} table has no rows for {what}"
 UNKNOWN_METRIC = "{figure}: unknown metric {metric!r}; expected one of {known}"
@@ -50,7 +50,6 @@ DISTRIBUTION_NEEDS = ("model", "prompt_id", "attribute", "label", "share")
 SUMMARY_NEEDS = ("model", "prompt_id", "attribute", "entropy", "entropy_ci_low", "entropy_ci_high")
 MATCH_NEEDS = ("model", "prompt_id", "attribute", "expected", "match_rate")
 OVERALL_NEEDS = ("model", "attribute", "kind")
-CONFUSION_NEEDS = ("attribute", "true", "predicted", "count")
 
 #: The two panels of the system card's summary figure: metric -> axis label.
 OVERALL_METRICS = {
@@ -466,7 +465,7 @@ def confusion_matrix(confusion: pd.DataFrame, *, attribute: str, normalize: bool
     matplotlib Axes
         The matrix is ``ax.images[0].get_array()``; cell texts are ``ax.texts``.
     """
-    rows = _select(confusion, needs=CONFUSION_NEEDS, table="confusion", figure="confusion_matrix",
+    rows = _select(confusion, needs=CONFUSION_COLUMNS, table="confusion", figure="confusion_matrix",
                    what=f"attribute {attribute!r}", attribute=attribute)
     labels = attribute_labels(attribute, list(rows["true"]) + list(rows["predicted"]))
     true = [label for label in labels if label in set(rows["true"])]

@@ -37,6 +37,8 @@ IMAGES_CORE_COLUMNS = IMAGES_COLUMNS[:11]
 #: ``size_image``: face size (square root of the box area) over the image's;
 #: ``size_largest``: over the largest face's in the same image (1 for the largest).
 PEOPLE_COLUMNS = ("sha256", "person", "x0", "y0", "x1", "y1", "score", "size_image", "size_largest")
+#: A tagger's confusion table (``biaskit validate``, ``annotate import``; ``measure --confusion``).
+CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 OBSERVATION_COLUMNS = (
     "model",
     "prompt_id",

@@ -38,9 +38,8 @@ from biaskit.metrics.entropy import normalized_entropy
 from biaskit.metrics.io import BAD_LABEL
 from biaskit.metrics.bootstrap import percentile_interval
 from biaskit.metrics.posterior import dirichlet_prior
-from biaskit.tables import concat_rows, require_columns
+from biaskit.tables import CONFUSION_COLUMNS, concat_rows, require_columns
 
-CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 CORRECTED_COLUMNS = ("model", "prompt_id", "attribute", "label", "observed_share", "share",
                      "ci_low", "ci_high")
 CORRECTED_ENTROPY_COLUMNS = ("model", "prompt_id", "attribute", "observed_entropy", "entropy",

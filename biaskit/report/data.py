@@ -26,7 +26,6 @@ UNKNOWN_BASELINE = "{run}: baseline {baseline!r} is not a model of this run; mod
 BASELINE_NOT_MEASURED = ("--baseline {baseline!r}: the comparison in {metrics} was measured against "
                          "{measured!r}; run `biaskit measure ... --baseline {baseline}` first")
 SEVERAL_BASELINES = "{metrics}/comparison.parquet: several baselines {baselines}; measure one"
-CONFUSION_COLUMNS = ("attribute", "true", "predicted", "count")
 VALIDATION_DIR = tables.VALIDATION_DIR  # biaskit validate --out RUN/validation, annotate import
 CORRECTED_OVERALL = "corrected_overall.parquet"  # biaskit measure with a confusion table
 PERCEPTION_ERRORS = "perception_errors.parquet"  # images the tagger could not read
@@ -128,7 +127,7 @@ def load_run(run_dir: str | Path, *, suite: Suite | str | Path | None = None,
     elif not isinstance(confusion, pd.DataFrame):
         confusion = tables.read_table(confusion)
     if not confusion.empty:
-        tables.require_columns(confusion, CONFUSION_COLUMNS,
+        tables.require_columns(confusion, tables.CONFUSION_COLUMNS,
                                name=confusion.attrs.get(tables.SOURCE, "confusion table"))
     return RunData(run_dir=run_dir, config=config, models=models, baseline=baseline,
                    images=images, people=people, observations=observations,
