@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -134,10 +133,11 @@ def _prompt_kinds(run_dir: Path, suite) -> dict[str, str]:
 
 def _record_policy(run_dir: Path, policy: FacePolicy) -> None:
     """Write the face policy into ``RUN/run.json``, keeping every other key."""
+    from biaskit.store import write_json_atomic
+
     config = tables.read_run_config(run_dir)
     config[POLICY_KEY] = policy.describe()
-    text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
-    tables.write_atomic(run_dir / tables.RUN_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_json_atomic(run_dir / tables.RUN_CONFIG, config)
 
 
 def tag_images(
