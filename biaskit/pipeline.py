@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import METRICS_DIR, RUN_CONFIG, read_run_config, record_correction, run_confusion
+from biaskit.tables import RUN_CONFIG, read_run_config, run_confusion
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,6 @@ def run_pipeline(suite: Suite | str | Path, *, models: Mapping[str, Any], baseli
                                           "confidence": bias.confidence,
                                           "entropy_correction": bias.entropy_correction,
                                           "confusion": confusion is not None})
-    record_correction(run_dir / METRICS_DIR, confusion)
     log.info("pipeline: writing the report")
     report = write_report(run_dir, suite=suite, baseline=baseline, thumbnails=thumbnails,
                           confusion=confusion)

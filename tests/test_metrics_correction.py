@@ -142,6 +142,9 @@ def test_measure_run_uses_the_runs_validation_confusion_table(tmp_path):
     assert overall.n_validation.iloc[0] == 200
     assert overall.validation_accuracy.iloc[0] == pytest.approx(185 / 200)
     assert bias.corrected_overall is not None
+    from biaskit.tables import read_correction  # recorded for the report to name
+    assert read_correction(tmp_path / "metrics") == str(tmp_path / "validation" / "confusion.parquet")
     # no_confusion (`biaskit run --no-confusion`) keeps the run's own table out.
     measure_run(tmp_path, suite=suite, n_boot=50, no_confusion=True, out=tmp_path / "plain")
     assert not (tmp_path / "plain" / "corrected_overall.parquet").exists()
+    assert read_correction(tmp_path / "plain") is None

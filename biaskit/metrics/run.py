@@ -9,7 +9,14 @@ import pandas as pd
 from biaskit.metrics.frame import BiasFrame
 from biaskit.metrics.io import read_images
 from biaskit.suite import Suite, load_suite
-from biaskit.tables import IMAGES_TABLE, METRICS_DIR, OBSERVATIONS_TABLE, read_table, run_confusion
+from biaskit.tables import (
+    IMAGES_TABLE,
+    METRICS_DIR,
+    OBSERVATIONS_TABLE,
+    read_table,
+    record_correction,
+    run_confusion,
+)
 
 
 def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
@@ -53,10 +60,12 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
         suite = load_suite(suite)
     observations_path = run_dir / OBSERVATIONS_TABLE
     images_path = run_dir / IMAGES_TABLE
-    options["confusion"] = as_table(run_confusion(run_dir, given=options.get("confusion"),
-                                                  refuse=no_confusion))
+    confusion = run_confusion(run_dir, given=options.get("confusion"), refuse=no_confusion)
+    options["confusion"] = as_table(confusion)
     frame = BiasFrame(read_table(observations_path), suite=suite,
                       images=read_images(images_path, suite=suite) if images_path.exists() else None,
                       name=str(observations_path), **options)
-    frame.save(Path(out) if out is not None else run_dir / METRICS_DIR, baseline=baseline)
+    out = Path(out) if out is not None else run_dir / METRICS_DIR
+    frame.save(out, baseline=baseline)
+    record_correction(out, confusion)  # the report names the table the metrics were corrected with
     return frame
