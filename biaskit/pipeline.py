@@ -132,9 +132,10 @@ def _check_baseline(run_dir: Path, *, baseline: str) -> None:
 
 def _tagging_settings(tagging: Mapping[str, Any]) -> dict:
     """The tagging options as run.json records them (objects by their class name)."""
+    from biaskit.perception.detect import DEFAULT_DETECTOR
     from biaskit.perception.pipeline import DEFAULT_MIN_FACE
 
-    def describe(one):  # spec strings and paths as given; tagger objects by their class
+    def describe(one):  # spec strings and paths as given; objects by their name (else class)
         if one is None or isinstance(one, (str, int, float, bool)):
             return one
         if isinstance(one, Path):
@@ -143,13 +144,14 @@ def _tagging_settings(tagging: Mapping[str, Any]) -> dict:
             return [describe(item) for item in one]
         if isinstance(one, Mapping):
             return {str(k): describe(v) for k, v in one.items()}
-        return type(one).__name__
+        name = getattr(one, "name", None)
+        return name if isinstance(name, str) else type(one).__name__
 
     settings = {key: describe(value) for key, value in tagging.items() if value is not None}
     settings["attributes"] = describe(list(tagging["attributes"])) if tagging.get("attributes") \
         else "default"
     settings.setdefault("tagger", None)
-    settings["detector"] = tagging.get("detector") or "default"
+    settings["detector"] = describe(tagging.get("detector")) or DEFAULT_DETECTOR
     settings["min_face_px"] = settings.pop("min_face", DEFAULT_MIN_FACE)
     return settings
 

@@ -247,6 +247,15 @@ def test_tag_device_reaches_the_model(photo_run, capsys):
     assert "cuda" in capsys.readouterr().err.lower()
 
 
+def test_tag_device_typo_is_refused_before_any_work(photo_run, capsys):
+    # the embedded taggers never read the device: without the check a typo passed silently
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in photo_run.rglob("*"))
+    assert main(["tag", str(photo_run), "--no-progress", "--device", "gpu0"]) == 2
+    err = capsys.readouterr().err
+    assert "--device" in err and "'gpu0'" in err and len(err.strip().splitlines()) == 1
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in photo_run.rglob("*")) == before
+
+
 # ---------------------------------------------------------------- train-probe
 @pytest.fixture(scope="module")
 def labelled_faces(tmp_path_factory):

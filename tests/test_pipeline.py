@@ -56,6 +56,7 @@ def test_run_json_records_the_baseline_beside_generation_settings(run):
     assert config["seed"] == 3 and config["samples"] == 2  # written by the generate stage
     assert config["tagging"]["min_face_px"] > 0 and config["metrics"]["n_boot"] == 1000
     assert config["tagging"]["tagger"] == ["embedded", "skin"]  # --tagger is repeatable
+    assert config["tagging"]["detector"] == "centerface"  # the default by its name, not "default"
     assert config["models"] == {"mixed": "python:pipeline_support:mixed",
                                 "skewed": "python:pipeline_support:skewed"}
 

@@ -312,12 +312,12 @@ class HogDetector:
 
 
 DETECTORS = {"centerface": CenterFaceDetector, "hog": HogDetector}
+DEFAULT_DETECTOR = "centerface"
 
 
 def make_detector(spec: "str | Detector | None" = None) -> Detector:
     """A detector from a name (``"centerface"``, ``"hog"``) or an instance (returned as is)."""
-    if spec is None:
-        return CenterFaceDetector()
+    spec = DEFAULT_DETECTOR if spec is None else spec
     if not isinstance(spec, str):
         return spec
     try:

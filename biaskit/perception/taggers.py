@@ -20,6 +20,7 @@ embedded stack while gender stays with CLIP.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -39,6 +40,9 @@ NO_TAGGER = (
     "attribute {attribute!r} has no default tagger; give a tagger that provides it "
     "(e.g. --tagger clip with --clip-prompts YAML, or --tagger probe:PATH)"
 )
+BAD_DEVICE = "device (--device) must be cpu, cuda, cuda:N or mps, got {value!r}"
+#: torch device strings biaskit's taggers run on; anything else is a typo caught before any work
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
 @dataclass
@@ -54,6 +58,11 @@ class TaggerOptions:
     clip_cache: str | None = None
     allow_random_weights: bool = False
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # the embedded taggers never read the device, so a typo would otherwise pass unnoticed
+        if self.device is not None and not DEVICE_PATTERN.fullmatch(str(self.device)):
+            raise ValueError(BAD_DEVICE.format(value=self.device))
 
 
 def make_taggers(spec: "str | Tagger", options: TaggerOptions) -> list[Tagger]:
