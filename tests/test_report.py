@@ -380,3 +380,31 @@ def test_a_figure_that_cannot_be_drawn_is_a_warning_and_a_note(tmp_path):
         paths = write_report(tmp_path, thumbnails=0)
     assert "Figure <code>ahistorical</code> could not be drawn" in paths["html"].read_text()
     assert "Figure `ahistorical` could not be drawn" in paths["markdown"].read_text()
+
+
+
+def test_a_face_the_policy_does_not_count_is_drawn_grey_unnumbered_and_noted(tmp_path):
+    import numpy as np
+    from biaskit.report.gallery import BOX_COLOR, UNCOUNTED_COLOR, galleries, thumbnail_uri
+
+    make_run(tmp_path)
+    observations = pd.read_parquet(tmp_path / "observations.parquet")
+    # as if the face policy had left person 2 of every "workers" image out (a background face)
+    dropped = (observations["prompt_id"] == "workers") & (observations["person"] == 2)
+    observations[~dropped].to_parquet(tmp_path / "observations.parquet")
+    (workers,) = [g for g in galleries(load_run(tmp_path), per_prompt=1) if g["prompt_id"] == "workers"]
+    thumb = workers["models"][0]["thumbnails"][0]
+    assert thumb.note == "1 face(s) not counted (face policy)"
+    assert [line.split(":")[0] for line in thumb.people] == ["1", "2"]
+
+    blank = io.BytesIO()
+    Image.new("RGB", (200, 100), "white").save(blank, format="PNG")
+    boxes = [(0, 10, 10, 90, 90), (1, 110, 10, 190, 90)]
+    uri = thumbnail_uri(io.BytesIO(blank.getvalue()), boxes=boxes, size=200, counted={0})
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))), dtype=int)
+    assert np.abs(pixels[50, 10] - BOX_COLOR).max() < 60  # counted: the yellow box (JPEG blurs edges)
+    assert np.abs(pixels[50, 110] - UNCOUNTED_COLOR).max() < 60  # not counted: grey
+    assert np.abs(pixels[14, 114] - 255).max() < 40  # and no number drawn inside it
+    numbered = np.asarray(Image.open(io.BytesIO(base64.b64decode(thumbnail_uri(
+        io.BytesIO(blank.getvalue()), boxes=boxes, size=200).split(",", 1)[1]))), dtype=int)
+    assert np.abs(numbered[50, 110] - BOX_COLOR).max() < 60  # counted=None: every face counts

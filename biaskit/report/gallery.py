@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 THUMB_SIZE = 160
 JPEG_QUALITY = 70
 BOX_COLOR = (255, 215, 0)
+#: A face the face policy does not count (background, poster): drawn thin, unnumbered.
+UNCOUNTED_COLOR = (160, 160, 160)
+NOT_COUNTED = "{n} face(s) not counted (face policy)"
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 UNREADABLE = "{path}: cannot make a thumbnail ({problem})"
 
@@ -53,6 +56,17 @@ def _boxes(run: RunData) -> dict[str, list[tuple]]:
     return grouped
 
 
+def counted_people(observations: pd.DataFrame) -> dict[tuple, set[int]]:
+    """(model, prompt_id, sample) -> the persons with observations (those the face policy counts)."""
+    if observations.empty:
+        return {}
+    keys = observations[["model", "prompt_id", "sample", "person"]].drop_duplicates()
+    counted: dict[tuple, set[int]] = {}
+    for model, prompt_id, sample, person in keys.itertuples(index=False):
+        counted.setdefault((model, prompt_id, int(sample)), set()).add(int(person))
+    return counted
+
+
 def person_labels(observations: pd.DataFrame) -> dict[tuple, list[str]]:
     """(model, prompt_id, sample) -> one line per person, e.g. ``"1: Female, White, MST3"``.
 
@@ -74,10 +88,12 @@ def person_labels(observations: pd.DataFrame) -> dict[tuple, list[str]]:
     return lines
 
 
-def thumbnail_uri(path, *, boxes=(), size: int = THUMB_SIZE) -> str:
+def thumbnail_uri(path, *, boxes=(), size: int = THUMB_SIZE, counted=None) -> str:
     """A ``data:image/jpeg;base64`` thumbnail of the image at ``path`` with numbered boxes.
 
     ``path`` may be a file-like object (the bytes read and checked by the caller).
+    Persons not in ``counted`` (None: all count) get a thin grey box and no number,
+    so a number always matches a label line.
     """
     with Image.open(path) as image:
         image = image.convert("RGB")
@@ -86,6 +102,9 @@ def thumbnail_uri(path, *, boxes=(), size: int = THUMB_SIZE) -> str:
     draw = ImageDraw.Draw(thumb)
     for person, x0, y0, x1, y1 in boxes:
         box = [v * scale for v in (x0, y0, x1, y1)]
+        if counted is not None and int(person) not in counted:
+            draw.rectangle(box, outline=UNCOUNTED_COLOR, width=1)
+            continue
         draw.rectangle(box, outline=BOX_COLOR, width=2)
         draw.text((box[0] + 2, box[1] + 1), str(int(person) + 1), fill=BOX_COLOR)
     buffer = io.BytesIO()
@@ -102,7 +121,7 @@ def galleries(run: RunData, *, per_prompt: int = 8, size: int = THUMB_SIZE) -> l
     if run.images.empty or per_prompt <= 0:
         return []
     labels = person_labels(run.observations)
-    boxes = _boxes(run)
+    boxes, counted = _boxes(run), counted_people(run.observations)
     images = run.images.sort_values(["prompt_id", "sample"], kind="stable")
     prompt_ids = list(dict.fromkeys(images["prompt_id"]))
     if run.suite is not None:  # suite order, as the reader knows the prompts
@@ -113,7 +132,7 @@ def galleries(run: RunData, *, per_prompt: int = 8, size: int = THUMB_SIZE) -> l
     # Decoding and encoding release the GIL: a few threads make thumbnails faster.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         thumbs = list(pool.map(lambda row: _thumbnail(run, row, labels=labels, boxes=boxes,
-                                                      size=size),
+                                                      counted=counted, size=size),
                                shown.itertuples(index=False)))
     by_key: dict[tuple, list[Thumbnail]] = {}
     for row, thumb in zip(shown.itertuples(index=False), thumbs):
@@ -124,20 +143,25 @@ def galleries(run: RunData, *, per_prompt: int = 8, size: int = THUMB_SIZE) -> l
             for prompt_id in prompt_ids]
 
 
-def _thumbnail(run: RunData, row, *, labels, boxes, size) -> Thumbnail:
+def _thumbnail(run: RunData, row, *, labels, boxes, counted, size) -> Thumbnail:
     thumb = Thumbnail(model=row.model, sample=int(row.sample), status=row.status)
     if row.status != tables.STATUS_OK:
         thumb.note = row.status
         return thumb
     path = run.run_dir / str(row.path)
+    faces = boxes.get(row.sha256, ())
+    kept = counted.get((row.model, row.prompt_id, int(row.sample)), set())
     try:  # inside the run's image store only, and the bytes must match their sha256
         path = resolve_inside(run.run_dir / tables.IMAGES_DIR, str(row.path), root=run.run_dir)
         data = read_verified(path, sha256=row.sha256, max_bytes=MAX_IMAGE_BYTES)
-        thumb.src = thumbnail_uri(io.BytesIO(data), boxes=boxes.get(row.sha256, ()), size=size)
+        thumb.src = thumbnail_uri(io.BytesIO(data), boxes=faces, size=size, counted=kept)
     except (OSError, ValueError) as exc:  # a missing, corrupt or refused file costs one thumbnail
         log.warning(UNREADABLE.format(path=path, problem=exc))
         thumb.note = "image unreadable"
     thumb.people = labels.get((row.model, row.prompt_id, int(row.sample)), [])
-    if not thumb.people and thumb.src:
+    uncounted = sum(int(face[0]) not in kept for face in faces)
+    if uncounted and thumb.src:
+        thumb.note = NOT_COUNTED.format(n=uncounted)
+    elif not thumb.people and thumb.src:
         thumb.note = "no person found"
     return thumb
