@@ -4,7 +4,8 @@ Only the weights file is used; pre- and post-processing are ours (vectorised
 numpy; OpenCV only to split an image into its channel planes).  The shipped
 graph has a static 32x32 input; at load the input and output dimensions are
 rewritten to symbolic ones so that any image size (padded to a multiple of 32)
-and any batch size run through one session.
+and any batch size run through one session, and the weights, which the exporter
+also listed as graph inputs, become constants (twice the speed on a CPU).
 
 The network is an anchor-free centre-point detector with stride 4: a heatmap
 of face centres, log box sizes, sub-pixel centre offsets and five landmarks
@@ -54,7 +55,26 @@ def _dynamic_model_bytes() -> bytes:
                 dim.dim_param = new
     # Intermediate shapes were inferred for 32x32; drop them so the runtime re-infers.
     del model.graph.value_info[:]
+    _weights_as_constants(model.graph)
     return model.SerializeToString()
+
+
+def _weights_as_constants(graph) -> None:
+    """Drop the weights from the graph's inputs, and the weights no node uses.
+
+    The exporter listed every weight as a graph input too, which tells the
+    runtime that a caller may replace it: the weights are then variables, and
+    the optimisations that need constant weights (pre-packed, channel-blocked
+    convolutions) are skipped, which halves CenterFace's speed on a CPU.
+    The outputs move by float rounding only (about 1e-4 on the log box sizes).
+    """
+    weights = {weight.name for weight in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    used = {name for node in graph.node for name in node.input}
+    for weight in [weight for weight in graph.initializer if weight.name not in used]:  # BN batch counters
+        graph.initializer.remove(weight)
 
 
 def make_session(*, providers: list[str] | None = None, threads: int | None = None, cpu_threads: int | None = None):
@@ -65,7 +85,7 @@ def make_session(*, providers: list[str] | None = None, threads: int | None = No
     """
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)  # the graph lists BN initialisers as inputs: noisy
+    ort.set_default_logger_severity(3)  # errors only: the runtime's warnings are not for biaskit users
     if providers is None:
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
