@@ -60,8 +60,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaincinv
 
+from biaskit.metrics import kernels
 from biaskit.metrics.bootstrap import percentile_interval
-from biaskit.metrics.entropy import normalized_entropy
+from biaskit.metrics.entropy import n_log_n_table
 
 #: Jeffreys prior of a proportion: half a pseudo-count on each side.
 PRIOR = 0.5
@@ -185,11 +186,17 @@ def _chunks(n_rows: int, cells_per_row: int):
         yield slice(first, min(first + per_chunk, n_rows))
 
 
-def _dirichlet(alpha: np.ndarray, n_draws: int, rng) -> np.ndarray:
-    """(U, B, K) draws of Dirichlet(alpha) for each row of alpha (U, K); zero alphas stay 0."""
-    gammas = rng.standard_gamma(np.broadcast_to(alpha[:, None, :], (len(alpha), n_draws,
-                                                                   alpha.shape[1])))
-    return gammas / gammas.sum(axis=-1, keepdims=True)
+def _gammas(alpha: np.ndarray, n_draws: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Gamma(alpha) variates (U K, B) for each row of alpha (U, K), row ``u K + c`` for
+    category ``c`` of row ``u``, as float32, and their ``G ln G``."""
+    gammas = rng.standard_gamma(np.broadcast_to(alpha.reshape(-1, 1), (alpha.size, n_draws)))
+    return gammas.astype(np.float32), _g_log_g(gammas)
+
+
+def _g_log_g(gammas: np.ndarray) -> np.ndarray:
+    # G ln G -> 0 as G -> 0 (a float32 gamma of a small shape can underflow to 0).
+    gammas = gammas.astype(np.float64)
+    return (gammas * np.log(np.where(gammas > 0, gammas, 1.0))).astype(np.float32)
 
 
 class GammaPool:
@@ -209,9 +216,7 @@ class GammaPool:
         self.table = rng.standard_gamma(np.broadcast_to(shapes[:, None], (len(shapes), self.size))
                                         ).astype(np.float32)
 
-        table = self.table.astype(np.float64)
-        # G ln G -> 0 as G -> 0 (a float32 gamma of a small shape can underflow to 0).
-        self.g_log_g = (table * np.log(np.where(table > 0, table, 1.0))).astype(np.float32)
+        self.g_log_g = _g_log_g(self.table)
 
     def dirichlet(self, counts: np.ndarray, n_draws: int, rng) -> tuple[np.ndarray, np.ndarray]:
         """Dirichlet(counts + prior) draws (U, B, K) for integer counts (U, K), and their
@@ -267,52 +272,51 @@ class AttributeDraws:
         keys, key = np.unique(ordered, axis=0, return_inverse=True)
         key = key.ravel()
         shift = rng.integers(0, max(n_draws, 1), size=g)
-        index = (np.arange(n_draws)[None, :] + shift[:, None]) % max(n_draws, 1)
         with_expected = known & (expected >= 0)
         # Key position of each expected label: its share pivots are the only ones kept.
         wanted = np.full(len(keys), False)
         wanted[key[with_expected]] = True
         entropy, posterior, shares = self._label_pivots(keys, wanted=wanted, rng=rng,
                                                         correction=correction)
-        self.entropy = np.where(known[:, None], entropy[key[:, None], index], np.nan
-                                ).astype(np.float32)
-        self.posterior_entropy = np.where(known[:, None], posterior[key[:, None], index], np.nan
-                                          ).astype(np.float32)
+        self.entropy = np.empty((g, n_draws), dtype=np.float32)
+        self.posterior_entropy = np.empty((g, n_draws), dtype=np.float32)
+        kernels.spread(entropy, key, shift, known, self.entropy)
+        kernels.spread(posterior, key, shift, known, self.posterior_entropy)
         self.match = np.full((g, n_draws), np.nan, dtype=np.float32)
         rows = np.flatnonzero(with_expected)
         if len(rows):
             slot = np.searchsorted(np.flatnonzero(wanted), key[rows])
             column = rank[rows, expected[rows]]
-            self.match[rows] = shares[slot[:, None], index[rows], column[:, None]]
+            index = (np.arange(n_draws)[None, :] + shift[rows, None]) % n_draws
+            self.match[rows] = shares[slot[:, None], index, column[:, None]]
 
     def _label_pivots(self, keys, *, wanted, rng, correction):
-        """Per key: entropy pivots (U, B); share pivots (W, B, K) of the ``wanted`` keys."""
+        """Per key: entropy pivots and H(p*) (U, B); share pivots (W, B, K) of the ``wanted`` keys.
+
+        The draws run in :func:`biaskit.metrics.kernels.label_pivots`; each key
+        has its own random stream of one seed drawn from ``rng``.
+        """
         u, k = keys.shape
         b = self.n_draws
-        entropy = np.zeros((u, b), dtype=np.float32)
-        posterior = np.zeros((u, b), dtype=np.float32)
+        entropy = np.empty((u, b), dtype=np.float32)
+        posterior = np.empty((u, b), dtype=np.float32)
         shares = np.zeros((int(wanted.sum()), b, k), dtype=np.float32)
-        slot_of = np.cumsum(wanted) - 1
+        slot = np.where(wanted, np.cumsum(wanted) - 1, -1)
+        seed = int(rng.integers(0, 2**63))
+        n_log_n = n_log_n_table(int(keys.sum(axis=1).max(initial=0)))
         largest = int(keys.max(initial=0))
+
+        def draw(rows, order, table, g_log_g, pick):
+            kernels.label_pivots(keys[rows], order, table, g_log_g, pick, n_log_n, seed,
+                                 rows.start, correction == "miller-madow", slot[rows],
+                                 entropy[rows], posterior[rows], shares)
+
         # A pool pays off when it is smaller than the draws it replaces.
-        pool = (GammaPool(largest, dirichlet_prior(k), rng) if (largest + 1) * POOL_SIZE < u * b * k
-                else None)
-        for rows in _chunks(u, b * k):
-            n = keys[rows]
-            total = n.sum(axis=1)
-            live = total > 0
-            if pool is not None:
-                p, true_entropy = pool.dirichlet(n, b, rng)
-            else:
-                p = _dirichlet(n + dirichlet_prior(k), b, rng)
-                true_entropy = normalized_entropy(p)
-            redrawn = np.zeros(p.shape, dtype=np.uint16)
-            if live.any():
-                redrawn[live] = rng.multinomial(total[live, None], p[live])
-            entropy[rows] = normalized_entropy(redrawn, correction=correction) - true_entropy
-            posterior[rows] = true_entropy
-            keep = np.flatnonzero(wanted[rows])
-            if len(keep):
-                safe = np.where(live, total, 1)[keep, None, None]
-                shares[slot_of[rows][keep]] = redrawn[keep] / safe - p[keep]
+        if (largest + 1) * POOL_SIZE < u * b * k:
+            pool = GammaPool(largest, dirichlet_prior(k), rng)
+            draw(slice(0, u), keys, pool.table, pool.g_log_g, True)
+        else:
+            for rows in _chunks(u, b * k):
+                table, g_log_g = _gammas(keys[rows] + dirichlet_prior(k), b, rng)
+                draw(rows, np.arange(table.shape[0]).reshape(-1, k), table, g_log_g, False)
         return entropy, posterior, shares

@@ -1,0 +1,207 @@
+"""Compiled loops of the posterior-predictive draws (:mod:`biaskit.metrics.posterior`).
+
+Each draw of a prompt's pivot needs K gamma variates, a multinomial redraw of
+its ~20-40 persons and two entropies.  In numpy every step is a pass over a
+(prompts x draws x K) array and ``Generator.multinomial`` costs ~65 ns per
+category (a binomial with its set-up per call): the system-card layout
+(~9,800 distinct count vectors x 1000 draws x 7-10 categories) took ~13 s of
+CPU.  Here one loop does a draw at a time in registers (numba, compiled once
+and cached next to this file).
+
+Random numbers: SplitMix64 (Steele, Lea & Flood 2014; passes BigCrush), one
+stream per count vector, seeded from the vector's index and a seed the caller
+draws from its numpy Generator -- so results depend on the seed only, not on
+chunking or threads.
+
+The multinomial ``n** ~ Multinomial(N, G / S)`` is drawn exactly: for small
+``N`` person by person (a uniform against the cumulative gammas, counted
+without branches), for larger ``N`` as a chain of
+binomials ``n_c ~ Binomial(N - n_1 - ... - n_{c-1}, G_c / (S - G_1 - ... -
+G_{c-1}))``, each by inversion of its CDF from its smaller tail.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: Largest N drawn person by person; larger ones as a chain of binomials.
+PERSON_BY_PERSON = 64
+#: Largest number of trials of one inverted binomial ((1/2)**1000 is still a normal double).
+BINOMIAL_CHUNK = 1000
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_TO_UNIT_32 = 1.0 / 4294967296.0  # 2**-32
+_LOW_32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(inline="always")
+def _next(state):
+    """SplitMix64: the next 64 random bits of ``state`` (a uint64 array of one)."""
+    state[0] += _GOLDEN
+    z = state[0]
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always")
+def _uniform(state):
+    """A uniform double in [0, 1) (53 random bits)."""
+    return np.float64(np.int64(_next(state) >> np.uint64(11))) * _TO_UNIT
+
+
+@njit(inline="always")
+def _seed(state, seed, stream):
+    """Start ``state`` for stream ``stream`` of ``seed`` (two SplitMix64 mixes apart)."""
+    state[0] = np.uint64(seed) ^ (np.uint64(stream) * _MIX_1)
+    _next(state)
+
+
+@njit(inline="always")
+def _below(width, state):
+    """A uniform integer in [0, width), width < 2**32 (Lemire's multiply-shift, no division)."""
+    return np.int64(((_next(state) >> np.uint64(32)) * width) >> np.uint64(32))
+
+
+@njit
+def _binomial(trials, p, state):
+    """Binomial(trials, p) by inversion from the smaller tail, in chunks of ``BINOMIAL_CHUNK``."""
+    if trials <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return trials
+    flip = p > 0.5
+    q = 1.0 - p if flip else p
+    ratio = q / (1.0 - q)
+    total = 0
+    left = trials
+    while left > 0:
+        n = min(left, BINOMIAL_CHUNK)
+        left -= n
+        mass = (1.0 - q) ** n
+        u = _uniform(state)
+        x = 0
+        while u > mass and x < n:
+            u -= mass
+            x += 1
+            mass *= (n - x + 1) * ratio / x
+        total += x
+    return trials - total if flip else total
+
+
+@njit(inline="always")
+def _category(cumulative, target):
+    """Index of the first cumulative sum above ``target`` (branch-free: no mispredictions)."""
+    c = 0
+    for j in range(len(cumulative) - 1):
+        c += cumulative[j] <= target
+    return c
+
+
+@njit
+def _redraw(n, gammas, cumulative, counts, state):
+    """counts <- Multinomial(n, gammas / S), ``cumulative`` the running sums of ``gammas``
+    (categories largest first; ``S = cumulative[-1]``)."""
+    k = len(gammas)
+    total = cumulative[k - 1]
+    counts[:] = 0
+    if n <= PERSON_BY_PERSON:
+        # Two persons per 64 random bits: 32-bit uniforms miss a share by at most 2**-32.
+        scale = total * _TO_UNIT_32
+        for person in range(0, n, 2):
+            bits = _next(state)
+            counts[_category(cumulative, np.float64(np.int64(bits >> np.uint64(32))) * scale)] += 1
+            if person + 1 < n:
+                counts[_category(cumulative, np.float64(np.int64(bits & _LOW_32)) * scale)] += 1
+        return
+    left, rest = n, total
+    for c in range(k - 1):
+        if left == 0:
+            return
+        x = _binomial(left, gammas[c] / rest, state) if rest > 0.0 else left
+        counts[c] = x
+        left -= x
+        rest -= gammas[c]
+    counts[k - 1] = left
+
+
+@njit(nogil=True, cache=True)
+def label_pivots(keys, rows, table, g_log_g, pick, n_log_n, seed, first, miller_madow,
+                 slot, entropy, posterior, shares):
+    """Posterior-predictive pivots of every count vector (``keys``, (U, K), largest first).
+
+    Draw ``b`` of vector ``u``: gammas ``G_c = table[rows[u, c], i]`` with ``i``
+    uniform over the columns (``pick``: a pool, see
+    :class:`biaskit.metrics.posterior.GammaPool`) or ``i = b`` (pre-drawn
+    gammas), ``S = sum G``; ``H(p*) = ln S - sum G ln G / S`` over ``ln K``;
+    ``n** ~ Multinomial(N, G / S)``; writes ``posterior[u, b] = H(p*)``,
+    ``entropy[u, b] = H(n** / N) - H(p*)`` (NaN when ``N = 0``; Miller-Madow
+    corrected if asked) and, where ``slot[u] >= 0``, ``shares[slot[u], b] =
+    n** / N - G / S``.  ``first`` is the index of ``keys[0]`` among all the
+    vectors (its random stream).
+    """
+    n_keys, k = keys.shape
+    n_draws = entropy.shape[1]
+    width = np.uint64(table.shape[1])
+    log_k = math.log(k)
+    gammas = np.empty(k)
+    cumulative = np.empty(k)
+    counts = np.empty(k, dtype=np.int64)
+    state = np.empty(1, dtype=np.uint64)
+    for u in range(n_keys):
+        _seed(state, seed, first + u)
+        n = 0
+        for c in range(k):
+            n += keys[u, c]
+        log_n = math.log(n) if n > 0 else 0.0
+        for b in range(n_draws):
+            total, weighted = 0.0, 0.0
+            for c in range(k):
+                i = _below(width, state) if pick else b
+                g = np.float64(table[rows[u, c], i])
+                gammas[c] = g
+                total += g
+                cumulative[c] = total
+                weighted += g_log_g[rows[u, c], i]
+            true = min(max(math.log(total) - weighted / total, 0.0), log_k) / log_k
+            posterior[u, b] = true
+            if n == 0:
+                entropy[u, b] = np.nan
+                continue
+            _redraw(n, gammas, cumulative, counts, state)
+            weighted, distinct = 0.0, 0
+            for c in range(k):
+                weighted += n_log_n[counts[c]]
+                if counts[c] > 0:
+                    distinct += 1
+            nats = min(max(log_n - weighted / n, 0.0), log_k)
+            if miller_madow:
+                nats += (distinct - 1) / (2.0 * n)
+            entropy[u, b] = nats / log_k - true
+            if slot[u] >= 0:
+                for c in range(k):
+                    shares[slot[u], b, c] = counts[c] / n - gammas[c] / total
+
+
+@njit(nogil=True, cache=True)
+def spread(per_key, key, shift, known, out):
+    """``out[g, b] = per_key[key[g], (b + shift[g]) % B]`` where ``known[g]``, else NaN.
+
+    Each group gets its count vector's draws in its own cyclic order, so the
+    draws of groups sharing a vector are not aligned draw by draw.
+    """
+    n_groups, n_draws = out.shape
+    for g in range(n_groups):
+        if not known[g]:
+            out[g, :] = np.nan
+            continue
+        row, start = key[g], shift[g]
+        for b in range(n_draws):
+            j = b + start
+            out[g, b] = per_key[row, j - n_draws if j >= n_draws else j]
