@@ -101,11 +101,20 @@ def jeffreys_interval(successes, trials, *, confidence: float = 0.95):
     safe_n = np.where(valid, n, 1.0)
     x = np.clip(x, 0.0, safe_n)
     tail = (1.0 - confidence) / 2.0
-    low = np.where(x <= 0, 0.0, betaincinv(x + PRIOR, safe_n - x + PRIOR, tail))
-    high = np.where(x >= safe_n, 1.0, betaincinv(x + PRIOR, safe_n - x + PRIOR, 1.0 - tail))
+    x, safe_n = np.broadcast_arrays(x, safe_n)
+    # The incomplete beta inverse is the cost: computed only where the bound is not 0 or 1.
+    low = _beta_quantile(x, safe_n, tail, where=x > 0, otherwise=0.0)
+    high = _beta_quantile(x, safe_n, 1.0 - tail, where=x < safe_n, otherwise=1.0)
     point = x / safe_n
     low, high = np.minimum(low, point), np.maximum(high, point)
     return np.where(valid, low, np.nan), np.where(valid, high, np.nan)
+
+
+def _beta_quantile(x, n, q, *, where, otherwise):
+    """Quantile ``q`` of Beta(x + 1/2, n - x + 1/2) where ``where``, else ``otherwise``."""
+    out = np.full(x.shape, otherwise, dtype=np.float64)
+    out[where] = betaincinv(x[where] + PRIOR, n[where] - x[where] + PRIOR, q)
+    return out
 
 
 def entropy_interval(point, draws: "AttributeDraws", *, confidence: float = 0.95):
