@@ -205,3 +205,80 @@ def spread(per_key, key, shift, known, out):
         for b in range(n_draws):
             j = b + start
             out[g, b] = per_key[row, j - n_draws if j >= n_draws else j]
+
+
+@njit(nogil=True, cache=True)
+def conditional_p_values(columns, first_row, n_draws, seed, tie_tolerance, log_choose, out):
+    """Monte-Carlo exact conditional p-values of 2 x K tables (see :mod:`biaskit.metrics.conditional`).
+
+    ``columns`` (T, K): column totals in ascending order, at least two
+    non-empty; ``first_row`` (T, K): the drawn row's counts in the same order.
+    Each draw places the first row's ``n1`` persons column by column, ``x_j ~
+    Hypergeometric(c_j, R_j - c_j, s)`` (``s`` persons left, ``R_j`` persons in
+    columns ``j..K-1``) by inversion of its CDF, tabulated per table, column
+    and ``s``; the last column takes what is left.  ``out[t] = (1 + #{draws
+    with X2 >= observed X2, up to ties}) / (1 + n_draws)``; table ``t`` draws
+    from stream ``t`` of ``seed``.
+    """
+    n_tables, k = columns.shape
+    state = np.empty(1, dtype=np.uint64)
+    for t in range(n_tables):
+        _seed(state, seed, t)
+        n1, total, widest = 0, 0, 0
+        observed = 0.0
+        for j in range(k):
+            n1 += first_row[t, j]
+            total += columns[t, j]
+            widest = max(widest, columns[t, j])
+            if columns[t, j] > 0:
+                observed += first_row[t, j] ** 2 / columns[t, j]
+        n2 = total - n1
+        scale = total * total / (n1 * n2)
+        chi_observed = scale * (observed - n1 * n1 / total)
+        threshold = chi_observed - tie_tolerance * max(chi_observed, 1.0)
+        cdf = _hypergeometric_cdfs(columns[t], n1, widest, log_choose)
+        inverse = np.zeros(k)  # 1 / c_j: a multiplication per draw rather than a division
+        for j in range(k):
+            if columns[t, j] > 0:
+                inverse[j] = 1.0 / columns[t, j]
+        # X2 >= threshold  <=>  S >= this (X2 = scale (S - n1**2 / N), scale > 0)
+        s_threshold = threshold / scale + n1 * n1 / total
+        extreme = 0
+        for _ in range(n_draws):
+            left, rest, s_stat = n1, total, 0.0
+            for j in range(k - 1):
+                c = columns[t, j]
+                if c == 0:
+                    continue
+                u = _uniform(state)
+                x = max(0, left - (rest - c))
+                top = min(c, left)
+                while x < top and cdf[j, left, x] <= u:
+                    x += 1
+                s_stat += x * x * inverse[j]
+                left -= x
+                rest -= c
+            s_stat += left * left * inverse[k - 1]
+            if s_stat >= s_threshold:
+                extreme += 1
+        out[t] = (1.0 + extreme) / (1.0 + n_draws)
+
+
+@njit
+def _hypergeometric_cdfs(columns, n1, widest, log_choose):
+    """cdf[j, s, x] = P(x_j <= x) with ``s`` of the first row's persons left for columns j..K-1."""
+    k = len(columns)
+    cdf = np.ones((k, n1 + 1, widest + 1))
+    rest = 0
+    for j in range(k):
+        rest += columns[j]
+    for j in range(k - 1):
+        c = columns[j]
+        for s in range(min(n1, rest) + 1):
+            running = 0.0
+            for x in range(max(0, s - (rest - c)), min(c, s) + 1):
+                running += math.exp(log_choose[c, x] + log_choose[rest - c, s - x]
+                                    - log_choose[rest, s])
+                cdf[j, s, x] = running
+        rest -= c
+    return cdf
