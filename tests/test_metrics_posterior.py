@@ -75,17 +75,15 @@ def test_mover_interval_is_newcombes_formula():
     assert high == pytest.approx(0.35 + math.sqrt((u1 - 0.6) ** 2 + (0.25 - l2) ** 2))
 
 
-def test_gamma_pool_dirichlet_and_its_entropy():
-    rng = np.random.default_rng(0)
-    counts = np.array([[6, 3, 0], [0, 0, 1]])
-    pool = GammaPool(6, 1 / 3, rng)
-    shares, entropy = pool.dirichlet(counts, 20000, rng)
-    # The looked-up entropy is that of the shares, computed independently.
-    assert entropy == pytest.approx(normalized_entropy(shares), abs=1e-5)
-    # Dirichlet(counts + 1/3): means and variances as scipy.stats.dirichlet gives them.
-    for row, alpha in enumerate(counts + 1 / 3):
-        assert shares[row].mean(axis=0) == pytest.approx(stats.dirichlet.mean(alpha), abs=0.01)
-        assert shares[row].var(axis=0) == pytest.approx(stats.dirichlet.var(alpha), rel=0.1, abs=1e-4)
+def test_gamma_pool_rows_are_gamma_variates_with_their_g_log_g():
+    pool = GammaPool(6, 1 / 3, np.random.default_rng(0), size=4096)
+    for v in (0, 2, 6):
+        # Row v holds Gamma(v + 1/3) variates (Kolmogorov-Smirnov against scipy).
+        assert stats.kstest(pool.table[v], stats.gamma(v + 1 / 3).cdf).pvalue > 1e-3
+    table = pool.table.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(table > 0, table * np.log(table), 0.0)
+    assert pool.g_log_g == pytest.approx(expected, rel=1e-6, abs=1e-7)  # float32
 
 
 def test_entropy_pivots_match_a_plain_python_simulation():
