@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from scipy.special import gammaln
 
 from biaskit.metrics import BiasFrame
 from biaskit.metrics.correction import expected_heterogeneity
@@ -160,11 +161,12 @@ def _state(seed):
     return state
 
 
-@pytest.mark.parametrize("n, p", [(40, 0.3), (150, 0.8), (2500, 0.45)])
+@pytest.mark.parametrize("n, p", [(40, 0.3), (150, 0.8), (2500, 0.45), (3000, 0.999)])
 def test_binomial_matches_scipy(n, p):
-    # Inversion from the smaller tail (p > 1/2 flips), in chunks of BINOMIAL_CHUNK trials.
+    # Inversion from 0 (a small mean of the smaller tail) or from the mode outwards; p > 1/2 flips.
     state = _state(n)
-    draws = np.array([kernels._binomial(n, p, state) for _ in range(20000)])
+    log_factorial = gammaln(np.arange(n + 1) + 1.0)
+    draws = np.array([kernels._binomial(n, p, state, log_factorial) for _ in range(20000)])
     low, high = stats.binom.ppf([0.001, 0.999], n, p).astype(int)
     edges = np.arange(low, high + 2)
     observed = np.histogram(np.clip(draws, low, high), bins=edges)[0]
@@ -180,7 +182,7 @@ def test_multinomial_redraw_matches_the_multinomial(n):
     state, counts = _state(n), np.empty(4, dtype=np.int64)
     draws = np.empty((20000, 4))
     for i in range(len(draws)):
-        kernels._redraw(n, gammas, np.cumsum(gammas), counts, state)
+        kernels._redraw(n, gammas, np.cumsum(gammas), counts, state, gammaln(np.arange(n + 1) + 1.0))
         draws[i] = counts
     assert (draws.sum(axis=1) == n).all()
     covariance = n * (np.diag(p) - np.outer(p, p))

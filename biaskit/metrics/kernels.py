@@ -17,7 +17,8 @@ The multinomial ``n** ~ Multinomial(N, G / S)`` is drawn exactly: for small
 ``N`` person by person (a uniform against the cumulative gammas, counted
 without branches), for larger ``N`` as a chain of
 binomials ``n_c ~ Binomial(N - n_1 - ... - n_{c-1}, G_c / (S - G_1 - ... -
-G_{c-1}))``, each by inversion of its CDF from its smaller tail.
+G_{c-1}))``, each by inversion (from 0 for small means, else from the mode
+outwards: a few steps either way).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from numba import njit
 
 #: Largest N drawn person by person; larger ones as a chain of binomials.
 PERSON_BY_PERSON = 64
-#: Largest number of trials of one inverted binomial ((1/2)**1000 is still a normal double).
-BINOMIAL_CHUNK = 1000
+#: Binomials whose smaller tail has a mean below this are inverted from 0, others from the mode.
+FROM_ZERO = 15.0
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -70,8 +71,15 @@ def _below(width, state):
 
 
 @njit
-def _binomial(trials, p, state):
-    """Binomial(trials, p) by inversion from the smaller tail, in chunks of ``BINOMIAL_CHUNK``."""
+def _binomial(trials, p, state, log_factorial):
+    """Binomial(trials, p), exactly, by inversion over an order of the support.
+
+    With a small mean of the smaller tail (``trials min(p, 1 - p) <
+    FROM_ZERO``): from 0 up.  Otherwise from the mode outwards (mode, +1,
+    -1, +2, -2, ...; any fixed order of the support is an exact inversion),
+    about a standard deviation of steps, the mode's probability from
+    ``log_factorial`` (``ln n!`` for n up to ``trials`` at least).
+    """
     if trials <= 0 or p <= 0.0:
         return 0
     if p >= 1.0:
@@ -79,20 +87,36 @@ def _binomial(trials, p, state):
     flip = p > 0.5
     q = 1.0 - p if flip else p
     ratio = q / (1.0 - q)
-    total = 0
-    left = trials
-    while left > 0:
-        n = min(left, BINOMIAL_CHUNK)
-        left -= n
-        mass = (1.0 - q) ** n
-        u = _uniform(state)
+    u = _uniform(state)
+    if trials * q < FROM_ZERO:
+        mass = (1.0 - q) ** trials
         x = 0
-        while u > mass and x < n:
+        while u > mass and x < trials:
             u -= mass
             x += 1
-            mass *= (n - x + 1) * ratio / x
-        total += x
-    return trials - total if flip else total
+            mass *= (trials - x + 1) * ratio / x
+    else:
+        x = int((trials + 1) * q)
+        mass = math.exp(log_factorial[trials] - log_factorial[x] - log_factorial[trials - x]
+                        + x * math.log(q) + (trials - x) * math.log1p(-q))
+        low, high, p_low, p_high = x, x, mass, mass
+        u -= mass
+        while u >= 0.0 and (low > 0 or high < trials):
+            if high < trials:
+                p_high *= (trials - high) * ratio / (high + 1)
+                high += 1
+                u -= p_high
+                if u < 0.0:
+                    x = high
+                    break
+            if low > 0:
+                p_low *= low / ((trials - low + 1) * ratio)
+                low -= 1
+                u -= p_low
+                if u < 0.0:
+                    x = low
+                    break
+    return trials - x if flip else x
 
 
 @njit(inline="always")
@@ -105,7 +129,7 @@ def _category(cumulative, target):
 
 
 @njit
-def _redraw(n, gammas, cumulative, counts, state):
+def _redraw(n, gammas, cumulative, counts, state, log_factorial):
     """counts <- Multinomial(n, gammas / S), ``cumulative`` the running sums of ``gammas``
     (categories largest first; ``S = cumulative[-1]``)."""
     k = len(gammas)
@@ -124,7 +148,7 @@ def _redraw(n, gammas, cumulative, counts, state):
     for c in range(k - 1):
         if left == 0:
             return
-        x = _binomial(left, gammas[c] / rest, state) if rest > 0.0 else left
+        x = _binomial(left, gammas[c] / rest, state, log_factorial) if rest > 0.0 else left
         counts[c] = x
         left -= x
         rest -= gammas[c]
@@ -132,8 +156,8 @@ def _redraw(n, gammas, cumulative, counts, state):
 
 
 @njit(nogil=True, cache=True)
-def label_pivots(keys, rows, table, g_log_g, pick, n_log_n, seed, first, miller_madow,
-                 slot, entropy, posterior, shares):
+def label_pivots(keys, rows, table, g_log_g, pick, n_log_n, log_factorial, seed, first,
+                 miller_madow, slot, entropy, posterior, shares):
     """Posterior-predictive pivots of every count vector (``keys``, (U, K), largest first).
 
     Draw ``b`` of vector ``u``: gammas ``G_c = table[rows[u, c], i]`` with ``i``
@@ -174,7 +198,7 @@ def label_pivots(keys, rows, table, g_log_g, pick, n_log_n, seed, first, miller_
             if n == 0:
                 entropy[u, b] = np.nan
                 continue
-            _redraw(n, gammas, cumulative, counts, state)
+            _redraw(n, gammas, cumulative, counts, state, log_factorial)
             weighted, distinct = 0.0, 0
             for c in range(k):
                 weighted += n_log_n[counts[c]]

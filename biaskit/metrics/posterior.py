@@ -62,7 +62,7 @@ generator, so seeded results do not depend on chunks or threads.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaincinv
+from scipy.special import betaincinv, gammaln
 
 from biaskit.metrics import kernels
 from biaskit.metrics.bootstrap import percentile_interval
@@ -312,12 +312,14 @@ class AttributeDraws:
         shares = np.zeros((int(wanted.sum()), b, k), dtype=np.float32)
         slot = np.where(wanted, np.cumsum(wanted) - 1, -1)
         seed = int(rng.integers(0, 2**63))
-        n_log_n = n_log_n_table(int(keys.sum(axis=1).max(initial=0)))
+        largest_total = int(keys.sum(axis=1).max(initial=0))
+        n_log_n = n_log_n_table(largest_total)
+        log_factorial = gammaln(np.arange(largest_total + 1) + 1.0)
         largest = int(keys.max(initial=0))
 
         def draw(rows, order, table, g_log_g, pick):
-            kernels.label_pivots(keys[rows], order, table, g_log_g, pick, n_log_n, seed,
-                                 rows.start, correction == "miller-madow", slot[rows],
+            kernels.label_pivots(keys[rows], order, table, g_log_g, pick, n_log_n, log_factorial,
+                                 seed, rows.start, correction == "miller-madow", slot[rows],
                                  entropy[rows], posterior[rows], shares)
 
         # A pool pays off when it is smaller than the draws it replaces.
