@@ -61,6 +61,8 @@ generator, so seeded results do not depend on chunks or threads.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.special import betaincinv, gammaln
 
@@ -325,7 +327,11 @@ class AttributeDraws:
         # A pool pays off when it is smaller than the draws it replaces.
         if (largest + 1) * POOL_SIZE < u * b * k:
             pool = GammaPool(largest, dirichlet_prior(k), rng)
-            draw(slice(0, u), keys, pool.table, pool.g_log_g, True)
+            # Halves of the keys in two threads (the kernel releases the GIL; streams are per key).
+            halves = (slice(0, u // 2), slice(u // 2, u))
+            with ThreadPoolExecutor(max_workers=len(halves)) as threads:
+                list(threads.map(lambda rows: draw(rows, keys[rows], pool.table, pool.g_log_g,
+                                                   True), halves))
         else:
             for rows in _chunks(u, b * k):
                 table, g_log_g = _gammas(keys[rows] + dirichlet_prior(k), b, rng)
