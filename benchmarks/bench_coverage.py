@@ -346,10 +346,10 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cells", default="", help="comma-separated cell names (default: all)")
-    parser.add_argument("--noisy", choices=("both", "yes", "no"), default="both",
-                        help="only the cells with (yes) or without (no) the noisy tagger")
     parser.add_argument("--plain", action="store_true",
                         help="only the plain intervals (no corrected metrics: much faster)")
+    parser.add_argument("--noisy", choices=("both", "yes", "no"), default="both",
+                        help="only the cells with (yes) or without (no) the noisy tagger")
     parser.add_argument("--save", default="", help="also write the raw tallies to this JSON file")
     parser.add_argument("--merge", nargs="+", default=(),
                         help="report the tallies of earlier --save files together, run nothing")

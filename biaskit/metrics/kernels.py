@@ -1,4 +1,6 @@
-"""Compiled loops of the posterior-predictive draws (:mod:`biaskit.metrics.posterior`).
+"""Compiled loops of the metrics' Monte-Carlo draws: the posterior-predictive pivots
+(:mod:`biaskit.metrics.posterior`) and the exact conditional tests
+(:mod:`biaskit.metrics.conditional`).
 
 Each draw of a prompt's pivot needs K gamma variates, a multinomial redraw of
 its ~20-40 persons and two entropies.  In numpy every step is a pass over a
@@ -9,9 +11,9 @@ CPU.  Here one loop does a draw at a time in registers (numba, compiled once
 and cached next to this file).
 
 Random numbers: SplitMix64 (Steele, Lea & Flood 2014; passes BigCrush), one
-stream per count vector, seeded from the vector's index and a seed the caller
-draws from its numpy Generator -- so results depend on the seed only, not on
-chunking or threads.
+stream per count vector (per table for the tests), seeded from its index and a
+seed the caller draws from its numpy Generator -- so results depend on the
+seed only, not on chunking or threads.
 
 The multinomial ``n** ~ Multinomial(N, G / S)`` is drawn exactly: for small
 ``N`` person by person (a uniform against the cumulative gammas, counted
@@ -59,7 +61,8 @@ def _uniform(state):
 
 @njit(inline="always")
 def _seed(state, seed, stream):
-    """Start ``state`` for stream ``stream`` of ``seed`` (two SplitMix64 mixes apart)."""
+    """Start ``state`` for stream ``stream`` of ``seed``: the seed xor the stream index times an
+    odd constant, so streams start at unrelated points of SplitMix64's sequence."""
     state[0] = np.uint64(seed) ^ (np.uint64(stream) * _MIX_1)
     _next(state)
 
