@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from scipy.special import gammaln
 
 from biaskit.metrics import BiasFrame
 from biaskit.metrics.correction import expected_heterogeneity
@@ -75,17 +76,15 @@ def test_mover_interval_is_newcombes_formula():
     assert high == pytest.approx(0.35 + math.sqrt((u1 - 0.6) ** 2 + (0.25 - l2) ** 2))
 
 
-def test_gamma_pool_dirichlet_and_its_entropy():
-    rng = np.random.default_rng(0)
-    counts = np.array([[6, 3, 0], [0, 0, 1]])
-    pool = GammaPool(6, 1 / 3, rng)
-    shares, entropy = pool.dirichlet(counts, 20000, rng)
-    # The looked-up entropy is that of the shares, computed independently.
-    assert entropy == pytest.approx(normalized_entropy(shares), abs=1e-5)
-    # Dirichlet(counts + 1/3): means and variances as scipy.stats.dirichlet gives them.
-    for row, alpha in enumerate(counts + 1 / 3):
-        assert shares[row].mean(axis=0) == pytest.approx(stats.dirichlet.mean(alpha), abs=0.01)
-        assert shares[row].var(axis=0) == pytest.approx(stats.dirichlet.var(alpha), rel=0.1, abs=1e-4)
+def test_gamma_pool_rows_are_gamma_variates_with_their_g_log_g():
+    pool = GammaPool(6, 1 / 3, np.random.default_rng(0), size=4096)
+    for v in (0, 2, 6):
+        # Row v holds Gamma(v + 1/3) variates (Kolmogorov-Smirnov against scipy).
+        assert stats.kstest(pool.table[v], stats.gamma(v + 1 / 3).cdf).pvalue > 1e-3
+    table = pool.table.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(table > 0, table * np.log(table), 0.0)
+    assert pool.g_log_g == pytest.approx(expected, rel=1e-6, abs=1e-7)  # float32
 
 
 def test_entropy_pivots_match_a_plain_python_simulation():
@@ -150,3 +149,83 @@ def test_corrected_overall_holds_the_observed_and_corrected_headline():
     assert row.mean_entropy_ci_low <= row.mean_entropy <= row.mean_entropy_ci_high
     assert row.hof < row.observed_hof  # most of the heterogeneity was the tagger's
     assert row.hof_ci_low == 0.0  # a one-gender truth stays inside
+
+
+# ---------------------------------------------------------------- compiled draws (kernels)
+from biaskit.metrics import kernels, posterior  # noqa: E402
+
+
+def _state(seed):
+    state = np.empty(1, dtype=np.uint64)
+    kernels._seed(state, seed, 0)
+    return state
+
+
+@pytest.mark.parametrize("n, p", [(40, 0.3), (150, 0.8), (2500, 0.45), (3000, 0.999)])
+def test_binomial_matches_scipy(n, p):
+    # Inversion from 0 (a small mean of the smaller tail) or from the mode outwards; p > 1/2 flips.
+    state = _state(n)
+    log_factorial = gammaln(np.arange(n + 1) + 1.0)
+    draws = np.array([kernels._binomial(n, p, state, log_factorial) for _ in range(20000)])
+    low, high = stats.binom.ppf([0.001, 0.999], n, p).astype(int)
+    edges = np.arange(low, high + 2)
+    observed = np.histogram(np.clip(draws, low, high), bins=edges)[0]
+    cdf = stats.binom.cdf(edges[1:-1] - 1, n, p)
+    expected = np.diff(np.concatenate([[0.0], cdf, [1.0]])) * len(draws)
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("n", [20, 300])  # person by person, and the chain of binomials
+def test_multinomial_redraw_matches_the_multinomial(n):
+    gammas = np.array([2.5, 1.5, 0.75, 0.25])
+    p = gammas / gammas.sum()
+    state, counts = _state(n), np.empty(4, dtype=np.int64)
+    draws = np.empty((20000, 4))
+    for i in range(len(draws)):
+        kernels._redraw(n, gammas, np.cumsum(gammas), counts, state, gammaln(np.arange(n + 1) + 1.0))
+        draws[i] = counts
+    assert (draws.sum(axis=1) == n).all()
+    covariance = n * (np.diag(p) - np.outer(p, p))
+    standard_error = np.sqrt(np.diag(covariance) / len(draws))
+    assert (np.abs(draws.mean(axis=0) - n * p) < 4 * standard_error).all()
+    variance = np.diag(covariance)  # a covariance estimate's standard error is below this
+    tolerance = 5 * np.sqrt(2 * np.outer(variance, variance) / len(draws))
+    assert (np.abs(np.cov(draws.T) - covariance) < tolerance).all()
+    # The smallest category's count: its binomial marginal, by a chi-square fit.
+    values, observed = np.unique(draws[:, 3], return_counts=True)
+    expected = stats.binom.pmf(values, n, p[3]) * len(draws)
+    keep = expected > 5
+    assert stats.chisquare(observed[keep], expected[keep] * observed[keep].sum()
+                           / expected[keep].sum()).pvalue > 1e-3
+
+
+def _plain_pivots(key, n_draws, rng):
+    """H(n** / N) - H(p*), p* ~ Dirichlet(key + 1/K) by scipy, n** ~ Multinomial(N, p*) by numpy."""
+    k = len(key)
+    p = stats.dirichlet.rvs(np.asarray(key) + 1 / k, size=n_draws, random_state=rng)
+    redrawn = rng.multinomial(sum(key), p)
+    return normalized_entropy(redrawn) - normalized_entropy(p), normalized_entropy(p)
+
+
+@pytest.mark.parametrize("pool_size", [posterior.POOL_SIZE, 1 << 22])
+def test_pivots_of_several_vectors_match_a_plain_simulation(monkeypatch, pool_size):
+    # Four small vectors (K = 3): the default pool is smaller than the draws it replaces, so
+    # they come from it; a pool of 2**22 per shape never pays off, so gammas are drawn directly,
+    # and then a vector of 200 persons (the binomial chain) joins them.
+    monkeypatch.setattr(posterior, "POOL_SIZE", pool_size)
+    keys = [[12, 3, 0], [10, 5, 0], [8, 7, 0], [15, 0, 0]]
+    if pool_size > posterior.POOL_SIZE * 2:
+        keys.append([150, 40, 10])
+    counts = np.array(keys, dtype=float)
+    design = np.hstack([counts, counts, counts.sum(axis=1, keepdims=True),
+                        counts.sum(axis=1, keepdims=True)])  # one person per image: deff 1
+    draws = AttributeDraws(counts, design, expected=np.full(len(keys), -1), n_draws=20000,
+                           rng=np.random.default_rng(7))
+    rng = np.random.default_rng(8)
+    for row, key in enumerate(keys):
+        pivots, truth = _plain_pivots(key, 20000, rng)
+        for q in (2.5, 50, 97.5):
+            assert np.percentile(draws.entropy[row], q) == pytest.approx(np.percentile(pivots, q),
+                                                                          abs=0.02)
+            assert np.percentile(draws.posterior_entropy[row], q) == pytest.approx(
+                np.percentile(truth, q), abs=0.02)

@@ -245,3 +245,13 @@ def test_percentile_interval_keeps_its_input_unless_told():
     low2, high2 = percentile_interval(reps, confidence=0.8, overwrite=True)
     assert np.array_equal(low, low2) and np.array_equal(high, high2)
     assert np.array_equal(np.sort(reps, axis=1), np.sort(kept, axis=1))  # reordered, not changed
+
+
+def test_percentile_interval_of_float32_draws_matches_numpy():
+    # Float32 draws are ordered as float32; the result is numpy's percentile of the same values.
+    reps = np.random.default_rng(5).normal(size=(5, 1000)).astype(np.float32)
+    reps[2, :7] = np.nan
+    low, high = percentile_interval(reps, confidence=0.95)
+    assert low.dtype == high.dtype == np.float64
+    assert low == pytest.approx(np.nanpercentile(reps.astype(np.float64), 2.5, axis=1), rel=1e-12)
+    assert high == pytest.approx(np.nanpercentile(reps.astype(np.float64), 97.5, axis=1), rel=1e-12)

@@ -46,9 +46,11 @@ def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95,
 
     A replicate is NaN when its resample has no data for the metric (say, no
     known label); the interval is NaN when every replicate is.  Quantiles use
-    linear interpolation, as ``numpy.nanquantile``'s default.  With
-    ``overwrite``, a C-contiguous float64 ``replicates`` is reordered in place
-    (no copy of a large temporary).
+    linear interpolation, as ``numpy.nanquantile``'s default.  Float32
+    replicates are ordered as float32 (numpy's SIMD partition is ~3 times
+    faster on them, and their values are exact there), the interpolation is
+    float64.  With ``overwrite``, a C-contiguous float64 (or float32)
+    ``replicates`` is reordered in place (no copy of a large temporary).
 
     Examples
     --------
@@ -59,7 +61,8 @@ def percentile_interval(replicates: np.ndarray, *, confidence: float = 0.95,
     shape = replicates.shape[:-1]
     if replicates.shape[-1] == 0:  # no replicates, no interval
         return np.full(shape, np.nan), np.full(shape, np.nan)
-    flat = np.asarray(replicates, dtype=np.float64).reshape(-1, replicates.shape[-1])
+    dtype = np.float32 if replicates.dtype == np.float32 else np.float64
+    flat = np.asarray(replicates, dtype=dtype).reshape(-1, replicates.shape[-1])
     low, high = np.full(len(flat), np.nan), np.full(len(flat), np.nan)
     quantiles = ((1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0)
     complete = ~np.isnan(flat).any(axis=1)
@@ -98,15 +101,15 @@ def _complete_rows(ordered, quantiles):
         position = np.float64(q * (rows.shape[1] - 1))
         below, above = int(np.floor(position)), int(np.ceil(position))
         ordered.partition(above, axis=1)
-        upper = ordered[:, above]
-        lower = ordered[:, :above].max(axis=1) if below < above else upper
+        upper = ordered[:, above].astype(np.float64)
+        lower = ordered[:, :above].max(axis=1).astype(np.float64) if below < above else upper
         bounds.append(lower + (position - below) * (upper - lower))
     return tuple(bounds)
 
 
 def _rows_with_nan(rows, quantiles):
     """Rows with NaN replicates: sort (NaN last) and interpolate within each row's valid part."""
-    ordered = np.sort(rows, axis=1)
+    ordered = np.sort(rows, axis=1).astype(np.float64)
     valid = (~np.isnan(rows)).sum(axis=1)
     bounds = []
     for q in quantiles:

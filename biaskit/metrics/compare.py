@@ -44,25 +44,32 @@ SHARE_METRIC = "share:{label}"
 SHARE_PREFIX = SHARE_METRIC.format(label="")
 MULTI_PERSON_KINDS = ("group", "ahistorical")
 DELTA_RANGE = (-1.0, 1.0)
+#: Threads running the tests of the model-attribute pairs beside the intervals' thread.
+TEST_THREADS = 2
+#: Spawn key of the tests' generators (apart from the posterior draws' streams of the same seed).
+TEST_STREAM = 1
 
 
 def comparison_table(frame, *, baseline: str, models) -> pd.DataFrame:
     """Rows of every model in ``models`` against ``baseline`` (see the module docstring).
 
     The tests (mostly Monte-Carlo draws, in numpy calls that release the GIL)
-    run in a second thread while this one computes the intervals;
-    they draw from their own seeded generator in a fixed order, so the result
-    does not depend on the timing.
+    run in :data:`TEST_THREADS` other threads while this one computes the
+    intervals; each model and attribute draws from its own seeded generator,
+    so the result does not depend on the timing.
     """
     pairs = [(model, attribute) for model in models for attribute in frame.attributes]
     for attribute in frame.attributes:  # the lazy point counts, before two threads read them
         frame.point_metrics(attribute).counts
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        tests = pool.submit(_all_tests, frame, baseline=baseline, pairs=pairs)
+    with ThreadPoolExecutor(max_workers=TEST_THREADS) as pool:
+        tests = {pair: pool.submit(_tests, frame, baseline=baseline, pair=pair,
+                                   rng=np.random.default_rng(np.random.SeedSequence(
+                                       frame.seed, spawn_key=(TEST_STREAM, n))))
+                 for n, pair in enumerate(pairs)}
         parts = []
         for model, attribute in pairs:
             parts.append(_prompt_rows(frame, model=model, baseline=baseline, attribute=attribute,
-                                      tests=tests))
+                                      tests=tests[model, attribute]))
             parts.append(_overall_rows(frame, model=model, baseline=baseline, attribute=attribute))
     return concat_rows(parts, COMPARISON_COLUMNS)
 
@@ -118,20 +125,15 @@ def _shift(rows: slice, offset: int) -> slice:
     return slice(rows.start + offset, rows.stop + offset)
 
 
-def _all_tests(frame, *, baseline, pairs) -> dict:
-    """(model, attribute) -> per-prompt p-values of equal distributions vs ``baseline``."""
-    rng = np.random.default_rng(frame.seed)
+def _tests(frame, *, baseline, pair, rng) -> np.ndarray:
+    """Per-prompt p-values of equal distributions of ``pair`` = (model, attribute) vs ``baseline``."""
+    model, attribute = pair
     n_prompts = len(frame.prompt_ids)
-    theirs = frame.model_index(baseline)
-    p_values = {}
-    for model, attribute in pairs:
-        counts = frame.point_metrics(attribute).counts
-        mine = frame.model_index(model)
-        p_values[model, attribute] = equal_distribution_tests(
-            counts[mine * n_prompts:(mine + 1) * n_prompts],
-            counts[theirs * n_prompts:(theirs + 1) * n_prompts],
-            rng=rng, n_permutations=frame.n_permutations)
-    return p_values
+    counts = frame.point_metrics(attribute).counts
+    mine, theirs = frame.model_index(model), frame.model_index(baseline)
+    return equal_distribution_tests(counts[mine * n_prompts:(mine + 1) * n_prompts],
+                                    counts[theirs * n_prompts:(theirs + 1) * n_prompts],
+                                    rng=rng, n_permutations=frame.n_permutations)
 
 
 def _prompt_rows(frame, *, model, baseline, attribute, tests) -> pd.DataFrame:
@@ -142,7 +144,7 @@ def _prompt_rows(frame, *, model, baseline, attribute, tests) -> pd.DataFrame:
     base_rows = slice(theirs * n_prompts, (theirs + 1) * n_prompts)
     metrics = _per_prompt_metrics(frame, attribute)
     bounds = _delta_intervals(frame, attribute=attribute, metrics=metrics, mine=mine, theirs=theirs)
-    p_values = tests.result()[model, attribute]
+    p_values = tests.result()
     q_values = benjamini_hochberg(p_values)
     parts = []
     for metric, (extract, applies) in metrics.items():

@@ -8,17 +8,17 @@ whose chi-square statistic is at least the observed one
 
 Drawing tables one at a time (``Generator.multivariate_hypergeometric``) costs
 a Python call per table and ~n draws of the urn per table draw.  Here every
-draw of every table is made together, column by column, as a chain of
-univariate hypergeometric draws: with columns in ascending order of size and
-``s`` persons of the first row still to place among the columns ``j..K-1``
-(``R_j`` persons), ``x_j | s ~ Hypergeometric(c_j, R_j - c_j, s)``, and the
-last column takes what is left.  Each univariate draw is an inversion of its
-exact CDF, tabulated once per (table, column, s) and found through a guide
-table (Chen & Asau): one uniform, two look-ups and, rarely, a step or two.
-The result has the same distribution as the one-table-at-a-time draws (an
-exact sampler, up to the rounding of the tabulated probabilities).  Tables of
-more than :data:`MAX_TABULATED_PERSONS` persons (whose CDF tables would be
-large; they rarely need this test) are still drawn one at a time.
+draw of every table is made in one compiled loop
+(:func:`biaskit.metrics.kernels.conditional_p_values`), column by column, as a
+chain of univariate hypergeometric draws: with columns in ascending order of
+size and ``s`` persons of the first row still to place among the columns
+``j..K-1`` (``R_j`` persons), ``x_j | s ~ Hypergeometric(c_j, R_j - c_j, s)``,
+and the last column takes what is left.  Each univariate draw is an inversion
+of its exact CDF, tabulated once per (table, column, s).  The result has the
+same distribution as the one-table-at-a-time draws (an exact sampler, up to
+the rounding of the tabulated probabilities).  Tables of more than
+:data:`MAX_TABULATED_PERSONS` persons (whose CDF tables would be large; they
+rarely need this test) are still drawn one at a time.
 
 Fisher's exact test of 2 x 2 tables (:func:`fisher_p_values`) is computed for
 all tables at once too.
@@ -41,8 +41,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-#: Tables drawn together: ~64 x 2000 draws keep the working arrays in cache (measured).
-TABLES_PER_BATCH = 64
+from biaskit.metrics import kernels
+
 #: Largest table (persons) drawn through tabulated CDFs, whose size grows as persons**2;
 #: larger tables, which rarely need this test, are drawn one at a time.
 MAX_TABULATED_PERSONS = 300
@@ -50,8 +50,6 @@ MAX_TABULATED_PERSONS = 300
 TIE_TOLERANCE = 1e-9
 #: Relative tolerance of Fisher's test on equal probabilities (scipy's choice).
 FISHER_GAMMA = 1.0 + 1e-14
-#: Marks CDF entries that a uniform draw can never pass (past the support).
-NEVER = 2.0
 
 
 def monte_carlo_p_values(tables: np.ndarray, *, rng: np.random.Generator,
@@ -67,17 +65,19 @@ def monte_carlo_p_values(tables: np.ndarray, *, rng: np.random.Generator,
     swap = tables[:, 0].sum(axis=1) > tables[:, 1].sum(axis=1)
     tables = np.where(swap[:, None, None], tables[:, ::-1], tables)
     totals = tables.sum(axis=(1, 2))
-    tabulated = totals <= MAX_TABULATED_PERSONS
-    # Batches of tables with as many non-empty columns: no draw step is wasted on padding.
-    order = np.flatnonzero(tabulated)[
-        np.argsort((tables[tabulated].sum(axis=1) > 0).sum(axis=1), kind="stable")]
-    log_choose = log_binomial_table(int(totals[tabulated].max(initial=0)))
+    tabulated = np.flatnonzero(totals <= MAX_TABULATED_PERSONS)
     p_values = np.empty(len(tables))
-    for first in range(0, len(order), TABLES_PER_BATCH):
-        batch = order[first:first + TABLES_PER_BATCH]
-        p_values[batch] = _batch_p_values(tables[batch], rng=rng, n_draws=n_draws,
-                                          log_choose=log_choose)
-    for t in np.flatnonzero(~tabulated):
+    if len(tabulated):
+        small = tables[tabulated]
+        order = np.argsort(small.sum(axis=1), axis=1, kind="stable")  # empty columns first
+        columns = np.take_along_axis(small.sum(axis=1), order, axis=1)
+        first_row = np.take_along_axis(small[:, 0], order, axis=1)
+        found = np.empty(len(tabulated))
+        kernels.conditional_p_values(columns, first_row, n_draws, int(rng.integers(0, 2**63)),
+                                     TIE_TOLERANCE, log_binomial_table(int(totals[tabulated].max())),
+                                     found)
+        p_values[tabulated] = found
+    for t in np.flatnonzero(totals > MAX_TABULATED_PERSONS):
         p_values[t] = _large_table_p_value(tables[t], rng=rng, n_draws=n_draws)
     return p_values
 
@@ -145,82 +145,3 @@ def log_binomial_table(n_max: int) -> np.ndarray:
 def chi_square_from_s(s_stat, *, n1, n2, total):
     """Pearson X2 of 2 x K tables from ``S = sum x_j**2 / c_j`` and the margins."""
     return total**2 / (n1 * n2) * (s_stat - n1**2 / total)
-
-
-def _batch_p_values(tables: np.ndarray, *, rng, n_draws: int, log_choose) -> np.ndarray:
-    columns = tables.sum(axis=1)
-    order = np.argsort(columns, axis=1, kind="stable")  # empty columns first, largest last
-    columns = np.take_along_axis(columns, order, axis=1)
-    first_row = np.take_along_axis(tables[:, 0], order, axis=1)
-    n1, total = first_row.sum(axis=1), columns.sum(axis=1)
-    safe = np.where(columns > 0, columns, 1)
-    observed = (first_row**2 / safe).sum(axis=1)
-    # Persons of the first row still to place, and the partial S, per table and draw.
-    left = np.repeat(n1[:, None].astype(np.int32), n_draws, axis=1)
-    s_stat = np.zeros((len(tables), n_draws))
-    remaining = total[:, None] - np.cumsum(columns, axis=1) + columns  # R_j: persons in columns j..K-1
-    inverse = 1.0 / safe
-    for j in range(columns.shape[1] - 1):
-        if not columns[:, j].any():
-            continue
-        # Tables whose column j is empty draw x = 0 (their CDF row is NEVER from 0 on).
-        x = _draw_column(columns[:, j], remaining[:, j], n1, left, log_choose=log_choose, rng=rng)
-        left -= x
-        s_stat += (x * x) * inverse[:, j, None]
-    s_stat += left**2 / safe[:, -1, None]
-    return _p_values(observed_s=observed, simulated_s=s_stat, n1=n1, total=total)
-
-
-def _draw_column(good, population, n1, left, *, log_choose, rng) -> np.ndarray:
-    """x ~ Hypergeometric(good, population - good, left) for each table (row) and draw (column).
-
-    ``good``, ``population``, ``n1`` are per table; ``left`` (tables, draws)
-    holds each draw's sample size, at most ``n1``.
-    """
-    width = int(good.max()) + 1
-    cdf = _conditional_cdf(good, population, n1, width=width, log_choose=log_choose)
-    guide = _guide_table(cdf)
-    # Row of (table, s) in the tabulated CDFs.
-    row_start = np.concatenate([[0], np.cumsum(n1 + 1)[:-1]]).astype(np.int32)
-    entry = (row_start[:, None] * width + left * width).ravel()  # first entry of each draw's row
-    u = rng.random(entry.shape)
-    x = guide.ravel()[entry + (u * width).astype(np.int32)]
-    flat_cdf = cdf.ravel()
-    pending = np.flatnonzero(flat_cdf[entry + x] <= u)
-    while len(pending):  # the guide gives a lower bound; step up to the inverse CDF
-        x[pending] += 1
-        still = flat_cdf[entry[pending] + x[pending]] <= u[pending]
-        pending = pending[still]
-    return x.reshape(left.shape)
-
-
-def _conditional_cdf(good, population, n1, *, width, log_choose) -> np.ndarray:
-    """CDF of x ~ Hypergeometric(good, population - good, s) for every table and s = 0..n1.
-
-    Rows (sum(n1 + 1), width): row ``start[t] + s``; entry k = P(x <= k), set to
-    :data:`NEVER` from the top of the support on (so inversion stops there).
-    pmf(k) = C(good, k) C(population - good, s - k) / C(population, s).
-    """
-    table = np.repeat(np.arange(len(good)), n1 + 1)
-    s = (np.arange(len(table)) - np.repeat(np.cumsum(n1 + 1) - (n1 + 1), n1 + 1))[:, None]
-    c, pop = good[table, None], population[table, None]
-    k = np.arange(width)[None, :]
-    reachable = s <= pop  # rows with s > population are never used
-    # C(n, k) = 0 (log -inf) where k > n; negative k are masked through s - k >= 0.
-    log_pmf = (log_choose[c, k] + log_choose[pop - c, np.maximum(s - k, 0)]
-               - log_choose[pop, np.minimum(s, pop)])
-    pmf = np.where((s - k >= 0) & reachable, np.exp(log_pmf), 0.0)
-    cdf = np.cumsum(pmf, axis=1)
-    cdf /= np.where(cdf[:, -1:] > 0, cdf[:, -1:], 1.0)
-    top = np.minimum(c, s)  # largest possible x
-    return np.where(k >= top, NEVER, cdf)
-
-
-def _guide_table(cdf: np.ndarray) -> np.ndarray:
-    """guide[row, g] = #{k : cdf[row, k] <= g / width}: the inverse CDF at u >= g / width is >= it."""
-    rows, width = cdf.shape
-    # cdf[k] <= g / width  <=>  g >= cdf[k] * width, i.e. from bucket ceil(cdf[k] * width) on.
-    bucket = np.minimum(np.ceil(cdf * width), width).astype(np.int64)
-    counts = np.bincount((np.arange(rows)[:, None] * (width + 1) + bucket).ravel(),
-                         minlength=rows * (width + 1)).reshape(rows, width + 1)
-    return np.cumsum(counts, axis=1)[:, :width].astype(np.int32)

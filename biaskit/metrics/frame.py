@@ -229,9 +229,10 @@ class BiasFrame:
     def draws(self, attribute: str) -> AttributeDraws:
         """Posterior-predictive pivots of ``attribute`` (computed once; seeded per attribute).
 
-        The first call draws every attribute's, two at a time: numpy draws
-        random numbers without the GIL, and each attribute has its own seeded
-        generator, so the result does not depend on the order or the threads.
+        The first call draws every attribute's, two at a time: the compiled
+        draws (:mod:`biaskit.metrics.kernels`) release the GIL, and each
+        attribute has its own seeded generator, so the result does not depend
+        on the order or the threads.
         """
         if attribute not in self._draws:
             missing = [a for a in self.attributes if a not in self._draws]
