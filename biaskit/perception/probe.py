@@ -114,14 +114,7 @@ def train_probe(
     if not ok.any():
         raise ValueError(BAD_LABELS.format(path=labels, problem="none of the listed images could be read"))
     features = encoder.embed([f for f in faces if f is not None], attributes=attributes)
-    frame = frame[ok].reset_index(drop=True)
-    heads, accuracy = {}, {}
-    for attribute in attributes:
-        names = list(taxonomy.labels(attribute))
-        targets = frame[attribute].map(names.index).to_numpy()
-        weight, bias = fit_logistic(features, targets, classes=len(names), l2=l2)
-        accuracy[attribute] = float(((features @ weight + bias).argmax(1) == targets).mean())
-        heads[attribute] = {"labels": names, "weight": _tensor(weight), "bias": _tensor(bias)}
+    heads, accuracy = fit_heads(features, frame[ok].reset_index(drop=True), attributes=attributes, l2=l2)
     payload = {
         "format": FORMAT,
         "backbone": backbone,
@@ -136,6 +129,27 @@ def train_probe(
     torch.save(payload, out)
     return {"faces": int(ok.sum()), "skipped": errors, "train_accuracy": accuracy, "out": str(out),
             "backbone": backbone}
+
+
+def fit_heads(features: np.ndarray, frame, *, attributes: tuple[str, ...], l2: float = 1e-4) -> tuple[dict, dict]:
+    """One logistic head per attribute on ``features`` (rows of ``frame``, its labels); and training accuracy.
+
+    Each head covers every label of the attribute's taxonomy (labels absent from
+    ``frame`` are learnt as unlikely), as a probe file stores it.
+    """
+    heads, accuracy = {}, {}
+    for attribute in attributes:
+        names = list(taxonomy.labels(attribute))
+        targets = frame[attribute].map(names.index).to_numpy()
+        weight, bias = fit_logistic(features, targets, classes=len(names), l2=l2)
+        heads[attribute] = {"labels": names, "weight": _tensor(weight), "bias": _tensor(bias)}
+        accuracy[attribute] = float((head_probabilities(heads[attribute], features).argmax(1) == targets).mean())
+    return heads, accuracy
+
+
+def head_probabilities(head: Mapping, embeddings: np.ndarray) -> np.ndarray:
+    """``[n, labels]`` probabilities of one head (as stored in a probe file) for ``[n, d]`` embeddings."""
+    return softmax(embeddings @ head["weight"].numpy() + head["bias"].numpy())
 
 
 def make_backbone(backbone: str, settings: Mapping, *, what: str, device=None, batch_size: int = 32,
@@ -239,6 +253,6 @@ class ProbeTagger:
             if head["weight"].shape[0] != embeddings.shape[1]:  # e.g. a CLIP probe given other CLIP weights
                 raise ValueError(BAD_PROBE.format(path=self.path, problem=WRONG_SIZE.format(
                     attribute=attribute, expected=head["weight"].shape[0], got=embeddings.shape[1])))
-            logits = embeddings @ head["weight"].numpy() + head["bias"].numpy()
-            results[attribute] = decide(softmax(logits), tuple(head["labels"]), self.thresholds[attribute])
+            results[attribute] = decide(head_probabilities(head, embeddings), tuple(head["labels"]),
+                                        self.thresholds[attribute])
         return results
