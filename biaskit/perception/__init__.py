@@ -5,8 +5,8 @@ images -> people -> observations.  Detectors (:mod:`.detect`): CenterFace
 (:mod:`.embedded`), Monk Skin Tone colorimetry (:mod:`.skin_tone`), CLIP
 zero-shot (:mod:`.clip`), a FairFace ResNet-34 checkpoint (:mod:`.fairface`)
 and a linear probe on CLIP or dlib-descriptor embeddings (:mod:`.probe`,
-:mod:`.descriptor`).  :func:`tag_run` tags a
-run directory, :func:`validate` measures any tagger on labelled faces.
+:mod:`.descriptor`).  :func:`tag_run` tags a run directory, :func:`validate`
+measures any tagger on labelled faces.
 
 Examples
 --------
