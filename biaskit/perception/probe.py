@@ -105,7 +105,7 @@ def train_probe(
     frame, attributes = read_labels(labels, attributes=attributes)
     settings = ({"model": model, "pretrained": None if pretrained is None else str(pretrained)}
                 if backbone == "clip" else dict(DLIB_SETTINGS))
-    encoder = make_backbone(backbone, settings, what=f"train_probe(backbone={backbone!r})", device=device,
+    encoder = make_backbone(backbone, settings, what=f"backbone {backbone!r}", device=device,
                             cache_dir=cache_dir, allow_random_weights=allow_random_weights)
     faces, errors = labelled_faces(frame[LABEL_FILE_COLUMN], images, detector=detector)
     for error in errors:
