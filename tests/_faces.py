@@ -22,6 +22,21 @@ def astronaut() -> np.ndarray:
     return photo()
 
 
+def grace_hopper() -> np.ndarray:
+    """matplotlib's sample portrait of Grace Hopper (600 x 512, RGB)."""
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def cameraman() -> np.ndarray:
+    """scikit-image's cameraman photo (512 x 512 grayscale) as RGB."""
+    from skimage.data import camera
+
+    return np.repeat(camera()[:, :, None], 3, axis=2)
+
+
 def head() -> Image.Image:
     return Image.fromarray(astronaut()).crop(HEAD_BOX)
 

@@ -4,8 +4,9 @@ images -> people -> observations.  Detectors (:mod:`.detect`): CenterFace
 (default) and dlib HOG.  Taggers: the embedded dlib gender/age classifiers
 (:mod:`.embedded`), Monk Skin Tone colorimetry (:mod:`.skin_tone`), CLIP
 zero-shot (:mod:`.clip`), a FairFace ResNet-34 checkpoint (:mod:`.fairface`)
-and a linear probe on CLIP embeddings (:mod:`.probe`).  :func:`tag_run` tags a
-run directory, :func:`validate` measures any tagger on labelled faces.
+and a linear probe on CLIP or dlib-descriptor embeddings (:mod:`.probe`,
+:mod:`.descriptor`).  :func:`tag_run` tags a run directory, :func:`validate`
+measures any tagger on labelled faces.
 
 Examples
 --------

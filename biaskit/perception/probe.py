@@ -1,22 +1,29 @@
-"""A linear probe on CLIP image embeddings: train on a labelled face folder, then tag.
+"""A linear probe on face embeddings (CLIP or the dlib descriptor): train on a labelled face folder, then tag.
 
 Training data use FairFace's CSV layout: a ``file`` column (path relative to
 the image folder) and one column per attribute (``race``, ``gender``, ``age``,
 or any other: its distinct values become a user attribute).  Images are taken
 as already-cropped faces (as FairFace's are).  Each attribute gets a
-multinomial logistic-regression head (torch, L-BFGS, L2 penalty) on the unit
-CLIP embeddings; the heads and the CLIP model they belong to are saved in one
-``.pt`` file holding tensors, strings and numbers only (loaded with
-``weights_only=True``).
+multinomial logistic-regression head (torch, L-BFGS, L2 penalty) on the
+embeddings of a **backbone** (:data:`BACKBONES`): ``clip``, unit CLIP image
+embeddings (weights from the hub or a local file), or ``dlib``, the 128-D dlib
+ResNet face descriptor whose CC0 weights ship in ``face-recognition-models``
+(:mod:`.descriptor`; offline).  The heads, the backbone's name and its settings
+are saved in one ``.pt`` file holding tensors, strings and numbers only (loaded
+with ``weights_only=True``); a probe is always read back with the backbone it
+was trained on, and one whose backbone is unknown or not installed is a
+one-line error.
 
 Examples
 --------
->>> train_probe(labels="fairface_label_train.csv", images="fairface/", out="probe.pt")  # doctest: +SKIP
->>> tagger = ProbeTagger(path="probe.pt")                                              # doctest: +SKIP
+>>> train_probe(labels="fairface_label_train.csv", images="fairface/", out="probe.pt",
+...             backbone="dlib")                                                   # doctest: +SKIP
+>>> tagger = ProbeTagger(path="probe.pt")                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Mapping
@@ -28,12 +35,19 @@ from biaskit.perception.base import (
     Face, TagOutput, check_attributes, decide, empty_output, settings_name, softmax, threshold_for,
 )
 from biaskit.perception.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipTagger
+from biaskit.perception.descriptor import SETTINGS as DLIB_SETTINGS, DlibDescriptor
 from biaskit.perception.labelled import FILE_COLUMN as LABEL_FILE_COLUMN, labelled_faces, read_labels
 
 FORMAT = "biaskit-linear-probe-1"
+#: Embeddings a probe can be trained on; the first is the default.
+BACKBONES = ("clip", "dlib")
+#: A probe file without a backbone was written by biaskit 0.1, which had CLIP only.
+LEGACY_BACKBONE = "clip"
 
 BAD_LABELS = "{path}: {problem}"
 BAD_PROBE = "probe file {path}: {problem}"
+UNKNOWN_BACKBONE = "backbone {backbone!r} is not one of " + ", ".join(BACKBONES)
+WRONG_SIZE = "the {attribute!r} head takes {expected}-D embeddings, its backbone gives {got}-D"
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +79,7 @@ def train_probe(
     images: str | Path,
     out: str | Path,
     attributes: tuple[str, ...] | None = None,
+    backbone: str = "clip",
     model: str = DEFAULT_MODEL,
     pretrained: str | Path | None = DEFAULT_PRETRAINED,
     device=None,
@@ -73,13 +88,25 @@ def train_probe(
     l2: float = 1e-4,
     detector=None,
 ) -> dict:
-    """Train one head per attribute on the CLIP embeddings of a labelled face folder; save it.
+    """Train one head per attribute on the ``backbone`` embeddings of a labelled face folder; save it.
+
+    Parameters
+    ----------
+    backbone : {"clip", "dlib"}
+        ``clip``: CLIP image embeddings (``model``, ``pretrained``, ``device``,
+        ``cache_dir``, ``allow_random_weights`` choose them); ``dlib``: the 128-D
+        dlib face descriptor (offline, CC0 weights from ``face-recognition-models``;
+        the CLIP arguments do not apply).
 
     Returns a summary: number of training faces, skipped files, training accuracy per attribute.
     """
+    if backbone not in BACKBONES:
+        raise ValueError(UNKNOWN_BACKBONE.format(backbone=backbone))
     frame, attributes = read_labels(labels, attributes=attributes)
-    encoder = ClipTagger(model=model, pretrained=pretrained, device=device, cache_dir=cache_dir,
-                         allow_random_weights=allow_random_weights)
+    settings = ({"model": model, "pretrained": None if pretrained is None else str(pretrained)}
+                if backbone == "clip" else dict(DLIB_SETTINGS))
+    encoder = make_backbone(backbone, settings, what=f"backbone {backbone!r}", device=device,
+                            cache_dir=cache_dir, allow_random_weights=allow_random_weights)
     faces, errors = labelled_faces(frame[LABEL_FILE_COLUMN], images, detector=detector)
     for error in errors:
         log.warning("skipped: %s", error)
@@ -87,17 +114,11 @@ def train_probe(
     if not ok.any():
         raise ValueError(BAD_LABELS.format(path=labels, problem="none of the listed images could be read"))
     features = encoder.embed([f for f in faces if f is not None], attributes=attributes)
-    frame = frame[ok].reset_index(drop=True)
-    heads, accuracy = {}, {}
-    for attribute in attributes:
-        names = list(taxonomy.labels(attribute))
-        targets = frame[attribute].map(names.index).to_numpy()
-        weight, bias = fit_logistic(features, targets, classes=len(names), l2=l2)
-        accuracy[attribute] = float(((features @ weight + bias).argmax(1) == targets).mean())
-        heads[attribute] = {"labels": names, "weight": _tensor(weight), "bias": _tensor(bias)}
+    heads, accuracy = fit_heads(features, frame[ok].reset_index(drop=True), attributes=attributes, l2=l2)
     payload = {
         "format": FORMAT,
-        "clip": {"model": model, "pretrained": None if pretrained is None else str(pretrained)},
+        "backbone": backbone,
+        backbone: settings,
         "heads": heads,
         "train": {"faces": int(ok.sum()), "skipped": len(errors)},
     }
@@ -106,7 +127,41 @@ def train_probe(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, out)
-    return {"faces": int(ok.sum()), "skipped": errors, "train_accuracy": accuracy, "out": str(out)}
+    return {"faces": int(ok.sum()), "skipped": errors, "train_accuracy": accuracy, "out": str(out),
+            "backbone": backbone}
+
+
+def fit_heads(features: np.ndarray, frame, *, attributes: tuple[str, ...], l2: float = 1e-4) -> tuple[dict, dict]:
+    """One logistic head per attribute on ``features`` (rows of ``frame``, its labels); and training accuracy.
+
+    Each head covers every label of the attribute's taxonomy (labels absent from
+    ``frame`` are learnt as unlikely), as a probe file stores it.
+    """
+    heads, accuracy = {}, {}
+    for attribute in attributes:
+        names = list(taxonomy.labels(attribute))
+        targets = frame[attribute].map(names.index).to_numpy()
+        weight, bias = fit_logistic(features, targets, classes=len(names), l2=l2)
+        heads[attribute] = {"labels": names, "weight": _tensor(weight), "bias": _tensor(bias)}
+        accuracy[attribute] = float((head_probabilities(heads[attribute], features).argmax(1) == targets).mean())
+    return heads, accuracy
+
+
+def head_probabilities(head: Mapping, embeddings: np.ndarray) -> np.ndarray:
+    """``[n, labels]`` probabilities of one head (as stored in a probe file) for ``[n, d]`` embeddings."""
+    return softmax(embeddings @ head["weight"].numpy() + head["bias"].numpy())
+
+
+def make_backbone(backbone: str, settings: Mapping, *, what: str, device=None, batch_size: int = 32,
+                  cache_dir: str | Path | None = None, allow_random_weights: bool = False):
+    """The encoder (``embed(faces, attributes=...)``) of ``backbone`` with its recorded ``settings``.
+
+    ``what`` names the probe in the one-line error raised when the backbone's weights are missing.
+    """
+    if backbone == "clip":
+        return ClipTagger(model=settings["model"], pretrained=settings["pretrained"], device=device,
+                          batch_size=batch_size, cache_dir=cache_dir, allow_random_weights=allow_random_weights)
+    return DlibDescriptor(what=what)
 
 
 def _tensor(array: np.ndarray):
@@ -116,7 +171,7 @@ def _tensor(array: np.ndarray):
 
 
 def load_probe(path: str | Path) -> dict:
-    """The saved probe, validated (``weights_only`` load)."""
+    """The saved probe, validated (``weights_only`` load); ``backbone`` filled in for 0.1 files."""
     import torch
 
     path = Path(path)
@@ -128,23 +183,33 @@ def load_probe(path: str | Path) -> dict:
         raise ValueError(BAD_PROBE.format(path=path, problem=f"cannot be loaded safely ({exc})")) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(BAD_PROBE.format(path=path, problem=f"not a {FORMAT} file"))
+    backbone = payload.setdefault("backbone", LEGACY_BACKBONE)
+    if backbone not in BACKBONES:
+        raise ValueError(BAD_PROBE.format(path=path, problem=UNKNOWN_BACKBONE.format(backbone=backbone)))
+    if not isinstance(payload.get(backbone), dict):
+        raise ValueError(BAD_PROBE.format(path=path, problem=f"no settings for its backbone {backbone!r}"))
     return payload
 
 
 class ProbeTagger:
-    """Tags with the heads of a probe file trained by :func:`train_probe`.
+    """Tags with the heads of a probe file trained by :func:`train_probe`, on the backbone it names.
 
     Parameters
     ----------
     path : str or Path
         The probe file.
     pretrained : str or Path, optional
-        Override the CLIP weights recorded in the file (e.g. a local checkpoint
-        of the same weights).
+        Override the CLIP weights recorded in a CLIP probe (e.g. a local checkpoint
+        of the same weights); the CLIP arguments do not apply to a dlib probe.
     thresholds : mapping, optional
         Minimum probability per attribute.
     allow_random_weights : bool
         Needed when the probe was trained on a randomly initialised CLIP (tests).
+
+    Raises
+    ------
+    BiaskitWeightsError
+        The probe's backbone is not installed (a dlib probe without ``face-recognition-models``).
     """
 
     def __init__(self, *, path: str | Path, pretrained: str | Path | None = None,
@@ -156,15 +221,21 @@ class ProbeTagger:
         for attribute, head in self.heads.items():
             if attribute not in taxonomy.attributes():
                 taxonomy.register_attribute(attribute, head["labels"])
-        clip = payload["clip"]
-        self.encoder = ClipTagger(
-            model=clip["model"], pretrained=pretrained if pretrained is not None else clip["pretrained"],
-            device=device, batch_size=batch_size, cache_dir=cache_dir, allow_random_weights=allow_random_weights,
-        )
+        self.backbone = payload["backbone"]
         self.attributes = tuple(self.heads)
         self.thresholds = {a: threshold_for(a, thresholds) for a in self.attributes}
-        self.name = settings_name("clip-probe", file=self.path.name, model=clip["model"],
-                                  weights=clip["pretrained"] or "random", **self.thresholds)
+        settings = dict(payload[self.backbone])
+        if self.backbone == "clip" and pretrained is not None:
+            settings["pretrained"] = pretrained
+        self.encoder = make_backbone(
+            self.backbone, settings, what=BAD_PROBE.format(path=self.path, problem=f"backbone {self.backbone!r}"),
+            device=device, batch_size=batch_size, cache_dir=cache_dir, allow_random_weights=allow_random_weights)
+        recorded = ({"model": settings["model"], "weights": payload["clip"]["pretrained"] or "random"}
+                    if self.backbone == "clip" else {"descriptor": DlibDescriptor.name})
+        # the file's digest too: a probe retrained under the same name is another tagger (and cache key)
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+        self.name = settings_name(f"{self.backbone}-probe", file=self.path.name, sha256=digest, **recorded,
+                                  **self.thresholds)
 
     @property
     def calls(self) -> int:
@@ -179,6 +250,9 @@ class ProbeTagger:
         results: TagOutput = {}
         for attribute in attributes:
             head = self.heads[attribute]
-            logits = embeddings @ head["weight"].numpy() + head["bias"].numpy()
-            results[attribute] = decide(softmax(logits), tuple(head["labels"]), self.thresholds[attribute])
+            if head["weight"].shape[0] != embeddings.shape[1]:  # e.g. a CLIP probe given other CLIP weights
+                raise ValueError(BAD_PROBE.format(path=self.path, problem=WRONG_SIZE.format(
+                    attribute=attribute, expected=head["weight"].shape[0], got=embeddings.shape[1])))
+            results[attribute] = decide(head_probabilities(head, embeddings), tuple(head["labels"]),
+                                        self.thresholds[attribute])
         return results

@@ -8,7 +8,8 @@ Spec strings (CLI ``--tagger``, Python ``tagger=``):
 ``skin``                      MST colorimetry only
 ``clip[:MODEL[:PRETRAINED]]`` open_clip zero-shot (race, race4, gender, user)
 ``fairface:PATH``             FairFace ResNet-34 checkpoint
-``probe:PATH``                linear probe trained by ``biaskit train-probe``
+``probe:PATH``                linear probe trained by ``biaskit train-probe``, on the
+                              backbone its file records (CLIP or the dlib descriptor)
 ============================  ==============================================
 
 Each requested attribute is tagged by exactly one tagger: the first listed
