@@ -148,11 +148,16 @@ def posterior_matrices(counts: np.ndarray, *, n_draws: int, rng: np.random.Gener
     return gammas / gammas.sum(axis=-1, keepdims=True)
 
 
-def redrawn_matrices(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
-    """A new validation set of the same size per draw, tagged by that draw's matrix, as rates."""
+def redrawn_counts(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
+    """A new validation set (B, K, K) of the same size per draw, tagged by that draw's matrix."""
     totals = np.broadcast_to(counts.sum(axis=1).astype(np.int64)[None, :], matrices.shape[:2])
-    redrawn = rng.multinomial(totals, matrices)
-    return row_stochastic(redrawn)
+    return rng.multinomial(totals, matrices).astype(np.float64)
+
+
+def smoothed(counts: np.ndarray) -> np.ndarray:
+    """Rows of validation counts with the prior's 1/K added, as rates: no zero rate, so a single
+    tagged label the validation set never showed from a category does not rule the category out."""
+    return row_stochastic(counts + dirichlet_prior(counts.shape[-1]))
 
 
 def posterior_truth(counts: np.ndarray, matrices: np.ndarray, *, rng) -> np.ndarray:
@@ -218,6 +223,52 @@ def _prior_acceptance(matrices: np.ndarray, a: float, *, rng) -> float:
     return max(float(inside), 0.5 / q[..., 0].size)
 
 
+def pure_log_likelihood(counts: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Log-likelihood (..., K) of tagged counts (..., K) if every person's true label were ``c``:
+    ``sum_j n_j log C_cj`` (``0 log 0 = 0``), for matrices (K, K) or (..., K, K)."""
+    with np.errstate(divide="ignore"):
+        logs = np.log(matrices)
+    terms = np.where(counts[..., None, :] > 0, counts[..., None, :] * logs, 0.0)
+    return terms.sum(axis=-1)
+
+
+def single_category_statistic(counts: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio (...,) of some true distribution against the best single category.
+
+    ``max(0, l(p~) - max_c l(e_c))`` with ``l(p) = sum_j n_j log (C^T p)_j``
+    and ``p~`` the unconstrained inverse ``C^-T n / N`` clipped to the
+    simplex (the maximum-likelihood estimate for 2 categories, close to it for
+    more; cheaper than EM, and the test's null distribution is simulated with
+    the same statistic, so it stays valid).  0 where no label is known.
+    """
+    total = counts.sum(axis=-1, keepdims=True)
+    q = counts / np.where(total > 0, total, 1.0)
+    inverse = np.linalg.inv(np.swapaxes(matrices, -1, -2))
+    p = np.clip(np.einsum("...ij,...j->...i", inverse, q), 0.0, None)
+    p /= np.where(p.sum(axis=-1, keepdims=True) > 0, p.sum(axis=-1, keepdims=True), 1.0)
+    fitted = np.einsum("...i,...ij->...j", p, matrices)
+    with np.errstate(divide="ignore"):
+        free = np.where(counts > 0, counts * np.log(fitted), 0.0).sum(axis=-1)
+    pure = pure_log_likelihood(counts, matrices).max(axis=-1)
+    statistic = np.nan_to_num(free - pure, nan=0.0, posinf=np.inf, neginf=0.0)
+    return np.where(total[..., 0] > 0, np.maximum(statistic, 0.0), 0.0)
+
+
+def single_category_pvalue(observed: np.ndarray, null: np.ndarray) -> float:
+    """Monte-Carlo p-value of "every prompt shows a single category" (see :class:`CorrectedAttribute`).
+
+    ``observed`` (g,): the prompts' :func:`single_category_statistic`;
+    ``null`` (g, B): the same statistic of B simulated evaluations under the
+    hypothesis.  The sums over prompts are compared draw by draw: ``(1 + #{T*
+    >= T}) / (B + 1)``.
+    """
+    total = float(np.sum(observed))
+    simulated = np.sum(null, axis=0, dtype=np.float64)
+    # A relative tolerance: sums of float32 statistics that tie exactly in theory.
+    return float((1 + np.sum(simulated >= total - 1e-6 * max(1.0, abs(total))))
+                 / (len(simulated) + 1))
+
+
 def expected_heterogeneity(shares: np.ndarray, n_images) -> np.ndarray:
     """``1 - sum_c p_c ** N``: the probability that N independent persons hold more than one label."""
     return 1.0 - np.power(shares, np.asarray(n_images, dtype=np.float64)[..., None]).sum(axis=-1)
@@ -238,10 +289,13 @@ class CorrectedAttribute:
     def __init__(self, frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator):
         labels = frame.taxonomies[attribute]
         self.counts = confusion_counts(confusion, attribute=attribute, labels=labels)
-        matrix = row_stochastic(self.counts, attribute=attribute, labels=labels)
+        self.matrix = row_stochastic(self.counts, attribute=attribute, labels=labels)
+        matrix = self.matrix
         point = frame.point_metrics(attribute)
         self.observed = point
         self.n_images = frame.design(attribute)[:, -1]
+        self.effective = np.rint(frame.effective_counts(attribute))
+        self.single_category = single_category_statistic(self.effective, smoothed(self.counts))
         self.shares = unmix(point.counts, matrix)
         self.entropy = normalized_entropy(np.nan_to_num(self.shares))
         self.entropy[point.known == 0] = np.nan
@@ -252,15 +306,17 @@ class CorrectedAttribute:
         b = frame.n_boot
         k = self.counts.shape[0]
         matrices = posterior_matrices(self.counts, n_draws=b, rng=rng)
-        refitted = redrawn_matrices(self.counts, matrices, rng=rng)
-        effective = np.rint(frame.effective_counts(attribute))
+        validation = redrawn_counts(self.counts, matrices, rng=rng)
+        refitted = row_stochastic(validation)
+        effective = self.effective
         g = len(effective)
         out = {"shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "entropy": np.full((g, b), np.nan, dtype=np.float32),
                "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
                "posterior_entropy": np.full((g, b), np.nan, dtype=np.float32),
                "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32),
-               "posterior_heterogeneity": np.full((g, b), np.nan, dtype=np.float32)}
+               "posterior_heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
+               "single_category": np.zeros((g, b), dtype=np.float32)}
         known = np.flatnonzero(effective.sum(axis=1) > 0)
         per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
         for first in range(0, len(known), per_chunk):
@@ -279,7 +335,18 @@ class CorrectedAttribute:
             out["posterior_heterogeneity"][rows] = expected_heterogeneity(truth, images)
             out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
                                           - out["posterior_heterogeneity"][rows])
+            out["single_category"][rows] = self._single_category_null(n, matrices,
+                                                                      smoothed(validation), rng)
         return out
+
+    def _single_category_null(self, counts, matrices, scoring, rng) -> np.ndarray:
+        """(g, B) :func:`single_category_statistic` of tagged counts simulated with every person
+        of the prompt in its best-fitting single category: drawn through ``C*``, scored with the
+        redrawn validation set's :func:`smoothed` rates (its uncertainty, as in the pivots)."""
+        best = pure_log_likelihood(counts, smoothed(self.counts)).argmax(axis=-1)
+        rows = np.swapaxes(matrices[:, best], 0, 1)  # (g, B, K): row best[g] of each C*
+        simulated = rng.multinomial(counts.sum(axis=1).astype(np.int64)[:, None], rows)
+        return single_category_statistic(simulated.astype(np.float64), scoring[None])
 
 
 def corrected_tables(frame, confusion: pd.DataFrame
@@ -360,6 +427,10 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
                     (fit.pivots[key][groups][used].mean(axis=0, dtype=np.float64) if used.any()
                      else np.full(frame.n_boot, np.nan)) for key in (name, f"posterior_{name}"))
                 low, high = _hull(frame, frame.pivot_interval(value, pivots), posterior)
+                if used.any() and single_category_pvalue(
+                        fit.single_category[groups][used],
+                        fit.pivots["single_category"][groups][used]) > 1 - frame.confidence:
+                    low = 0.0  # every prompt single-category (HOF = entropy = 0) is not rejected
                 row.update({metric: value, f"{metric}_ci_low": float(low),
                             f"{metric}_ci_high": float(high)})
             rows.append(row)
