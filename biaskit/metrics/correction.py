@@ -226,10 +226,9 @@ def _prior_acceptance(matrices: np.ndarray, a: float, *, rng) -> float:
 def pure_log_likelihood(counts: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     """Log-likelihood (..., K) of tagged counts (..., K) if every person's true label were ``c``:
     ``sum_j n_j log C_cj`` (``0 log 0 = 0``), for matrices (K, K) or (..., K, K)."""
-    with np.errstate(divide="ignore"):
-        logs = np.log(matrices)
-    terms = np.where(counts[..., None, :] > 0, counts[..., None, :] * logs, 0.0)
-    return terms.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = counts[..., None, :] * np.log(matrices)
+    return np.where(counts[..., None, :] > 0, terms, 0.0).sum(axis=-1)
 
 
 def single_category_statistic(counts: np.ndarray, matrices: np.ndarray) -> np.ndarray:
@@ -247,7 +246,7 @@ def single_category_statistic(counts: np.ndarray, matrices: np.ndarray) -> np.nd
     p = np.clip(np.einsum("...ij,...j->...i", inverse, q), 0.0, None)
     p /= np.where(p.sum(axis=-1, keepdims=True) > 0, p.sum(axis=-1, keepdims=True), 1.0)
     fitted = np.einsum("...i,...ij->...j", p, matrices)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         free = np.where(counts > 0, counts * np.log(fitted), 0.0).sum(axis=-1)
     pure = pure_log_likelihood(counts, matrices).max(axis=-1)
     statistic = np.nan_to_num(free - pure, nan=0.0, posinf=np.inf, neginf=0.0)
