@@ -18,6 +18,23 @@ normalized entropy of each prompt is that of its corrected shares (plug-in);
 the corrected HOF of a kind of prompt is the mean of the prompts' expected
 heterogeneity ``1 - sum_c p_c ** N`` of their corrected shares.
 
+**The single-category boundary.**  Where every prompt of a kind truly shows
+one category, its corrected HOF and mean entropy are exactly 0, and an interval
+covers them only when its lower bound is exactly 0.  A posterior interval does
+so only when the posterior puts >= 2.5 % on *every* prompt being single-category
+at once: with 8-16 prompts that needs a posterior probability of 0.63-0.79 per
+prompt, and a prior strong enough for that pulls prompts with a 1-5 % minority to
+a single category (measured: the corrected HOF covered 60.6 % with 8 one-gender
+prompts through a tagger wrong on 8-12 % of faces).  So the per-kind lower
+bound also inverts a test: it is 0 unless a Monte-Carlo test rejects, at level
+``1 - confidence``, that every prompt of the kind shows a single category.  The
+statistic is the sum over prompts of :func:`single_category_statistic`; its
+null distribution is simulated draw by draw with each prompt's counts drawn
+from the best-fitting single category's row of ``C*`` (the same matrix draws as
+the pivots) and scored with a new validation set drawn from ``C*``, so the
+validation set's uncertainty is carried.  Measured size: 5.0 % at level 5 %
+(8 prompts of 20 images, 2 categories, known tagger).
+
 Examples
 --------
 >>> C = np.array([[0.9, 0.1], [0.2, 0.8]])
