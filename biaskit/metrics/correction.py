@@ -290,6 +290,38 @@ def expected_heterogeneity(shares: np.ndarray, n_images) -> np.ndarray:
     return 1.0 - np.power(shares, np.asarray(n_images, dtype=np.float64)[..., None]).sum(axis=-1)
 
 
+def validation_sources(frame, attribute: str, confusion: pd.DataFrame
+                       ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The validation counts each model of ``frame`` is corrected with, and its index per model.
+
+    Rows of ``confusion`` with a ``model`` (``confusion_by_model``, from
+    ``biaskit annotate import --per-model``) are that model's own validation
+    set; the other rows (no ``model`` column, or an empty one) the pooled set,
+    used for every model without rows of its own for ``attribute``.
+
+    Returns
+    -------
+    counts : list of (K, K) arrays
+        Distinct validation sets (true x predicted counts).
+    source : int array (models,)
+        Index into ``counts`` of each model in :attr:`frame.models` order.
+    """
+    labels = frame.taxonomies[attribute]
+    of_model = (confusion["model"].astype(object).where(confusion["model"].notna(), "")
+                .astype(str).to_numpy() if "model" in confusion.columns
+                else np.full(len(confusion), "", dtype=object))
+    own = set(of_model[(of_model != "") & (confusion["attribute"] == attribute).to_numpy()])
+    counts, source, index = [], [], {}
+    for model in frame.models:
+        key = model if model in own else ""
+        if key not in index:
+            index[key] = len(counts)
+            counts.append(confusion_counts(confusion[of_model == key], attribute=attribute,
+                                           labels=labels))
+        source.append(index[key])
+    return counts, np.array(source, dtype=np.int64)
+
+
 class CorrectedAttribute:
     """Corrected shares, entropy and expected heterogeneity of one attribute, with pivots.
 
@@ -299,33 +331,34 @@ class CorrectedAttribute:
     unmix(q*, C*)``; a new tagged sample ``n** ~ Multinomial(N_eff, C*^T p*)``
     and a new validation set tagged by ``C*`` give ``p** = unmix(n**, C**)``;
     the pivot of ``f`` is ``f(p**) - f(p*)``.  ``C*`` is the same for every
-    prompt in one draw (one validation set serves them all).
+    prompt of the models corrected with one validation set in one draw (one
+    validation set serves them all); models with their own validation set
+    (:func:`validation_sources`) get their own, independent draws.
     """
 
     def __init__(self, frame, attribute: str, confusion: pd.DataFrame, rng: np.random.Generator):
         labels = frame.taxonomies[attribute]
-        self.counts = confusion_counts(confusion, attribute=attribute, labels=labels)
-        self.matrix = row_stochastic(self.counts, attribute=attribute, labels=labels)
-        matrix = self.matrix
+        self.sources, model_source = validation_sources(frame, attribute, confusion)
+        # Per group (model-major, as the frame's groups): the validation set it is corrected with.
+        self.source = np.repeat(model_source, len(frame.prompt_ids))
+        self.model_counts = [self.sources[s] for s in model_source]
+        matrices = np.stack([row_stochastic(c, attribute=attribute, labels=labels)
+                             for c in self.sources])
         point = frame.point_metrics(attribute)
         self.observed = point
         self.n_images = frame.design(attribute)[:, -1]
         self.effective = np.rint(frame.effective_counts(attribute))
-        self.single_category = single_category_statistic(self.effective, smoothed(self.counts))
-        self.shares = unmix(point.counts, matrix)
+        scoring = np.stack([smoothed(c) for c in self.sources])[self.source]
+        self.single_category = single_category_statistic(self.effective, scoring)
+        self.shares = unmix(point.counts, matrices[self.source])
         self.entropy = normalized_entropy(np.nan_to_num(self.shares))
         self.entropy[point.known == 0] = np.nan
         self.heterogeneity = expected_heterogeneity(self.shares, self.n_images)
-        self.pivots = self._pivots(frame, attribute, rng)
+        self.pivots = self._pivots(frame, rng)
 
-    def _pivots(self, frame, attribute, rng) -> dict[str, np.ndarray]:
+    def _pivots(self, frame, rng) -> dict[str, np.ndarray]:
         b = frame.n_boot
-        k = self.counts.shape[0]
-        matrices = posterior_matrices(self.counts, n_draws=b, rng=rng)
-        validation = redrawn_counts(self.counts, matrices, rng=rng)
-        refitted = row_stochastic(validation)
-        effective = self.effective
-        g = len(effective)
+        g, k = self.effective.shape
         out = {"shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "entropy": np.full((g, b), np.nan, dtype=np.float32),
                "heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
@@ -333,36 +366,48 @@ class CorrectedAttribute:
                "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "posterior_heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
                "single_category": np.zeros((g, b), dtype=np.float32)}
-        known = np.flatnonzero(effective.sum(axis=1) > 0)
+        known = self.effective.sum(axis=1) > 0
+        for s, counts in enumerate(self.sources):
+            self._source_pivots(out, counts, np.flatnonzero(known & (self.source == s)), b, rng)
+        return out
+
+    def _source_pivots(self, out, counts, rows, b, rng) -> None:
+        """Fill ``out``'s rows ``rows``, the groups corrected with validation counts ``counts``."""
+        k = len(counts)
+        matrices = posterior_matrices(counts, n_draws=b, rng=rng)
+        validation = redrawn_counts(counts, matrices, rng=rng)
+        refitted = row_stochastic(validation)
         per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
-        for first in range(0, len(known), per_chunk):
-            rows = known[first:first + per_chunk]
-            n = effective[rows]
+        for first in range(0, len(rows), per_chunk):
+            chunk = rows[first:first + per_chunk]
+            n = self.effective[chunk]
             truth = posterior_truth(n, matrices, rng=rng)
             expected = np.einsum("gbi,bij->gbj", truth, matrices)
             expected /= expected.sum(axis=-1, keepdims=True)
             redrawn = rng.multinomial(n.sum(axis=1).astype(np.int64)[:, None], expected)
             estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
-            images = self.n_images[rows, None]
-            out["shares"][rows] = np.moveaxis(estimate - truth, 1, -1)
-            out["posterior_entropy"][rows] = normalized_entropy(truth)
-            out["posterior_shares"][rows] = np.moveaxis(truth, 1, -1)
-            out["entropy"][rows] = normalized_entropy(estimate) - out["posterior_entropy"][rows]
-            out["posterior_heterogeneity"][rows] = expected_heterogeneity(truth, images)
-            out["heterogeneity"][rows] = (expected_heterogeneity(estimate, images)
-                                          - out["posterior_heterogeneity"][rows])
-            out["single_category"][rows] = self._single_category_null(n, matrices,
-                                                                      smoothed(validation), rng)
-        return out
+            images = self.n_images[chunk, None]
+            out["shares"][chunk] = np.moveaxis(estimate - truth, 1, -1)
+            out["posterior_entropy"][chunk] = normalized_entropy(truth)
+            out["posterior_shares"][chunk] = np.moveaxis(truth, 1, -1)
+            out["entropy"][chunk] = normalized_entropy(estimate) - out["posterior_entropy"][chunk]
+            out["posterior_heterogeneity"][chunk] = expected_heterogeneity(truth, images)
+            out["heterogeneity"][chunk] = (expected_heterogeneity(estimate, images)
+                                           - out["posterior_heterogeneity"][chunk])
+            out["single_category"][chunk] = single_category_null(
+                n, smoothed(counts), matrices, smoothed(validation), rng=rng)
 
-    def _single_category_null(self, counts, matrices, scoring, rng) -> np.ndarray:
-        """(g, B) :func:`single_category_statistic` of tagged counts simulated with every person
-        of the prompt in its best-fitting single category: drawn through ``C*``, scored with the
-        redrawn validation set's :func:`smoothed` rates (its uncertainty, as in the pivots)."""
-        best = pure_log_likelihood(counts, smoothed(self.counts)).argmax(axis=-1)
-        rows = np.swapaxes(matrices[:, best], 0, 1)  # (g, B, K): row best[g] of each C*
-        simulated = rng.multinomial(counts.sum(axis=1).astype(np.int64)[:, None], rows)
-        return single_category_statistic(simulated.astype(np.float64), scoring[None])
+
+def single_category_null(counts, scoring, matrices, redrawn_scoring, *, rng) -> np.ndarray:
+    """(g, B) :func:`single_category_statistic` of tagged counts simulated with every person of a
+    prompt in its best-fitting single category (under ``scoring``, the :func:`smoothed`
+    validation rates): drawn through each draw ``C*`` of ``matrices`` and scored with
+    ``redrawn_scoring``, the smoothed rates of a validation set redrawn from ``C*`` (the
+    validation set's uncertainty, as in the pivots)."""
+    best = pure_log_likelihood(counts, scoring).argmax(axis=-1)
+    rows = np.swapaxes(matrices[:, best], 0, 1)  # (g, B, K): row best[g] of each C*
+    simulated = rng.multinomial(counts.sum(axis=1).astype(np.int64)[:, None], rows)
+    return single_category_statistic(simulated.astype(np.float64), redrawn_scoring[None])
 
 
 def corrected_tables(frame, confusion: pd.DataFrame
@@ -424,10 +469,11 @@ def _hull(frame, interval, posterior_draws):
 
 def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.DataFrame:
     n_prompts = len(frame.prompt_ids)
-    accuracy = float(np.trace(fit.counts) / fit.counts.sum()) if fit.counts.sum() else np.nan
     rows = []
     for m, model in enumerate(frame.models):
         groups = slice(m * n_prompts, (m + 1) * n_prompts)
+        counts = fit.model_counts[m]
+        accuracy = float(np.trace(counts) / counts.sum()) if counts.sum() else np.nan
         known = fit.observed.known[groups] > 0
         for kind in frame.overall_kinds:
             used = known & frame.kind_masks[kind]
@@ -435,7 +481,7 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
             row = {"model": model, "attribute": attribute, "kind": kind,
                    "n_prompts": int(used.sum()), "observed_hof": observed["hof"],
                    "observed_mean_entropy": observed["mean_entropy"],
-                   "n_validation": int(fit.counts.sum()), "validation_accuracy": accuracy}
+                   "n_validation": int(counts.sum()), "validation_accuracy": accuracy}
             for metric, name in (("hof", "heterogeneity"), ("mean_entropy", "entropy")):
                 point = getattr(fit, name)[groups][used]
                 value = float(point.mean()) if used.any() else np.nan
