@@ -204,3 +204,23 @@ def test_measure_run_reads_the_per_model_table_beside_the_pooled_one(tmp_path):
     table = confusion_table(tmp_path / "confusion.parquet")
     assert len(table) == 8 and table["model"].fillna("").tolist() == [""] * 4 + ["a"] * 4
     assert confusion_table(table) is table  # a DataFrame is used as given
+
+
+def test_measure_cli_corrects_a_model_with_its_own_table(tmp_path):
+    import yaml
+
+    from biaskit.cli import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "c", "prompts": [{"id": "p", "text": "a"}]}))
+    labels = ["Male"] * 26 + ["Female"] * 14
+    pd.concat([pd.DataFrame({"model": model, "prompt_id": "p", "sample": range(40), "person": 0,
+                             "attribute": "gender", "label": labels}) for model in ("a", "b")]
+              ).to_csv(tmp_path / "obs.csv", index=False)
+    gender_table(POOLED).to_csv(tmp_path / "confusion.csv", index=False)
+    gender_table(OWN_A, model="a").to_csv(tmp_path / "confusion_by_model.csv", index=False)
+    assert main(["measure", str(tmp_path / "obs.csv"), "--prompts", str(suite), "--confusion",
+                 str(tmp_path / "confusion.csv"), "--n-boot", "50", "--out", str(tmp_path / "m")]) == 0
+    overall = pd.read_csv(tmp_path / "m" / "corrected_overall.csv").set_index("model")
+    assert overall.loc["a", "validation_accuracy"] == pytest.approx(160 / 200)
+    assert overall.loc["b", "validation_accuracy"] == pytest.approx(170 / 200)
