@@ -35,7 +35,7 @@ Usage::
 
 Prints, per interval type: coverage over the whole grid, the worst cell and
 its coverage, the mean width and the number of point estimates outside their
-interval.  With ``--replicates 20`` (the default) a cell's coverage of a
+interval; ``--by-cell`` adds every cell's coverage (and its number of intervals).  With ``--replicates 20`` (the default) a cell's coverage of a
 per-kind interval rests on 160 intervals (2 models x 4 kinds x 20; binomial
 standard error ~1.7 points at 95 %), of a per-prompt interval on 320-3,000.
 Time per cell at 20 replicates, measured on the 2-core development machine
