@@ -94,7 +94,7 @@ def test_pvalue_under_the_hypothesis_is_uniform_enough():
     assert 0.01 <= rejected <= 0.08
 
 
-def frame_of(truths, seed):
+def frame_of(truths, seed, n_boot=400):
     """8 individual prompts of 20 images with the given true Female shares, tagged through C2,
     and a confusion table from 250 validation faces per class."""
     rng = np.random.default_rng(seed)
@@ -111,7 +111,7 @@ def frame_of(truths, seed):
         columns=["attribute", "true", "predicted", "count"])
     suite = suite_from_dict({"name": "s", "prompts": [{"id": f"p{g}", "text": "a person"}
                                                       for g in range(len(truths))]})
-    return BiasFrame(obs, suite=suite, n_boot=400, seed=seed, confusion=confusion)
+    return BiasFrame(obs, suite=suite, n_boot=n_boot, seed=seed, confusion=confusion)
 
 
 def test_single_category_prompts_get_a_corrected_lower_bound_of_zero():
@@ -120,6 +120,9 @@ def test_single_category_prompts_get_a_corrected_lower_bound_of_zero():
     assert row.hof > 0 and row.mean_entropy > 0  # the tagger's errors leave some heterogeneity
     assert row.hof_ci_low == 0.0 and row.mean_entropy_ci_low == 0.0
     assert row.hof <= row.hof_ci_high and row.mean_entropy <= row.mean_entropy_ci_high
+    # Without draws (n_boot=0) there is no interval, not half of one.
+    row = frame_of([0.0] * 8, seed=1, n_boot=0).corrected_overall.iloc[0]
+    assert np.isnan([row.hof_ci_low, row.hof_ci_high, row.mean_entropy_ci_low]).all()
 
 
 def test_mixed_prompts_reject_the_single_category_hypothesis():

@@ -366,7 +366,7 @@ class CorrectedAttribute:
                "posterior_shares": np.full((g, k, b), np.nan, dtype=np.float32),
                "posterior_heterogeneity": np.full((g, b), np.nan, dtype=np.float32),
                "single_category": np.zeros((g, b), dtype=np.float32)}
-        known = self.effective.sum(axis=1) > 0
+        known = (self.effective.sum(axis=1) > 0) & (b > 0)  # no draws (n_boot=0): no intervals
         for s, counts in enumerate(self.sources):
             self._source_pivots(out, counts, np.flatnonzero(known & (self.source == s)), b, rng)
         return out
@@ -489,7 +489,7 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
                     (fit.pivots[key][groups][used].mean(axis=0, dtype=np.float64) if used.any()
                      else np.full(frame.n_boot, np.nan)) for key in (name, f"posterior_{name}"))
                 low, high = _hull(frame, frame.pivot_interval(value, pivots), posterior)
-                if used.any() and single_category_pvalue(
+                if frame.n_boot and used.any() and single_category_pvalue(
                         fit.single_category[groups][used],
                         fit.pivots["single_category"][groups][used]) > 1 - frame.confidence:
                     low = 0.0  # every prompt single-category (HOF = entropy = 0) is not rejected
