@@ -129,3 +129,10 @@ def test_mixed_prompts_reject_the_single_category_hypothesis():
     row = frame_of([0.5] * 8, seed=2).corrected_overall.iloc[0]
     assert row.hof_ci_low > 0.5 and row.mean_entropy_ci_low > 0.5
     assert row.hof_ci_low <= row.hof <= row.hof_ci_high
+
+
+def test_a_validation_set_with_alike_rows_gives_a_statistic_not_an_error():
+    # Two faces per class, each tagged once right and once wrong: a singular confusion matrix.
+    alike = smoothed(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    assert np.linalg.matrix_rank(alike) == 1
+    assert float(single_category_statistic(np.array([15.0, 5.0]), alike)) == pytest.approx(0.0)
