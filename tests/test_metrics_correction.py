@@ -148,3 +148,79 @@ def test_measure_run_uses_the_runs_validation_confusion_table(tmp_path):
     measure_run(tmp_path, suite=suite, n_boot=50, no_confusion=True, out=tmp_path / "plain")
     assert not (tmp_path / "plain" / "corrected_overall.parquet").exists()
     assert read_correction(tmp_path / "plain") is None
+
+
+def two_model_frame(confusion):
+    """Models 'a' and 'b', one prompt of 40 one-person images each, tagged 26 Male / 14 Female."""
+    suite = suite_from_dict({"name": "c", "prompts": [{"id": "p", "text": "a"}]})
+    labels = ["Male"] * 26 + ["Female"] * 14
+    obs = pd.concat([pd.DataFrame({"model": model, "prompt_id": "p", "sample": range(40),
+                                   "person": 0, "attribute": "gender", "label": labels})
+                     for model in ("a", "b")], ignore_index=True)
+    return BiasFrame(obs, suite=suite, n_boot=200, seed=0, confusion=confusion)
+
+
+def gender_table(counts, model=None):
+    """A tidy gender confusion table from a 2 x 2 count matrix (rows true Male, Female)."""
+    labels = ("Male", "Female")
+    table = pd.DataFrame([("gender", labels[i], labels[j], counts[i][j]) for i in range(2)
+                          for j in range(2)], columns=["attribute", "true", "predicted", "count"])
+    return table if model is None else table.assign(model=model)
+
+
+POOLED, OWN_A = [[90, 10], [20, 80]], [[70, 30], [10, 90]]
+
+
+def test_a_model_with_its_own_confusion_table_is_corrected_with_it():
+    from biaskit.metrics.correction import validation_sources
+
+    confusion = pd.concat([gender_table(POOLED), gender_table(OWN_A, model="a")], ignore_index=True)
+    frame = two_model_frame(confusion)
+    sources, source = validation_sources(frame, "gender", confusion)
+    assert [s.tolist() for s in sources] == [OWN_A, POOLED] and source.tolist() == [0, 1]
+    shares = frame.corrected.pivot(index="model", columns="label", values="share")
+    q = np.array([26, 14]) / 40
+    for model, counts in (("a", OWN_A), ("b", POOLED)):
+        matrix = np.array(counts, float) / np.sum(counts, axis=1, keepdims=True)
+        expected = np.linalg.solve(matrix.T, q)  # inside [0, 1]: the maximum-likelihood estimate
+        assert shares.loc[model, ["Male", "Female"]].to_numpy() == pytest.approx(expected)
+    overall = frame.corrected_overall.set_index("model")
+    assert overall.loc["a", "validation_accuracy"] == pytest.approx(160 / 200)
+    assert overall.loc["b", "validation_accuracy"] == pytest.approx(170 / 200)
+    assert overall.n_validation.tolist() == [200, 200]
+    # Without the per-model rows both models get the pooled correction.
+    pooled = two_model_frame(gender_table(POOLED)).corrected
+    pooled = pooled.pivot(index="model", columns="label", values="share")
+    assert pooled.loc["a"].to_numpy() == pytest.approx(shares.loc["b"].to_numpy())
+
+
+def test_measure_run_reads_the_per_model_table_beside_the_pooled_one(tmp_path):
+    from biaskit.metrics.run import confusion_table
+    from biaskit.tables import write_table
+
+    write_table(gender_table(POOLED), tmp_path / "confusion.parquet")
+    assert "model" not in confusion_table(tmp_path / "confusion.parquet").columns
+    write_table(gender_table(OWN_A, model="a"), tmp_path / "confusion_by_model.parquet")
+    table = confusion_table(tmp_path / "confusion.parquet")
+    assert len(table) == 8 and table["model"].fillna("").tolist() == [""] * 4 + ["a"] * 4
+    assert confusion_table(table) is table  # a DataFrame is used as given
+
+
+def test_measure_cli_corrects_a_model_with_its_own_table(tmp_path):
+    import yaml
+
+    from biaskit.cli import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "c", "prompts": [{"id": "p", "text": "a"}]}))
+    labels = ["Male"] * 26 + ["Female"] * 14
+    pd.concat([pd.DataFrame({"model": model, "prompt_id": "p", "sample": range(40), "person": 0,
+                             "attribute": "gender", "label": labels}) for model in ("a", "b")]
+              ).to_csv(tmp_path / "obs.csv", index=False)
+    gender_table(POOLED).to_csv(tmp_path / "confusion.csv", index=False)
+    gender_table(OWN_A, model="a").to_csv(tmp_path / "confusion_by_model.csv", index=False)
+    assert main(["measure", str(tmp_path / "obs.csv"), "--prompts", str(suite), "--confusion",
+                 str(tmp_path / "confusion.csv"), "--n-boot", "50", "--out", str(tmp_path / "m")]) == 0
+    overall = pd.read_csv(tmp_path / "m" / "corrected_overall.csv").set_index("model")
+    assert overall.loc["a", "validation_accuracy"] == pytest.approx(160 / 200)
+    assert overall.loc["b", "validation_accuracy"] == pytest.approx(170 / 200)

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the dispatcher imports every sub-command to
     # build its parser, and scipy (through biaskit.metrics) would slow them all.
     from biaskit.metrics.frame import BiasFrame
-    from biaskit.metrics.run import as_table
+    from biaskit.metrics.run import as_table, confusion_table
     from biaskit.suite import load_suite
     from biaskit.tables import read_table, record_correction, run_confusion
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if confusion is not None and args.confusion is None:
         print(f"correcting for tagger error with {confusion} (--no-confusion to measure without)")
     frame = BiasFrame(read_table(args.observations), suite=suite, images=as_table(args.images),
-                      seed=args.seed, name=str(args.observations), confusion=as_table(confusion),
+                      seed=args.seed, name=str(args.observations), confusion=confusion_table(confusion),
                       **options)
     paths = frame.save(args.out, baseline=args.baseline)
     record_correction(args.out, confusion)

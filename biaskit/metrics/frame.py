@@ -124,7 +124,9 @@ class BiasFrame:
     entropy_correction : {None, "miller-madow"}
     confusion : DataFrame, optional
         A tidy confusion table (attribute, true, predicted, count) from
-        ``biaskit validate``; enables :attr:`corrected`.
+        ``biaskit validate``; enables :attr:`corrected`.  Rows with a
+        ``model`` value are that model's own validation set, used for it
+        instead of the pooled rows (:func:`~biaskit.metrics.correction.validation_sources`).
     taxonomies : mapping, optional
         attribute -> labels, for attributes not in :mod:`biaskit.taxonomy` (or
         to override one for this measurement).

@@ -26,6 +26,23 @@ def as_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
     return read_table(value)
 
 
+#: Per-model confusion tables (``biaskit annotate import --per-model``) beside the pooled one.
+BY_MODEL_STEM = "confusion_by_model"
+
+
+def confusion_table(value: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
+    """The confusion table to correct with: :func:`as_table`, and for a table file named
+    ``confusion.*`` with a ``confusion_by_model`` file of the same format beside it, that
+    file's rows too (each model with rows of its own is corrected with them,
+    :func:`biaskit.metrics.correction.validation_sources`)."""
+    table = as_table(value)
+    if isinstance(value, (str, Path)):
+        by_model = Path(value).with_stem(BY_MODEL_STEM)
+        if Path(value).stem == "confusion" and by_model.exists():
+            table = pd.concat([table, read_table(by_model)], ignore_index=True)
+    return table
+
+
 def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str | None = None,
                 out: str | Path | None = None, no_confusion: bool = False, **options) -> BiasFrame:
     """Measure the observations of a run and write its tables to ``RUN/metrics/``.
@@ -47,7 +64,8 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
         ``entropy_correction``, ``taxonomies``, ``attributes``, ``confusion``
         -- a DataFrame or a table path; default ``RUN/validation/confusion.parquet``
         when it exists, as ``biaskit validate --out RUN/validation`` and
-        ``biaskit annotate import`` write it; see :func:`biaskit.tables.run_confusion`).
+        ``biaskit annotate import`` write it; see :func:`biaskit.tables.run_confusion`;
+        a ``confusion_by_model`` table beside it is used too, see :func:`confusion_table`).
 
     Examples
     --------
@@ -61,7 +79,7 @@ def measure_run(run_dir: str | Path, *, suite: Suite | str | Path, baseline: str
     observations_path = run_dir / OBSERVATIONS_TABLE
     images_path = run_dir / IMAGES_TABLE
     confusion = run_confusion(run_dir, given=options.get("confusion"), refuse=no_confusion)
-    options["confusion"] = as_table(confusion)
+    options["confusion"] = confusion_table(confusion)
     frame = BiasFrame(read_table(observations_path), suite=suite,
                       images=read_images(images_path, suite=suite) if images_path.exists() else None,
                       name=str(observations_path), **options)
