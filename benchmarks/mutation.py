@@ -13,6 +13,7 @@ repository (``build/mutation/TARGET``), so the working tree is never touched:
     python benchmarks/mutation.py                    # every target (about an hour on 2 cores)
     python benchmarks/mutation.py store suite        # some targets
     python benchmarks/mutation.py --list             # targets, their files and tests
+    python benchmarks/mutation.py --results metrics  # the last run's scores and survivors again
 
 and prints one line per module (killed, survived, score) and the changed lines of every
 surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scores.csv``.
@@ -21,6 +22,7 @@ surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -33,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "mutation"
 COPIED = ("biaskit", "tests", "prompts")
 
+#: every fast test of the numbers: the frame, its intervals, the correction and the CLI's tables
+METRICS_TESTS = [f"tests/test_{name}.py" for name in (
+    "metrics", "metrics_stats", "metrics_posterior", "metrics_correction", "metrics_io", "entropy_contract")]
 #: target -> (modules to mutate, the fast tests that decide them)
 TARGETS = {
     "store": (["biaskit/store.py"], ["tests/test_store_contract.py", "tests/test_store.py"]),
@@ -44,6 +49,8 @@ TARGETS = {
                 ["tests/test_entropy_contract.py", "tests/test_metrics.py", "tests/test_metrics_stats.py"]),
     "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"],
                       ["tests/test_metrics.py", "tests/test_metrics_stats.py"]),
+    "posterior": (["biaskit/metrics/posterior.py"], METRICS_TESTS),
+    "correction": (["biaskit/metrics/correction.py"], METRICS_TESTS),
     # the colorimetry tests of that file only: its neural age/gender tests are slow
     "skin-tone": (["biaskit/perception/skin_tone.py"],
                   [f"tests/test_perception_tone_age_gender.py::test_{name}" for name in (
@@ -71,7 +78,17 @@ def prepare(target: str) -> Path:
              "also_copy = prompts", "pytest_add_cli_args_test_selection =", *(f"    {t}" for t in tests),
              "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (work / "commit").write_text(measured_commit(), encoding="utf-8")
     return work
+
+
+def measured_commit() -> str:
+    """HEAD's short hash, with ``+changes`` where the copied files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--", *COPIED) else "")
 
 
 def run_mutmut(work: Path, *, jobs: int) -> None:
@@ -87,7 +104,8 @@ def run_mutmut(work: Path, *, jobs: int) -> None:
 
 def statuses(work: Path, modules: list[str]) -> dict[str, dict[str, str]]:
     """module -> mutant name -> status, from mutmut's per-file result files."""
-    from mutmut.__main__ import status_by_exit_code
+    with contextlib.chdir(work):  # mutmut reads its setup.cfg from the working folder on import
+        from mutmut.__main__ import status_by_exit_code
 
     out = {}
     for module in modules:
@@ -116,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true",
                         help="print the whole diff of every surviving mutant (default: changed lines)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
+    parser.add_argument("--results", action="store_true",
+                        help="report the last run of each target again, without running mutmut")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.targets) - set(TARGETS))
     if unknown:
@@ -124,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, (modules, tests) in TARGETS.items():
             print(f"{name}: {' '.join(modules)}  <-  {' '.join(tests)}")
         return 0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
     rows = []
     for target in args.targets or list(TARGETS):
-        work = prepare(target)
-        run_mutmut(work, jobs=args.jobs)
+        work = WORK / target if args.results else prepare(target)
+        if not args.results:
+            run_mutmut(work, jobs=args.jobs)
+        commit = (work / "commit").read_text(encoding="utf-8").strip() if (work / "commit").exists() else "unknown"
         for module, found in statuses(work, TARGETS[target][0]).items():
             killed = sum(s in KILLED for s in found.values())
             survived = sorted(n for n, s in found.items() if s in SURVIVED)
@@ -143,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in survived:
                 print(f"    {name}: {found[name]}")
                 print("        " + diff(work, name, full=args.show).replace("\n", "\n        "))
+    if args.results:
+        return 0
     scores = WORK / "scores.csv"
     with scores.open("a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["commit"])

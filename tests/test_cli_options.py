@@ -247,6 +247,51 @@ def test_tag_device_reaches_the_model(photo_run, capsys):
     assert "cuda" in capsys.readouterr().err.lower()
 
 
+def hub_cache(folder, torch, open_clip):
+    """A Hugging Face cache in ``folder`` holding 'downloaded' ViT-B-32 LAION-2B weights.
+
+    The weights are made up (a few hundred kB: every tensor is a strided view of one random
+    vector, which torch.save stores once) but laid out where open_clip looks for the real
+    ones: ``models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K/snapshots/REV/`` with
+    ``refs/main`` naming REV.  Returns the weights file.
+    """
+    from biaskit.perception.clip import DEFAULT_MODEL
+
+    with torch.device("meta"):  # shapes only: no 150M parameters to initialise
+        shapes = {key: value.shape for key, value in
+                  open_clip.create_model(DEFAULT_MODEL, pretrained=None, device="meta").state_dict().items()}
+    values = torch.randn(max(sum(shape) for shape in shapes.values()), generator=torch.Generator().manual_seed(3))
+    state = {key: values.as_strided(shape, (1,) * len(shape)) if len(shape) else values[0].clone()
+             for key, shape in shapes.items()}
+    repo = folder / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    weights = repo / "snapshots" / ("0" * 40) / "open_clip_pytorch_model.bin"
+    weights.parent.mkdir(parents=True)
+    torch.save(state, weights)
+    return weights
+
+
+def test_tag_clip_cache_is_where_the_default_weights_are_found(photo_run, tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    import huggingface_hub.constants
+
+    from biaskit.perception.clip import BiaskitWeightsError, load_clip
+
+    # offline, with an empty default cache: the weights are found in --clip-cache or nowhere
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    hub_cache(tmp_path / "hub", torch, open_clip)
+    race = ["tag", str(photo_run), "--no-progress", "--no-cache", "--tagger", "clip", "--attributes", "race",
+            "--threshold", "race=0"]
+    with pytest.raises(BiaskitWeightsError, match="--clip-cache"):
+        load_clip(attributes=("race",))
+    assert main([*race, "--clip-cache", str(tmp_path / "hub")]) == 0, capsys.readouterr().err
+    observations = tables.read_table(photo_run / tables.OBSERVATIONS_TABLE)
+    assert observations.loc[0, "label"] != "unclear" and 1 / 7 < observations.loc[0, "confidence"] < 1
+
+
 # ---------------------------------------------------------------- train-probe
 @pytest.fixture(scope="module")
 def labelled_faces(tmp_path_factory):
