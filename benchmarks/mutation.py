@@ -45,10 +45,8 @@ TARGETS = {
     "secrets": (["biaskit/generate/base.py"],
                 ["tests/test_secret_masking.py", "tests/test_generate_results.py", "tests/test_generate.py"]),
     "report-tables": (["biaskit/report/data.py"], ["tests/test_report_tables.py"]),
-    "metrics": (["biaskit/metrics/entropy.py", "biaskit/metrics/measures.py"],
-                ["tests/test_entropy_contract.py", "tests/test_metrics.py", "tests/test_metrics_stats.py"]),
-    "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"],
-                      ["tests/test_metrics.py", "tests/test_metrics_stats.py"]),
+    "metrics": (["biaskit/metrics/entropy.py", "biaskit/metrics/measures.py"], METRICS_TESTS),
+    "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"], METRICS_TESTS),
     "posterior": (["biaskit/metrics/posterior.py"], METRICS_TESTS),
     "correction": (["biaskit/metrics/correction.py"], METRICS_TESTS),
     # the colorimetry tests of that file only: its neural age/gender tests are slow
@@ -115,6 +113,26 @@ def statuses(work: Path, modules: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def recheck(work: Path, names: list[str], tests: list[str]) -> dict[str, bool]:
+    """Mutant name -> whether the current ``tests`` kill it now (the tests are copied in afresh).
+
+    Runs pytest once per mutant (stopping at the first failure) with mutmut's trampoline
+    switched to it: a quick look at survivors after tests were added, not a score.
+    """
+    for folder in (work / "tests", work / "mutants" / "tests"):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(ROOT / "tests", folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = dict(os.environ, PYTHONPATH=str(work / "mutants"))
+    killed = {}
+    for name in names:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=work / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
+                              capture_output=True, text=True, check=False)
+        killed[name] = done.returncode != 0
+        print(f"    {name}: {'killed' if killed[name] else 'survives'}", flush=True)
+    return killed
+
+
 def diff(work: Path, name: str, *, full: bool = False) -> str:
     """The mutant's diff (``full``) or just its changed lines, ``-old`` then ``+new``."""
     done = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
@@ -134,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true",
                         help="print the whole diff of every surviving mutant (default: changed lines)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
+    parser.add_argument("--recheck", nargs="*", metavar="TEST",
+                        help="with --results: run the survivors again against these tests "
+                             "(default: the target's tests) as they are now")
     parser.add_argument("--results", action="store_true",
                         help="report the last run of each target again, without running mutmut")
     args = parser.parse_args(argv)
@@ -160,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
                          "score": round(100 * score, 1)})
             print(f"{module}: {killed} killed, {len(survived)} survived, {other} other "
                   f"-> {100 * score:.1f} % (commit {commit})", flush=True)
+            if args.results and args.recheck is not None:
+                now = recheck(work, survived, args.recheck or TARGETS[target][1])
+                print(f"{module}: {sum(now.values())} of {len(survived)} survivors killed by the tests now")
+                survived = [name for name in survived if not now[name]]
             for name in survived:
                 print(f"    {name}: {found[name]}")
                 print("        " + diff(work, name, full=args.show).replace("\n", "\n        "))
