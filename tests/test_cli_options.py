@@ -292,6 +292,38 @@ def test_tag_clip_cache_is_where_the_default_weights_are_found(photo_run, tmp_pa
     assert observations.loc[0, "label"] != "unclear" and 1 / 7 < observations.loc[0, "confidence"] < 1
 
 
+# ---------------------------------------------------------------- annotate export
+def export(run, out, *options):
+    from biaskit.annotate.export import ANNOTATION_DIR, EXPORT_JSON, SAMPLE_TABLE
+
+    code = main(["annotate", "export", str(run), "--out", str(out), *options])
+    if code:
+        return code, None, None
+    annotation = run / ANNOTATION_DIR
+    return code, pd.read_parquet(annotation / SAMPLE_TABLE), json.loads((annotation / EXPORT_JSON).read_text())
+
+
+def test_annotate_export_n_per_model_attributes_seed_and_force(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_measured_run(run)
+    _, sample, settings = export(run, tmp_path / "a", "--n", "6", "--seed", "1")
+    assert len(sample) == 6 and settings["attributes"] == ["gender", "skin_tone"]
+    assert 'name="skin_tone"' in (tmp_path / "a" / "labelstudio_config.xml").read_text()
+    # a second sample would orphan the answers to the first: refused unless --force
+    assert export(run, tmp_path / "b", "--n", "6")[0] == 2
+    assert "--force" in capsys.readouterr().err
+    _, again, _ = export(run, tmp_path / "b", "--n", "6", "--seed", "1", "--force")
+    assert again["face_id"].tolist() == sample["face_id"].tolist()  # the seed decides the draw
+    _, other, _ = export(run, tmp_path / "c", "--n", "6", "--seed", "2", "--force")
+    assert other["face_id"].tolist() != sample["face_id"].tolist()
+    _, per_model, settings = export(run, tmp_path / "d", "--n", "6", "--per-model", "--attributes", "gender",
+                                    "--force")
+    assert per_model["model"].value_counts().to_dict() == {"base": 6, "cand": 6}
+    assert settings["attributes"] == ["gender"]
+    config = (tmp_path / "d" / "labelstudio_config.xml").read_text()
+    assert 'name="gender"' in config and 'name="skin_tone"' not in config
+
+
 # ---------------------------------------------------------------- train-probe
 @pytest.fixture(scope="module")
 def labelled_faces(tmp_path_factory):
