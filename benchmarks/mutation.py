@@ -114,22 +114,33 @@ def statuses(work: Path, modules: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+#: Runs pytest once per mutant inside one process: the trampolines read the mutant's name
+#: from the environment at each call, so the modules are imported once, not once per mutant.
+RECHECK = """
+import os, sys, pytest
+tests, names = sys.argv[1].split(","), sys.argv[2:]
+for name in names:
+    os.environ["MUTANT_UNDER_TEST"] = name
+    code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+    print(f"RECHECK {name} {int(code)}", flush=True)
+"""
+
+
 def recheck(work: Path, names: list[str], tests: list[str]) -> dict[str, bool]:
     """Mutant name -> whether the current ``tests`` kill it now (the tests are copied in afresh).
 
-    Runs pytest once per mutant (stopping at the first failure) with mutmut's trampoline
-    switched to it: a quick look at survivors after tests were added, not a score.
+    Stops each mutant's run at its first failing test: a quick look at the survivors after
+    tests were added, not a score (mutmut's own run decides that).
     """
     for folder in (work / "tests", work / "mutants" / "tests"):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(ROOT / "tests", folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     env = dict(os.environ, PYTHONPATH=str(work / "mutants"))
-    killed = {}
+    done = subprocess.run([sys.executable, "-c", RECHECK, ",".join(tests), *names], cwd=work / "mutants",
+                          env=env, capture_output=True, text=True, check=False)
+    codes = dict(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("RECHECK "))
+    killed = {name: codes.get(name, "0") != "0" for name in names}
     for name in names:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=work / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
-                              capture_output=True, text=True, check=False)
-        killed[name] = done.returncode != 0
         print(f"    {name}: {'killed' if killed[name] else 'survives'}", flush=True)
     return killed
 

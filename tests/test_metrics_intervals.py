@@ -47,11 +47,48 @@ def test_posterior_entropy_is_that_of_dirichlet_n_plus_one_over_k(k, n_groups):
 
 
 def test_one_known_person_is_a_distribution_with_an_interval():
-    counts = np.array([[1, 0], [0, 0]])
-    draws = AttributeDraws(counts, one_person_per_image(counts), expected=np.array([0, 0]),
-                           n_draws=500, rng=np.random.default_rng(0))
-    assert np.isfinite(draws.entropy[0]).all() and np.isfinite(draws.match[0]).all()
+    # groups: one image of one Male; no known person (an expected label all the same);
+    # one image of a Male and a Female, whose effective counts (1/2, 1/2) round to nothing
+    # and which keeps one effective person
+    counts = np.array([[1, 0], [0, 0], [1, 1]])
+    design = np.stack([design_sums(np.array(images)).sum(axis=0) for images in ([[1, 0]], [[0, 0]], [[1, 1]])])
+    draws = AttributeDraws(counts, design, expected=np.array([0, 0, -1]), n_draws=500,
+                           rng=np.random.default_rng(0))
+    for g in (0, 2):
+        # a new sample of one person has entropy 0: the pivot is -H(p*), draw by draw
+        assert np.isfinite(draws.entropy[g]).all() and (draws.posterior_entropy[g] > 0).all()
+        np.testing.assert_allclose(draws.entropy[g], -draws.posterior_entropy[g], atol=1e-6)
+    assert np.isfinite(draws.match[0]).all() and set(np.unique(np.abs(draws.match[0]) > 0)) == {True}
     assert np.isnan(draws.entropy[1]).all() and np.isnan(draws.match[1]).all()
+    single = AttributeDraws(counts[:1], design[:1], expected=np.array([0]), n_draws=1,
+                            rng=np.random.default_rng(0))
+    assert single.entropy.shape == (1, 1) and np.isfinite(single.entropy).all()
+
+
+def test_match_pivots_of_each_group_have_the_binomial_variance():
+    # E[n**/N - p*] = 0 and Var = E[p*(1 - p*)] / N with p* ~ Beta(x + 1/2, N - x + 1/2)
+    counts = np.array([[18, 2], [5, 15], [10, 10]])
+    draws = AttributeDraws(counts, one_person_per_image(counts), expected=np.array([0, 0, 1]),
+                           n_draws=8000, rng=np.random.default_rng(4))
+    for g, (x, y) in enumerate(counts):
+        if g == 2:
+            x, y = y, x  # expected label 1
+        a, b = x + 0.5, y + 0.5
+        variance = a * b / ((a + b) * (a + b + 1)) / 20
+        assert draws.match[g].mean() == pytest.approx(0.0, abs=0.005)
+        assert draws.match[g].var() == pytest.approx(variance, rel=0.1), g
+
+
+def test_miller_madow_pivots_lose_the_plug_ins_first_order_bias():
+    # 10 of 20: the plug-in entropy's bias is about -(K - 1) / (2 N ln 2) = -0.036;
+    # Miller-Madow adds (m - 1) / (2 N) back, so its pivot averages near 0.
+    counts = np.array([[10, 10]])
+    pivots = {correction: AttributeDraws(counts, one_person_per_image(counts), expected=np.array([-1]),
+                                         n_draws=8000, rng=np.random.default_rng(5),
+                                         correction=correction).entropy.mean()
+              for correction in (None, "miller-madow")}
+    assert pivots[None] == pytest.approx(-1 / (40 * math.log(2)), abs=0.008)
+    assert abs(pivots["miller-madow"]) < 0.01
 
 
 def test_entropy_interval_at_another_confidence_is_the_delta_method_interval():
