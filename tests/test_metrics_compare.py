@@ -46,6 +46,11 @@ def one(table, **where):
     return selected.iloc[0]
 
 
+def h2(p):
+    """Binary entropy over ln 2."""
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p)) / math.log(2)
+
+
 def entropy_sd(p, n):
     """Delta-method sd of the plug-in binary entropy over ln 2, for n independent persons."""
     shares = np.array([p, 1 - p])
@@ -94,8 +99,16 @@ def test_same_counts_give_a_delta_interval_symmetric_about_zero(twins):
 def test_swapping_model_and_baseline_mirrors_every_interval():
     labels = {("a", "p"): ["Male"] * 15 + ["Female"] * 5, ("a", "q"): ["Male"] * 9 + ["Female"] * 11,
               ("b", "p"): ["Male"] * 6 + ["Female"] * 14, ("b", "q"): ["Male"] * 19 + ["Female"] * 1}
+    labels.update({("c", "p"): ["Male"] * 10 + ["Female"] * 10, ("c", "q"): ["Female"] * 20})
     frame = BiasFrame(observations(labels), suite=suite_of("p", "q"), n_boot=4000, seed=4)
-    forth, back = frame.compare(baseline="b"), frame.compare(baseline="a")
+    # the baseline between two other models (three models: rows are found by offset)
+    against_b = frame.compare(baseline="b")
+    assert set(against_b.model) == {"a", "c"}
+    c_entropy = one(against_b, model="c", prompt_id="q", metric="entropy")
+    assert c_entropy.value == 0.0 and c_entropy.delta == pytest.approx(-h2(0.95))
+    assert c_entropy.ci_low <= c_entropy.delta <= c_entropy.ci_high
+    forth, back = against_b[against_b.model == "a"], frame.compare(baseline="a")
+    back = back[back.model == "b"]
     key = ["prompt_id", "metric"]
     joined = forth.merge(back, on=key, suffixes=("", "_back"))
     assert len(joined) == len(forth) == len(back) > 0
