@@ -8,7 +8,7 @@ import pytest
 from scipy.special import digamma
 
 from biaskit.metrics import BiasFrame
-from biaskit.metrics.posterior import AttributeDraws, design_sums
+from biaskit.metrics.posterior import AttributeDraws, design_sums, effective_counts, entropy_interval
 from biaskit.suite import suite_from_dict
 
 
@@ -104,3 +104,26 @@ def test_entropy_interval_at_another_confidence_is_the_delta_method_interval():
     sd = math.sqrt(((shares * np.log(shares) ** 2).sum() - nats**2) / 600) / math.log(2)
     assert summary.entropy == pytest.approx(nats / math.log(2))
     assert summary.entropy_ci_high - summary.entropy_ci_low == pytest.approx(2 * 0.674 * sd, abs=0.006)
+
+
+@pytest.mark.parametrize("images, expected", [
+    # every image mixed, one of each: persons within an image anti-correlated; the design
+    # effect (0 by the ratio estimator's variance) is kept at 1, so the counts stay
+    ([[1, 1], [1, 1]], [2, 2]),
+    # two persons alike per image and an image with nobody known: the empty image is no unit,
+    # deff = 2 persons per known image (by the variance: 2 / 1 x 4 / 16 / (0.5 / 4) = 4, capped)
+    ([[2, 0], [0, 0], [0, 2]], [1, 1]),
+])
+def test_effective_counts_by_hand_with_mixed_and_empty_images(images, expected):
+    images = np.array(images)
+    design = design_sums(images).sum(axis=0, keepdims=True)
+    assert effective_counts(images.sum(axis=0, keepdims=True), design)[0] == pytest.approx(expected)
+
+
+def test_entropy_interval_is_at_95_percent_by_default():
+    counts = np.array([[14, 6]])
+    draws = AttributeDraws(counts, one_person_per_image(counts), expected=np.array([-1]), n_draws=2000,
+                           rng=np.random.default_rng(6))
+    point = np.array([0.881])
+    default, explicit = entropy_interval(point, draws), entropy_interval(point, draws, confidence=0.95)
+    assert np.allclose(default, explicit) and default[0][0] < point[0] < default[1][0]
