@@ -174,9 +174,10 @@ def test_batched_tests_take_every_path_like_the_single_test():
                   [1, 6, 4, 0],     # a column with one person: it counts
                   [0, 0, 0, 0],     # nobody on one side: NaN
                   [3, 0, 0, 0],     # one category on both sides: nothing to tell apart
-                  [1, 0, 0, 0]])    # one person on one side, two categories: Fisher
+                  [1, 0, 0, 0],     # one person on one side, two categories: Fisher
+                  [0, 0, 0, 0]])    # nobody on one side, three categories on the other: NaN
     b = np.array([[2, 8, 0, 0], [0, 4, 0, 0], [0, 0, 0, 5], [1, 2, 3, 0], [0, 4, 6, 0],
-                  [0, 2, 3, 0], [2, 0, 0, 0], [0, 3, 0, 0]])
+                  [0, 2, 3, 0], [2, 0, 0, 0], [0, 3, 0, 0], [1, 2, 3, 0]])
     p = equal_distribution_tests(a, b, rng=np.random.default_rng(0), n_permutations=20000)
     assert p.dtype == np.float64
     assert p[0] == pytest.approx(stats.chi2_contingency([[8, 2], [2, 8]], correction=False).pvalue)
@@ -187,6 +188,7 @@ def test_batched_tests_take_every_path_like_the_single_test():
     assert p[4] == pytest.approx(exact_conditional_p([[1, 6, 4], [0, 4, 6]]), abs=0.01)
     assert math.isnan(p[5]) and p[6] == 1.0
     assert p[7] == pytest.approx(stats.fisher_exact([[1, 0], [0, 3]]).pvalue)
+    assert math.isnan(p[8])
 
 
 def test_single_test_is_seeded_by_default_and_reads_whole_number_floats():
@@ -203,7 +205,9 @@ def test_single_test_is_seeded_by_default_and_reads_whole_number_floats():
 
 
 def test_batched_tests_are_seeded_by_default():
-    a, b = np.array([[4, 1, 0]]), np.array([[1, 2, 3]])
+    # five small 2 x 3 tables: Monte-Carlo p-values, which only a fixed seed repeats
+    a = np.array([[4, 1, 0], [3, 1, 1], [2, 2, 1], [5, 0, 1], [1, 3, 1]])
+    b = np.array([[1, 2, 3], [1, 2, 2], [0, 1, 4], [2, 2, 2], [3, 0, 2]])
     default = equal_distribution_tests(a, b)
-    assert default == equal_distribution_tests(a, b, rng=np.random.default_rng(0))
-    assert default != equal_distribution_tests(a, b, rng=np.random.default_rng(1))
+    assert np.array_equal(default, equal_distribution_tests(a, b, rng=np.random.default_rng(0)))
+    assert not np.array_equal(default, equal_distribution_tests(a, b, rng=np.random.default_rng(1)))
