@@ -8,7 +8,7 @@ import pytest
 from scipy.special import digamma
 
 from biaskit.metrics import BiasFrame
-from biaskit.metrics.posterior import AttributeDraws, design_sums, effective_counts, entropy_interval
+from biaskit.metrics.posterior import AttributeDraws, design_sums, effective_counts, entropy_interval, pivot_interval
 from biaskit.suite import suite_from_dict
 
 
@@ -127,3 +127,10 @@ def test_entropy_interval_is_at_95_percent_by_default():
     point = np.array([0.881])
     default, explicit = entropy_interval(point, draws), entropy_interval(point, draws, confidence=0.95)
     assert np.allclose(default, explicit) and default[0][0] < point[0] < default[1][0]
+
+
+def test_pivot_interval_is_nan_where_the_point_or_every_pivot_is():
+    pivots = np.array([np.linspace(-0.1, 0.1, 41)] * 2 + [[np.nan] * 41])
+    low, high = pivot_interval(np.array([np.nan, 0.5, 0.5]), pivots)
+    assert np.isnan([low[0], high[0], low[2], high[2]]).all()
+    assert (low[1], high[1]) == pytest.approx((0.5 - 0.095, 0.5 + 0.095))
