@@ -86,3 +86,40 @@ def test_corrected_tables_are_seeded_and_follow_the_confidence():
     assert first == crowd_interval()
     low, high = crowd_interval(confidence=0.5)
     assert high - low < 0.8 * (first[1] - first[0])
+
+
+def test_unmix_of_a_stack_leaves_an_empty_row_nan():
+    matrix = np.array([[0.9, 0.1], [0.2, 0.8]])
+    shares = unmix(np.array([[11.0, 9.0], [0.0, 0.0]]), matrix)
+    assert shares[0] == pytest.approx([0.5, 0.5]) and np.isnan(shares[1]).all()
+
+
+def test_row_stochastic_by_hand_in_two_and_three_dimensions():
+    import warnings
+
+    from biaskit.metrics.correction import row_stochastic
+
+    # no labels given: the row's number (written np.int64(1) today, a cosmetic slip)
+    with pytest.warns(UserWarning, match=r"true label (np\.int64\()?1\)?; assuming"):
+        rates = row_stochastic(np.array([[3.0, 1.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(rates, [[0.75, 0.25], [0.0, 1.0]])
+    stack = np.array([[[3.0, 1.0], [1.0, 4.0]], [[0.0, 0.0], [2.0, 2.0]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # redrawn validation sets: an empty row is no news
+        rates = row_stochastic(stack)
+    np.testing.assert_allclose(rates, [[[0.75, 0.25], [0.2, 0.8]], [[1.0, 0.0], [0.5, 0.5]]])
+
+
+def test_confusion_counts_sum_repeated_rows_and_name_what_is_wrong():
+    from biaskit.metrics.correction import confusion_counts
+
+    table = pd.DataFrame([("skin_tone", "1", "MST1", 4), ("skin_tone", "MST1", "1", 2),
+                          ("skin_tone", "MST2", "MST1", 3), ("skin_tone", "MST2", "unclear", 9)],
+                         columns=["attribute", "true", "predicted", "count"])
+    counts = confusion_counts(table, attribute="skin_tone", labels=("MST1", "MST2"))
+    np.testing.assert_allclose(counts, [[6, 0], [3, 0]])  # "1" is MST1; unclear dropped
+    bad = table.assign(predicted=["MST1", "MST1", "MST9", "MST1"])
+    with pytest.raises(ValueError, match=r"row 3: label 'MST9' .*\('MST1', 'MST2'\) \(nor 'unclear'\)"):
+        confusion_counts(bad, attribute="skin_tone", labels=("MST1", "MST2"))
+    with pytest.raises(ValueError, match="^confusion"):
+        confusion_counts(table.drop(columns="count"), attribute="skin_tone", labels=("MST1", "MST2"))
