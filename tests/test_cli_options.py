@@ -272,6 +272,7 @@ def hub_cache(folder, torch, open_clip):
     return weights
 
 
+@pytest.mark.slow  # builds ViT-B-32 and loads weights into it: ~30 s of CPU
 def test_tag_clip_cache_is_where_the_default_weights_are_found(photo_run, tmp_path, monkeypatch, capsys):
     torch = pytest.importorskip("torch")
     open_clip = pytest.importorskip("open_clip")
