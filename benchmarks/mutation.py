@@ -13,6 +13,7 @@ repository (``build/mutation/TARGET``), so the working tree is never touched:
     python benchmarks/mutation.py                    # every target (about an hour on 2 cores)
     python benchmarks/mutation.py store suite        # some targets
     python benchmarks/mutation.py --list             # targets, their files and tests
+    python benchmarks/mutation.py --results metrics  # the last run's scores and survivors again
 
 and prints one line per module (killed, survived, score) and the changed lines of every
 surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scores.csv``.
@@ -21,6 +22,7 @@ surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -33,6 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "mutation"
 COPIED = ("biaskit", "tests", "prompts")
 
+#: every fast test of the numbers: the frame, its intervals, the correction and the CLI's tables
+METRICS_TESTS = [f"tests/test_{name}.py" for name in (
+    "metrics_compare", "metrics_intervals", "metrics_correction_known", "metrics", "metrics_stats", "metrics_posterior", "metrics_correction",
+    "metrics_io", "entropy_contract")]
 #: target -> (modules to mutate, the fast tests that decide them)
 TARGETS = {
     "store": (["biaskit/store.py"], ["tests/test_store_contract.py", "tests/test_store.py"]),
@@ -40,10 +46,10 @@ TARGETS = {
     "secrets": (["biaskit/generate/base.py"],
                 ["tests/test_secret_masking.py", "tests/test_generate_results.py", "tests/test_generate.py"]),
     "report-tables": (["biaskit/report/data.py"], ["tests/test_report_tables.py"]),
-    "metrics": (["biaskit/metrics/entropy.py", "biaskit/metrics/measures.py"],
-                ["tests/test_entropy_contract.py", "tests/test_metrics.py", "tests/test_metrics_stats.py"]),
-    "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"],
-                      ["tests/test_metrics.py", "tests/test_metrics_stats.py"]),
+    "metrics": (["biaskit/metrics/entropy.py", "biaskit/metrics/measures.py"], METRICS_TESTS),
+    "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"], METRICS_TESTS),
+    "posterior": (["biaskit/metrics/posterior.py"], METRICS_TESTS),
+    "correction": (["biaskit/metrics/correction.py"], METRICS_TESTS),
     # the colorimetry tests of that file only: its neural age/gender tests are slow
     "skin-tone": (["biaskit/perception/skin_tone.py"],
                   [f"tests/test_perception_tone_age_gender.py::test_{name}" for name in (
@@ -71,7 +77,17 @@ def prepare(target: str) -> Path:
              "also_copy = prompts", "pytest_add_cli_args_test_selection =", *(f"    {t}" for t in tests),
              "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (work / "commit").write_text(measured_commit(), encoding="utf-8")
     return work
+
+
+def measured_commit() -> str:
+    """HEAD's short hash, with ``+changes`` where the copied files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--", *COPIED) else "")
 
 
 def run_mutmut(work: Path, *, jobs: int) -> None:
@@ -87,7 +103,8 @@ def run_mutmut(work: Path, *, jobs: int) -> None:
 
 def statuses(work: Path, modules: list[str]) -> dict[str, dict[str, str]]:
     """module -> mutant name -> status, from mutmut's per-file result files."""
-    from mutmut.__main__ import status_by_exit_code
+    with contextlib.chdir(work):  # mutmut reads its setup.cfg from the working folder on import
+        from mutmut.__main__ import status_by_exit_code
 
     out = {}
     for module in modules:
@@ -95,6 +112,37 @@ def statuses(work: Path, modules: list[str]) -> dict[str, dict[str, str]]:
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
         out[module] = {name: status_by_exit_code.get(code, str(code)) for name, code in codes.items()}
     return out
+
+
+#: Runs pytest once per mutant inside one process: the trampolines read the mutant's name
+#: from the environment at each call, so the modules are imported once, not once per mutant.
+RECHECK = """
+import os, sys, pytest
+tests, names = sys.argv[1].split(","), sys.argv[2:]
+for name in names:
+    os.environ["MUTANT_UNDER_TEST"] = name
+    code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+    print(f"RECHECK {name} {int(code)}", flush=True)
+"""
+
+
+def recheck(work: Path, names: list[str], tests: list[str]) -> dict[str, bool]:
+    """Mutant name -> whether the current ``tests`` kill it now (the tests are copied in afresh).
+
+    Stops each mutant's run at its first failing test: a quick look at the survivors after
+    tests were added, not a score (mutmut's own run decides that).
+    """
+    for folder in (work / "tests", work / "mutants" / "tests"):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(ROOT / "tests", folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = dict(os.environ, PYTHONPATH=str(work / "mutants"))
+    done = subprocess.run([sys.executable, "-c", RECHECK, ",".join(tests), *names], cwd=work / "mutants",
+                          env=env, capture_output=True, text=True, check=False)
+    codes = dict(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("RECHECK "))
+    killed = {name: codes.get(name, "0") != "0" for name in names}
+    for name in names:
+        print(f"    {name}: {'killed' if killed[name] else 'survives'}", flush=True)
+    return killed
 
 
 def diff(work: Path, name: str, *, full: bool = False) -> str:
@@ -116,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true",
                         help="print the whole diff of every surviving mutant (default: changed lines)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
+    parser.add_argument("--recheck", nargs="*", metavar="TEST",
+                        help="with --results: run the survivors again against these tests "
+                             "(default: the target's tests) as they are now")
+    parser.add_argument("--results", action="store_true",
+                        help="report the last run of each target again, without running mutmut")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.targets) - set(TARGETS))
     if unknown:
@@ -124,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, (modules, tests) in TARGETS.items():
             print(f"{name}: {' '.join(modules)}  <-  {' '.join(tests)}")
         return 0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
     rows = []
     for target in args.targets or list(TARGETS):
-        work = prepare(target)
-        run_mutmut(work, jobs=args.jobs)
+        work = WORK / target if args.results else prepare(target)
+        if not args.results:
+            run_mutmut(work, jobs=args.jobs)
+        commit = (work / "commit").read_text(encoding="utf-8").strip() if (work / "commit").exists() else "unknown"
         for module, found in statuses(work, TARGETS[target][0]).items():
             killed = sum(s in KILLED for s in found.values())
             survived = sorted(n for n, s in found.items() if s in SURVIVED)
@@ -140,9 +193,15 @@ def main(argv: list[str] | None = None) -> int:
                          "score": round(100 * score, 1)})
             print(f"{module}: {killed} killed, {len(survived)} survived, {other} other "
                   f"-> {100 * score:.1f} % (commit {commit})", flush=True)
+            if args.results and args.recheck is not None:
+                now = recheck(work, survived, args.recheck or TARGETS[target][1])
+                print(f"{module}: {sum(now.values())} of {len(survived)} survivors killed by the tests now")
+                survived = [name for name in survived if not now[name]]
             for name in survived:
                 print(f"    {name}: {found[name]}")
                 print("        " + diff(work, name, full=args.show).replace("\n", "\n        "))
+    if args.results:
+        return 0
     scores = WORK / "scores.csv"
     with scores.open("a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["commit"])

@@ -256,6 +256,84 @@ def test_tag_device_typo_is_refused_before_any_work(photo_run, capsys):
     assert sorted((p.name, p.stat().st_mtime_ns) for p in photo_run.rglob("*")) == before
 
 
+def hub_cache(folder, torch, open_clip):
+    """A Hugging Face cache in ``folder`` holding 'downloaded' ViT-B-32 LAION-2B weights.
+
+    The weights are made up (a few hundred kB: every tensor is a strided view of one random
+    vector, which torch.save stores once) but laid out where open_clip looks for the real
+    ones: ``models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K/snapshots/REV/`` with
+    ``refs/main`` naming REV.  Returns the weights file.
+    """
+    from biaskit.perception.clip import DEFAULT_MODEL
+
+    with torch.device("meta"):  # shapes only: no 150M parameters to initialise
+        shapes = {key: value.shape for key, value in
+                  open_clip.create_model(DEFAULT_MODEL, pretrained=None, device="meta").state_dict().items()}
+    values = torch.randn(max(sum(shape) for shape in shapes.values()), generator=torch.Generator().manual_seed(3))
+    state = {key: values.as_strided(shape, (1,) * len(shape)) if len(shape) else values[0].clone()
+             for key, shape in shapes.items()}
+    repo = folder / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    weights = repo / "snapshots" / ("0" * 40) / "open_clip_pytorch_model.bin"
+    weights.parent.mkdir(parents=True)
+    torch.save(state, weights)
+    return weights
+
+
+@pytest.mark.slow  # builds ViT-B-32 and loads weights into it: ~30 s of CPU
+def test_tag_clip_cache_is_where_the_default_weights_are_found(photo_run, tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    import huggingface_hub.constants
+
+    from biaskit.perception.clip import BiaskitWeightsError, load_clip
+
+    # offline, with an empty default cache: the weights are found in --clip-cache or nowhere
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    hub_cache(tmp_path / "hub", torch, open_clip)
+    race = ["tag", str(photo_run), "--no-progress", "--no-cache", "--tagger", "clip", "--attributes", "race",
+            "--threshold", "race=0"]
+    with pytest.raises(BiaskitWeightsError, match="--clip-cache"):
+        load_clip(attributes=("race",))
+    assert main([*race, "--clip-cache", str(tmp_path / "hub")]) == 0, capsys.readouterr().err
+    observations = tables.read_table(photo_run / tables.OBSERVATIONS_TABLE)
+    assert observations.loc[0, "label"] != "unclear" and 1 / 7 < observations.loc[0, "confidence"] < 1
+
+
+# ---------------------------------------------------------------- annotate export
+def export(run, out, *options):
+    from biaskit.annotate.export import ANNOTATION_DIR, EXPORT_JSON, SAMPLE_TABLE
+
+    code = main(["annotate", "export", str(run), "--out", str(out), *options])
+    if code:
+        return code, None, None
+    annotation = run / ANNOTATION_DIR
+    return code, pd.read_parquet(annotation / SAMPLE_TABLE), json.loads((annotation / EXPORT_JSON).read_text())
+
+
+def test_annotate_export_n_per_model_attributes_seed_and_force(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_measured_run(run)
+    _, sample, settings = export(run, tmp_path / "a", "--n", "6", "--seed", "1")
+    assert len(sample) == 6 and settings["attributes"] == ["gender", "skin_tone"]
+    assert 'name="skin_tone"' in (tmp_path / "a" / "labelstudio_config.xml").read_text()
+    # a second sample would orphan the answers to the first: refused unless --force
+    assert export(run, tmp_path / "b", "--n", "6")[0] == 2
+    assert "--force" in capsys.readouterr().err
+    _, again, _ = export(run, tmp_path / "b", "--n", "6", "--seed", "1", "--force")
+    assert again["face_id"].tolist() == sample["face_id"].tolist()  # the seed decides the draw
+    _, other, _ = export(run, tmp_path / "c", "--n", "6", "--seed", "2", "--force")
+    assert other["face_id"].tolist() != sample["face_id"].tolist()
+    _, per_model, settings = export(run, tmp_path / "d", "--n", "6", "--per-model", "--attributes", "gender",
+                                    "--force")
+    assert per_model["model"].value_counts().to_dict() == {"base": 6, "cand": 6}
+    assert settings["attributes"] == ["gender"]
+    config = (tmp_path / "d" / "labelstudio_config.xml").read_text()
+    assert 'name="gender"' in config and 'name="skin_tone"' not in config
+
+
 # ---------------------------------------------------------------- train-probe
 @pytest.fixture(scope="module")
 def labelled_faces(tmp_path_factory):
