@@ -16,8 +16,8 @@ from biaskit.perception.color import (
     SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, linear_to_srgb, luminance_to_lightness, srgb_to_lab,
 )
 from biaskit.perception.skin_tone import (
-    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, reference_colour, skin_tones,
-    tone_score,
+    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, face_frame, reference_colour,
+    skin_tones, tone_score,
 )
 from biaskit.taxonomy import UNCLEAR
 
@@ -122,6 +122,53 @@ def test_astronaut_within_one_step_under_lighting_changes(photo, change):
     before = skin_tone(image, box, landmarks, threshold=0.0)
     after = skin_tone(relight(image, **change), box, landmarks, threshold=0.0)
     assert abs(tone_of(after) - tone_of(before)) <= 1, (before, after)
+
+
+@pytest.fixture(scope="module")
+def demo_faces():
+    """Every face of the demo's ``skewed`` model: one photograph pasted mirrored or not at three sizes."""
+    from biaskit import demo
+
+    detector, faces = CenterFaceDetector(), []
+    for prompt in ("a doctor", "two nurses", "three construction workers"):
+        for seed in range(3):
+            image = np.asarray(demo.skewed(prompt, seed))
+            found = detector.detect(image)
+            faces += [(image, box, landmarks) for box, landmarks in zip(found.boxes, found.landmarks)]
+    return faces
+
+
+def test_the_same_face_at_any_size_or_mirrored_reads_the_same_step(demo_faces):
+    # The face is 60, 95 and 200 px wide; before the frame came from the landmarks the
+    # detector's box (and the highlights of a single-pixel grid) moved it across MST3/MST4.
+    widths = [box[2] - box[0] for _, box, _ in demo_faces]
+    assert min(widths) < 70 and max(widths) > 180
+    results = skin_tones(demo_faces, threshold=0.0)
+    assert len({r.label for r in results}) == 1, [r.label for r in results]
+    scores = [r.score for r in results]
+    assert max(scores) - min(scores) < 0.25, scores
+
+
+def test_the_frame_follows_the_landmarks_not_the_box(photo):
+    image, box, landmarks = photo
+    frame = face_frame(box, landmarks)
+    # scale-equivariant, whatever box the detector drew around the same landmarks
+    np.testing.assert_allclose(face_frame(box * 2 + [5, 0, 5, 0], landmarks * 2), frame * 2, rtol=1e-6)
+    np.testing.assert_allclose(face_frame(box + [-8, 6, 10, -4], landmarks), frame)
+    # no landmarks, or landmarks whose frame is far from the box's size: the box itself
+    np.testing.assert_array_equal(face_frame(box, None), box)
+    collapsed = np.repeat(landmarks[:1], 5, axis=0)
+    np.testing.assert_array_equal(face_frame(box, collapsed), box)
+
+
+def test_a_face_cut_by_the_image_edge_reads_as_the_whole_face():
+    image, box, landmarks = painted_face(swatch(7), size=200)
+    cut = 55  # the frame starts ~20 px left of the cut edge
+    assert face_frame(box, landmarks)[0] < cut
+    whole = skin_tone(image, box, landmarks, threshold=0.0)
+    part = skin_tone(image[:, cut:], box - [cut, 0, cut, 0], landmarks - [cut, 0], threshold=0.0)
+    assert part.label == whole.label and part.pixels < whole.pixels
+    np.testing.assert_allclose(part.lab, whole.lab, atol=1.0)
 
 
 def test_darker_recolours_of_a_real_face_read_darker(photo):

@@ -1,20 +1,25 @@
 """Monk Skin Tone from the perceived lightness of a face's skin, calibrated on real photographs.
 
-No weights.  The face box (and landmarks, when the detector gives them) select
-the skin, the face's own highlights set the exposure, and a calibrated curve
-maps the exposure-normalised skin lightness to the ten Monk steps.
+No weights.  The landmarks (or, without them, the face box) select the skin,
+the face's own highlights set the exposure, and a calibrated curve maps the
+exposure-normalised skin lightness to the ten Monk steps.
 
-1. **Region.** An ellipse inside the face box (drops background and hair at
-   the corners), minus rectangles over the eyes *and* brows and over the mouth,
-   placed from the landmarks (or from a typical frontal layout without them).
-2. **Robust colour filter** (in CIELAB, on the box reduced to a 24 px square).
+1. **Region.** A frame around the face set by the landmarks' own geometry
+   (:func:`face_frame`: the same face reads the same at any size in pixels,
+   which a detector's box, whose margins change with the face's size, does
+   not give), or the box without landmarks.  An ellipse inside it (drops
+   background and hair at the corners), minus rectangles over the eyes *and*
+   brows and over the mouth, placed from the landmarks (or from a typical
+   frontal layout without them).
+2. **Robust colour filter** (in CIELAB, on the frame area-averaged to a 24 px
+   square).
    Specular highlights (L* far above the region's median) and shadows / hair /
    nostrils (far below) are dropped by a median-absolute-deviation rule; then,
    twice, pixels farther than 2.5 robust standard deviations (min 6 Delta E)
    from the median colour are dropped.  The skin colour is the median of what
    remains.
 3. **Exposure.** The face's highlight luminance ``H`` (99.5th percentile of the
-   box, sampled without averaging) tells how the photograph was exposed:
+   frame area-averaged to 48 px) tells how the photograph was exposed:
    speculars, eye whites and teeth reflect about as much light whatever the
    skin.  The skin luminance ``Y`` becomes ``Y / H ** 0.75`` (L* of that is the
    *normalised lightness*).  A face whose highlights reach white is taken at
@@ -37,7 +42,7 @@ maps the exposure-normalised skin lightness to the ten Monk steps.
    skin tone *as the photograph shows it*: a face in deep shade or lit by a
    dark exposure still reads darker, beyond what its highlights correct.
 5. **Abstention** (``unclear``, confidence 0): a grayscale or toned (sepia)
-   image, whose chromaticity hardly varies within the face box; fewer than ``min_pixels`` skin
+   image, whose chromaticity hardly varies within the frame; fewer than ``min_pixels`` skin
    pixels; clipped or near-black skin (extreme exposure); a skin colour too
    grey to be skin (low chroma) or with a hue no skin has under roughly white
    light (a strong colour cast).
@@ -82,17 +87,26 @@ DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.
 #: and 0.75 leaves half the shift of a 0.5 EV change; 1.0 separates less, 0.786).
 EXPOSURE_WEIGHT = 0.75
 HIGHLIGHT_PERCENTILE = 99.5
+#: The analysed frame around the landmarks (:func:`face_frame`), in units of d = sqrt(eye distance x
+#: eye-to-mouth distance): UTKFace medians of CenterFace's boxes (width 2.21 d, height 2.48 d; the
+#: point halfway between eyes and mouth at 0.50 of the width, 0.52 of the height).
+FRAME_SIZE = (2.21, 2.48)
+FRAME_CENTRE = (0.50, 0.52)
+#: A landmark frame narrower or wider than these multiples of the box is a landmark failure: the box is used.
+FRAME_LIMITS = (0.5, 2.0)
 #: Rec. 709 luma weights in 1/256 (integer luma of uint8 codes).
 LUMA_WEIGHTS = np.array([54, 183, 19], dtype=np.uint16)
-#: Highlight and monochrome test read this many x this many pixels of the box (a grid: no
-#: averaging, which would erase the highlights).
-SAMPLE_SIDE = 32
+#: Highlight and monochrome test read the frame area-averaged to this many x this many pixels:
+#: what a face shows at this size whatever its size in the image (a grid of single pixels
+#: picked up a different few highlights at each scale: 3 L* of highlight between the same
+#: face pasted at 0.5x and 2x; the average softens the highlights alike at every scale).
+SAMPLE_SIDE = 48
 #: (normalised L*, Monk score) knots, L* falling.  Ends: the swatches' own L* (MST1-3 are
 #: all near L* 93 and differ in hue, so lightness puts them together at 2-2.5; MST4 87.6,
 #: MST5 77.9, MST7 42.5, MST8 30.7, MST9 21.1, MST10 14.6).  Middle: the calibration-half
-#: medians of UTKFace White (73.8 -> 4) and Black (58.9 -> 7) adults.
+#: medians of UTKFace White (74.2 -> 4) and Black (58.6 -> 7) adults.
 TONE_CURVE = np.array([
-    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.8, 4.0), (58.9, 7.0),
+    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (74.2, 4.0), (58.6, 7.0),
     (42.5, 8.0), (30.7, 9.0), (21.1, 9.6), (14.6, 10.0),
 ])
 #: Lightness uncertainty = this times the robust standard deviation of the skin pixels' L*.
@@ -192,9 +206,9 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     """
     if not faces:
         return []
-    patches, points, samples = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
+    patches, points, samples, within = zip(*(_face_patch(image, box, lm) for image, box, lm in faces))
     lab = srgb_to_lab(np.stack(patches).reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
-    skin = _robust_skin(lab, _region_masks(np.stack(points)))
+    skin = _robust_skin(lab, _region_masks(np.stack(points)) & np.stack(within))
     counts = skin.sum(axis=1)
     colour = np.stack([masked_median(lab[..., c], skin) for c in range(3)], axis=1).astype(np.float64)
     spread = 1.4826 * masked_median(np.abs(lab[..., 0] - colour[:, :1].astype(np.float32)), skin)
@@ -267,22 +281,64 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(count > 0, (low + high) / 2, np.nan)
 
 
-def _face_patch(image, box, landmarks):
-    """The box as an ANALYSIS_SIDE patch (averaged) and a SAMPLE_SIDE grid (not averaged), landmarks in box units."""
-    height, width = image.shape[:2]
-    x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
-    x1, y1 = int(min(width, max(np.ceil(box[2]), x0 + 1))), int(min(height, max(np.ceil(box[3]), y0 + 1)))
-    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
-    # box-filter averaging keeps the mean colour while cutting the pixels to classify
-    patch = np.asarray(crop.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
-    sample = np.asarray(crop.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.NEAREST))
+def face_frame(box, landmarks) -> np.ndarray:
+    """The part of the image analysed (x0, y0, x1, y1, floats): set by the landmarks when there are.
+
+    A detector's box around the same face changes its margins with the face's
+    size in pixels (CenterFace's box around one photograph pasted at 0.4x to
+    3x moves its top edge by a fifth of the face's height); its landmarks
+    move by a few hundredths.  The
+    frame's size is :data:`FRAME_SIZE` times ``d``, the geometric mean of the
+    eye distance and the eye-to-mouth distance (one tracks yaw, the other
+    pitch), around the point halfway between the eyes and the mouth.  Landmarks
+    that give a frame far from the box's size (a detector's failure) are
+    ignored, as are missing ones.
+    """
+    box = np.asarray(box, float)
     if landmarks is None:
-        return patch, DEFAULT_LANDMARKS, sample
-    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)], sample
+        return box
+    points = np.asarray(landmarks, float)
+    eyes, mouth = points[:2].mean(axis=0), points[3:].mean(axis=0)
+    d = np.sqrt(np.linalg.norm(points[1] - points[0]) * np.linalg.norm(mouth - eyes))
+    size = d * np.asarray(FRAME_SIZE)
+    if not np.isfinite(d) or not FRAME_LIMITS[0] <= size[0] / max(box[2] - box[0], 1e-6) <= FRAME_LIMITS[1]:
+        return box
+    corner = (eyes + mouth) / 2 - np.asarray(FRAME_CENTRE) * size
+    return np.concatenate([corner, corner + size])
+
+
+def _face_patch(image, box, landmarks):
+    """The face's frame as an ANALYSIS_SIDE patch (area-averaged), a SAMPLE_SIDE grid (not averaged),
+    the patch pixels that lie inside the image, and the landmarks in frame units."""
+    height, width = image.shape[:2]
+    frame = face_frame(box, landmarks)
+    # an integer window holding the frame, at least one pixel of it inside the image
+    x0, y0 = (int(np.clip(np.floor(frame[k]), 0, limit - 1)) for k, limit in ((0, width), (1, height)))
+    x1, y1 = (int(np.clip(np.ceil(frame[k]), low + 1, limit)) for k, low, limit in ((2, x0, width), (3, y0, height)))
+    window = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    clipped = np.clip(frame, [x0, y0, x0, y0], [x1, y1, x1, y1]) - [x0, y0, x0, y0]
+    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:  # (nearly) all outside: the window itself
+        clipped = np.array([0.0, 0.0, x1 - x0, y1 - y0])
+    sample = np.asarray(window.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.BOX, box=tuple(clipped)))
+    # box-filter averaging keeps the mean colour while cutting the pixels to classify; where the frame
+    # leaves the image the edge is repeated, and those pixels are left out of the skin region
+    pad = [int(np.ceil(v)) for v in (max(0, -frame[0] + x0), max(0, -frame[1] + y0),
+                                     max(0, frame[2] - x1), max(0, frame[3] - y1))]
+    if any(pad):
+        window = Image.fromarray(np.pad(np.asarray(window), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), mode="edge"))
+    origin = np.array([x0 - pad[0], y0 - pad[1]])
+    local = tuple(np.concatenate([frame[:2] - origin, frame[2:] - origin]))
+    patch = np.asarray(window.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX, box=local))
+    size = frame[2:] - frame[:2]
+    u, v = _unit_grid()
+    within = ((frame[0] + u * size[0] >= 0) & (frame[0] + u * size[0] < width)
+              & (frame[1] + v * size[1] >= 0) & (frame[1] + v * size[1] < height))
+    points = DEFAULT_LANDMARKS if landmarks is None else (np.asarray(landmarks, float) - frame[:2]) / size
+    return patch, points, sample, within
 
 
 def highlights(samples: np.ndarray) -> np.ndarray:
-    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 box samples.
+    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 frame samples.
 
     Read from integer Rec. 709 luma (then linearised): highlights are near
     neutral, where luma and luminance agree, and a partition of integers is
@@ -297,7 +353,7 @@ def highlights(samples: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _unit_grid() -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates of the analysis patch in box units, flattened."""
+    """Pixel-centre coordinates of the analysis patch in frame units, flattened."""
     v, u = np.mgrid[0:ANALYSIS_SIDE, 0:ANALYSIS_SIDE]
     return ((u + 0.5) / ANALYSIS_SIDE).ravel(), ((v + 0.5) / ANALYSIS_SIDE).ravel()
 
@@ -350,7 +406,7 @@ class SkinToneTagger:
         self.threshold = float(threshold)
         self.min_pixels = int(min_pixels)
         self.name = settings_name(
-            "mst-lightness", threshold=self.threshold, min_pixels=self.min_pixels, curve="utkface-v1"
+            "mst-lightness", threshold=self.threshold, min_pixels=self.min_pixels, curve="utkface-v2"
         )
         self.calls = 0
 
