@@ -66,6 +66,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,8 @@ from biaskit.perception.color import (
 )
 from biaskit.taxonomy import MST_SWATCHES, SKIN_TONE, UNCLEAR
 
-#: Faces are reduced to a square patch of this side before analysis.
+#: The skin is read from the face's frame reduced to a square patch of this side (2 x 2 blocks
+#: of the SAMPLE_SIDE sample, averaged).
 ANALYSIS_SIDE = 24
 #: Typical landmark positions in box-relative units (CenterFace-sized box).
 DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.74], [0.68, 0.74]])
@@ -99,14 +101,19 @@ LUMA_WEIGHTS = np.array([54, 183, 19], dtype=np.uint16)
 #: Highlight and monochrome test read the frame area-averaged to this many x this many pixels:
 #: what a face shows at this size whatever its size in the image (a grid of single pixels
 #: picked up a different few highlights at each scale: 3 L* of highlight between the same
-#: face pasted at 0.5x and 2x; the average softens the highlights alike at every scale).
-SAMPLE_SIDE = 48
+#: face pasted at 0.5x and 2x; the average softens the highlights alike at every scale, and
+#: 48 keeps a painted face's small highlight where 32 erased it).
+SAMPLE_SIDE = 2 * ANALYSIS_SIDE
+#: The monochrome test reads this many x this many single pixels of the frame (inside the image).
+MONOCHROME_SIDE = 32
+_ALL_INSIDE = np.ones((SAMPLE_SIDE, SAMPLE_SIDE), bool)
+_ALL_INSIDE.flags.writeable = False
 #: (normalised L*, Monk score) knots, L* falling.  Ends: the swatches' own L* (MST1-3 are
 #: all near L* 93 and differ in hue, so lightness puts them together at 2-2.5; MST4 87.6,
 #: MST5 77.9, MST7 42.5, MST8 30.7, MST9 21.1, MST10 14.6).  Middle: the calibration-half
-#: medians of UTKFace White (74.2 -> 4) and Black (58.6 -> 7) adults.
+#: medians of UTKFace White (74.2 -> 4) and Black (58.8 -> 7) adults.
 TONE_CURVE = np.array([
-    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (74.2, 4.0), (58.6, 7.0),
+    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (74.2, 4.0), (58.8, 7.0),
     (42.5, 8.0), (30.7, 9.0), (21.1, 9.6), (14.6, 10.0),
 ])
 #: Lightness uncertainty = this times the robust standard deviation of the skin pixels' L*.
@@ -206,18 +213,18 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     """
     if not faces:
         return []
-    patches, points, samples, within = zip(*(_face_patch(image, box, lm) for image, box, lm in faces))
-    lab = srgb_to_lab(np.stack(patches).reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
-    skin = _robust_skin(lab, _region_masks(np.stack(points)) & np.stack(within))
+    samples, within, grids, points = (np.stack(part) for part in zip(*(_face_patch(*face) for face in faces)))
+    patches, inside = _halve(samples, within)
+    lab = srgb_to_lab(patches.reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
+    skin = _robust_skin(lab, _region_masks(points) & inside)
     counts = skin.sum(axis=1)
     colour = np.stack([masked_median(lab[..., c], skin) for c in range(3)], axis=1).astype(np.float64)
     spread = 1.4826 * masked_median(np.abs(lab[..., 0] - colour[:, :1].astype(np.float32)), skin)
-    samples = np.stack(samples)
     lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), highlights(samples))
     step, confidence = label_confidence(lightness, np.nan_to_num(spread))
     score = tone_score(lightness)
     with np.errstate(invalid="ignore"):
-        monochrome = chromaticity_spread(samples) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
+        monochrome = chromaticity_spread(grids) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
     reasons = _reasons(colour, counts, monochrome, min_pixels)
     results = []
     for k, reason in enumerate(reasons):
@@ -297,44 +304,62 @@ def face_frame(box, landmarks) -> np.ndarray:
     box = np.asarray(box, float)
     if landmarks is None:
         return box
-    points = np.asarray(landmarks, float)
-    eyes, mouth = points[:2].mean(axis=0), points[3:].mean(axis=0)
-    d = np.sqrt(np.linalg.norm(points[1] - points[0]) * np.linalg.norm(mouth - eyes))
-    size = d * np.asarray(FRAME_SIZE)
-    if not np.isfinite(d) or not FRAME_LIMITS[0] <= size[0] / max(box[2] - box[0], 1e-6) <= FRAME_LIMITS[1]:
+    (left_x, left_y), (right_x, right_y), _, (mouth_lx, mouth_ly), (mouth_rx, mouth_ry) = (
+        np.asarray(landmarks, float).tolist())  # Python floats: a face's few numbers, numpy's overhead
+    eye_x, eye_y = (left_x + right_x) / 2, (left_y + right_y) / 2
+    mouth_x, mouth_y = (mouth_lx + mouth_rx) / 2, (mouth_ly + mouth_ry) / 2
+    d = math.sqrt(math.hypot(right_x - left_x, right_y - left_y) * math.hypot(mouth_x - eye_x, mouth_y - eye_y))
+    width, height = d * FRAME_SIZE[0], d * FRAME_SIZE[1]
+    if not FRAME_LIMITS[0] <= width / max(box[2] - box[0], 1e-6) <= FRAME_LIMITS[1]:  # NaN fails too
         return box
-    corner = (eyes + mouth) / 2 - np.asarray(FRAME_CENTRE) * size
-    return np.concatenate([corner, corner + size])
+    x0 = (eye_x + mouth_x) / 2 - FRAME_CENTRE[0] * width
+    y0 = (eye_y + mouth_y) / 2 - FRAME_CENTRE[1] * height
+    return np.array([x0, y0, x0 + width, y0 + height])
 
 
 def _face_patch(image, box, landmarks):
-    """The face's frame as an ANALYSIS_SIDE patch (area-averaged), a SAMPLE_SIDE grid (not averaged),
-    the patch pixels that lie inside the image, and the landmarks in frame units."""
+    """The face's frame area-averaged to a SAMPLE_SIDE square, which of its pixels lie inside the
+    image (the others are black), a MONOCHROME_SIDE grid of single pixels of its part inside the
+    image, and the landmarks in frame units."""
     height, width = image.shape[:2]
     frame = face_frame(box, landmarks)
-    # an integer window holding the frame, at least one pixel of it inside the image
-    x0, y0 = (int(np.clip(np.floor(frame[k]), 0, limit - 1)) for k, limit in ((0, width), (1, height)))
-    x1, y1 = (int(np.clip(np.ceil(frame[k]), low + 1, limit)) for k, low, limit in ((2, x0, width), (3, y0, height)))
-    window = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
-    clipped = np.clip(frame, [x0, y0, x0, y0], [x1, y1, x1, y1]) - [x0, y0, x0, y0]
-    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:  # (nearly) all outside: the window itself
-        clipped = np.array([0.0, 0.0, x1 - x0, y1 - y0])
-    sample = np.asarray(window.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.BOX, box=tuple(clipped)))
-    # box-filter averaging keeps the mean colour while cutting the pixels to classify; where the frame
-    # leaves the image the edge is repeated, and those pixels are left out of the skin region
-    pad = [int(np.ceil(v)) for v in (max(0, -frame[0] + x0), max(0, -frame[1] + y0),
-                                     max(0, frame[2] - x1), max(0, frame[3] - y1))]
-    if any(pad):
-        window = Image.fromarray(np.pad(np.asarray(window), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), mode="edge"))
-    origin = np.array([x0 - pad[0], y0 - pad[1]])
-    local = tuple(np.concatenate([frame[:2] - origin, frame[2:] - origin]))
-    patch = np.asarray(window.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX, box=local))
-    size = frame[2:] - frame[:2]
-    u, v = _unit_grid()
-    within = ((frame[0] + u * size[0] >= 0) & (frame[0] + u * size[0] < width)
-              & (frame[1] + v * size[1] >= 0) & (frame[1] + v * size[1] < height))
-    points = DEFAULT_LANDMARKS if landmarks is None else (np.asarray(landmarks, float) - frame[:2]) / size
-    return patch, points, sample, within
+    left, top, right, bottom = frame.tolist()  # Python floats: a face's few numbers, numpy's overhead
+    # the sample's pixels whose centres lie inside the image: rows r0..r1, columns c0..c1
+    step_x, step_y = (right - left) / SAMPLE_SIDE, (bottom - top) / SAMPLE_SIDE
+    c0, c1 = (min(max(math.ceil((edge - left) / step_x - 0.5), 0), SAMPLE_SIDE) for edge in (0, width))
+    r0, r1 = (min(max(math.ceil((edge - top) / step_y - 0.5), 0), SAMPLE_SIDE) for edge in (0, height))
+    # an integer window holding the frame's part inside the image, at least one pixel
+    x0, y0 = min(max(math.floor(left), 0), width - 1), min(max(math.floor(top), 0), height - 1)
+    x1, y1 = min(max(math.ceil(right), x0 + 1), width), min(max(math.ceil(bottom), y0 + 1), height)
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    # single pixels: averaging would mix clipped and unclipped pixels of a sepia image into new
+    # chromaticities (a sepia face then varied as much as the least colourful colour photographs)
+    grid = np.asarray(crop.resize((MONOCHROME_SIDE, MONOCHROME_SIDE), Image.Resampling.NEAREST, box=(
+        min(max(left - x0, 0), x1 - x0 - 1), min(max(top - y0, 0), y1 - y0 - 1),
+        max(min(right, x1) - x0, 1), max(min(bottom, y1) - y0, 1))))
+    points = DEFAULT_LANDMARKS if landmarks is None else (
+        (np.asarray(landmarks, float) - frame[:2]) / (right - left, bottom - top))
+    if c1 <= c0 or r1 <= r0:  # no part of the frame in the image (a broken box)
+        return np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8), ~_ALL_INSIDE, grid, points
+    # box-filter averaging keeps the mean colour and is what the face shows at this size, whatever its size
+    part = crop.resize((c1 - c0, r1 - r0), Image.Resampling.BOX, box=(
+        max(left + c0 * step_x - x0, 0), max(top + r0 * step_y - y0, 0),
+        min(left + c1 * step_x - x0, x1 - x0), min(top + r1 * step_y - y0, y1 - y0)))
+    if (c0, r0, c1, r1) == (0, 0, SAMPLE_SIDE, SAMPLE_SIDE):
+        return np.asarray(part), _ALL_INSIDE, grid, points
+    sample, within = np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8), np.zeros((SAMPLE_SIDE, SAMPLE_SIDE), bool)
+    sample[r0:r1, c0:c1], within[r0:r1, c0:c1] = np.asarray(part), True
+    return sample, within, grid, points
+
+
+def _halve(samples: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, 2s, 2s, 3]`` samples averaged over 2 x 2 blocks (the ANALYSIS_SIDE patch), and the
+    patch pixels whose four sample pixels all lie inside the image, flattened to ``[n, s * s]``."""
+    wide = samples.astype(np.uint16)
+    blocks = wide[:, ::2, ::2] + wide[:, 1::2, ::2] + wide[:, ::2, 1::2] + wide[:, 1::2, 1::2]
+    patches = ((blocks + 2) // 4).astype(np.uint8)  # rounded, as the resize rounds
+    inside = within[:, ::2, ::2] & within[:, 1::2, ::2] & within[:, ::2, 1::2] & within[:, 1::2, 1::2]
+    return patches, inside.reshape(len(samples), -1)
 
 
 def highlights(samples: np.ndarray) -> np.ndarray:
