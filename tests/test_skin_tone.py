@@ -7,6 +7,8 @@ skin but not its highlights, an illuminant change scales both.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -277,11 +279,15 @@ def test_label_is_unclear_exactly_below_the_threshold():
 def test_skin_tone_tagger_batch_and_recorded_settings():
     faces = [Face(*painted_face(swatch(t))) for t in (2, 9)]
     tagger = SkinToneTagger(threshold=0.4)
+    assert tagger.calls == 0
     labels, confidence = tagger.tag(faces)["skin_tone"]
-    assert labels == ["MST2", "MST10"] and confidence.shape == (2,)
-    assert "threshold=0.4" in tagger.name and "mst-lightness" in tagger.name
-    with pytest.raises(ValueError, match="cannot tag \\['race'\\]"):
+    assert labels == ["MST2", "MST10"] and confidence.shape == (2,) and tagger.calls == 1
+    # the recorded name is the tag cache's key: every setting and the curve's version are in it
+    assert tagger.name == "mst-lightness(curve=utkface-v2,min_pixels=30,threshold=0.4)"
+    with pytest.raises(ValueError, match=re.escape(tagger.name) + ": cannot tag \\['race'\\]"):
         tagger.tag(faces, attributes=("race",))
+    strict = SkinToneTagger(min_pixels=10_000)
+    assert "min_pixels=10000" in strict.name and strict.tag(faces)["skin_tone"][0] == [UNCLEAR, UNCLEAR]
 
 
 def test_batched_and_one_by_one_agree(photo):
