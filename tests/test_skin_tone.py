@@ -163,14 +163,25 @@ def test_the_frame_follows_the_landmarks_not_the_box(photo):
     np.testing.assert_array_equal(face_frame(box, collapsed), box)
 
 
-def test_a_face_cut_by_the_image_edge_reads_as_the_whole_face():
+@pytest.mark.parametrize("side", ["left", "top", "right", "bottom"])
+def test_a_face_cut_by_the_image_edge_reads_as_the_whole_face(side):
     image, box, landmarks = painted_face(swatch(7), size=200)
-    cut = 55  # the frame starts ~20 px left of the cut edge
-    assert face_frame(box, landmarks)[0] < cut
+    frame = face_frame(box, landmarks)  # about (35, 42, 165, 187)
+    # cut the image ~18 px inside the frame's edge on one side, shift the coordinates with it
+    x0, y0, x1, y1 = {"left": (55, 0, 200, 200), "top": (0, 60, 200, 200),
+                      "right": (0, 0, 147, 200), "bottom": (0, 0, 200, 170)}[side]
+    assert not (x0 <= frame[0] and y0 <= frame[1] and frame[2] <= x1 and frame[3] <= y1)
     whole = skin_tone(image, box, landmarks, threshold=0.0)
-    part = skin_tone(image[:, cut:], box - [cut, 0, cut, 0], landmarks - [cut, 0], threshold=0.0)
-    assert part.label == whole.label and part.pixels < whole.pixels
+    part = skin_tone(image[y0:y1, x0:x1], box - [x0, y0, x0, y0], landmarks - [x0, y0], threshold=0.0)
+    assert part.label == whole.label and part.reason == "" and part.pixels < whole.pixels, (part, whole)
     np.testing.assert_allclose(part.lab, whole.lab, atol=1.0)
+
+
+def test_a_face_whose_frame_lies_outside_the_image_has_too_few_skin_pixels():
+    image, box, landmarks = painted_face(swatch(7), size=200)
+    for shift in ([300, 0], [0, -300]):
+        result = skin_tone(image, box + np.tile(shift, 2), landmarks + shift)
+        assert (result.label, result.reason, result.pixels) == (UNCLEAR, FEW_PIXELS, 0), result
 
 
 def test_darker_recolours_of_a_real_face_read_darker(photo):

@@ -331,16 +331,17 @@ def _face_patch(image, box, landmarks):
     # an integer window holding the frame's part inside the image, at least one pixel
     x0, y0 = min(max(math.floor(left), 0), width - 1), min(max(math.floor(top), 0), height - 1)
     x1, y1 = min(max(math.ceil(right), x0 + 1), width), min(max(math.ceil(bottom), y0 + 1), height)
+    points = DEFAULT_LANDMARKS if landmarks is None else (
+        (np.asarray(landmarks, float) - frame[:2]) / (right - left, bottom - top))
+    if c1 <= c0 or r1 <= r0:  # no part of the frame in the image (a broken box): no pixels at all
+        black = np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8)
+        return black, ~_ALL_INSIDE, black[:MONOCHROME_SIDE, :MONOCHROME_SIDE], points
     crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
     # single pixels: averaging would mix clipped and unclipped pixels of a sepia image into new
     # chromaticities (a sepia face then varied as much as the least colourful colour photographs)
     grid = np.asarray(crop.resize((MONOCHROME_SIDE, MONOCHROME_SIDE), Image.Resampling.NEAREST, box=(
         min(max(left - x0, 0), x1 - x0 - 1), min(max(top - y0, 0), y1 - y0 - 1),
         max(min(right, x1) - x0, 1), max(min(bottom, y1) - y0, 1))))
-    points = DEFAULT_LANDMARKS if landmarks is None else (
-        (np.asarray(landmarks, float) - frame[:2]) / (right - left, bottom - top))
-    if c1 <= c0 or r1 <= r0:  # no part of the frame in the image (a broken box)
-        return np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8), ~_ALL_INSIDE, grid, points
     # box-filter averaging keeps the mean colour and is what the face shows at this size, whatever its size
     part = crop.resize((c1 - c0, r1 - r0), Image.Resampling.BOX, box=(
         max(left + c0 * step_x - x0, 0), max(top + r0 * step_y - y0, 0),
