@@ -7,6 +7,7 @@ skin but not its highlights, an illuminant change scales both.
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -284,9 +285,16 @@ def test_a_higher_threshold_keeps_fewer_faces_whose_labels_survive_exposure_more
 
 def test_label_is_unclear_exactly_below_the_threshold():
     faces = shaded_faces(count=20, seed=1)
-    for threshold in (0.3, 0.7):
-        for result in skin_tones(faces, threshold=threshold):
-            assert (result.label == UNCLEAR) == (result.confidence < threshold), result
+    confidence = np.array([r.confidence for r in skin_tones(faces, threshold=0.0)])
+    assert (confidence < 0.7).any() and ((confidence > 0.7) & (confidence < 0.9)).any()
+    for threshold in (0.7, 0.9, None):  # None: the default, 0.5 (README)
+        chosen = {} if threshold is None else dict(threshold=threshold)
+        kept = confidence >= (0.5 if threshold is None else threshold)
+        tagger = SkinToneTagger(**chosen)
+        labels = tagger.tag([Face(*face) for face in faces])["skin_tone"][0]
+        for k, result in enumerate(skin_tones(faces, **chosen)):
+            assert (result.label != UNCLEAR) == kept[k], result
+            assert skin_tone(*faces[k], **chosen) == result and labels[k] == result.label
 
 
 def test_skin_tone_tagger_batch_and_recorded_settings():
@@ -299,8 +307,15 @@ def test_skin_tone_tagger_batch_and_recorded_settings():
     assert tagger.name == "mst-lightness(curve=utkface-v2,min_pixels=30,threshold=0.4)"
     with pytest.raises(ValueError, match=re.escape(tagger.name) + ": cannot tag \\['race'\\]"):
         tagger.tag(faces, attributes=("race",))
+    tagger.tag(faces)
+    assert tagger.calls == 2
     strict = SkinToneTagger(min_pixels=10_000)
     assert "min_pixels=10000" in strict.name and strict.tag(faces)["skin_tone"][0] == [UNCLEAR, UNCLEAR]
+    # the defaults the README states: threshold 0.5, at least 30 skin pixels, alike in every entry point
+    assert SkinToneTagger().name == "mst-lightness(curve=utkface-v2,min_pixels=30,threshold=0.5)"
+    for call in (skin_tone, skin_tones):
+        parameters = inspect.signature(call).parameters
+        assert (parameters["threshold"].default, parameters["min_pixels"].default) == (0.5, 30)
 
 
 def test_batched_and_one_by_one_agree(photo):
