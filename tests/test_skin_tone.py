@@ -19,8 +19,8 @@ from biaskit.perception.color import (
     SRGB_TO_LINEAR, lab_to_srgb, lightness_to_luminance, linear_to_srgb, luminance_to_lightness, srgb_to_lab,
 )
 from biaskit.perception.skin_tone import (
-    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, face_frame, reference_colour,
-    skin_tones, tone_score,
+    COLOUR_CAST, EXPOSURE, FEW_PIXELS, GREY_SKIN, MONOCHROME, TONE_CURVE, face_frame, label_confidence,
+    reference_colour, skin_tones, tone_score,
 )
 from biaskit.taxonomy import UNCLEAR
 
@@ -281,6 +281,23 @@ def test_a_higher_threshold_keeps_fewer_faces_whose_labels_survive_exposure_more
     agreement = [same[k].mean() for k in kept]
     assert coverage[0] > coverage[1] > coverage[2] > 0, coverage
     assert agreement[0] < agreement[1] < agreement[2], agreement
+
+
+@pytest.mark.parametrize(("lightness", "spread"), [(66.0, 20.0), (64.0, 2.0), (70.5, 10.0)])
+def test_confidence_is_the_normal_mass_of_the_step(lightness, spread):
+    # On the straight part of the curve between the White (MST4) and Black (MST7) anchors the
+    # score is normal with sd = slope x lightness error (0.2 x spread, at least 1 L*).
+    from scipy.stats import norm
+
+    (l0, t0), (l1, t1) = TONE_CURVE[4], TONE_CURVE[5]
+    assert (t0, t1) == (4.0, 7.0)
+    slope = (t1 - t0) / (l0 - l1)
+    score, sd = t0 + (l0 - lightness) * slope, slope * max(0.2 * spread, 1.0)
+    step = round(score)
+    expected = norm.cdf(step + 0.5, score, sd) - norm.cdf(step - 0.5, score, sd)
+    index, confidence = label_confidence(np.array([lightness]), np.array([spread]))
+    assert index[0] == step - 1
+    np.testing.assert_allclose(confidence[0], expected, rtol=1e-9)
 
 
 def test_label_is_unclear_exactly_below_the_threshold():
