@@ -216,6 +216,8 @@ def test_grayscale_and_sepia_photographs_get_no_skin_tone(photo):
     for changed in (grey, toned, bright):
         result = skin_tone(changed, box, landmarks, threshold=0.0)
         assert (result.label, result.confidence, result.reason) == (UNCLEAR, 0.0, MONOCHROME)
+        # an abstention still reports what was measured
+        assert len(result.lab) == 3 and result.lab[0] > 20 and result.pixels > 100, result
     assert skin_tone(image, box, landmarks, threshold=0.0).reason == ""
 
 
@@ -304,7 +306,8 @@ def test_label_is_unclear_exactly_below_the_threshold():
     faces = shaded_faces(count=20, seed=1)
     confidence = np.array([r.confidence for r in skin_tones(faces, threshold=0.0)])
     assert (confidence < 0.7).any() and ((confidence > 0.7) & (confidence < 0.9)).any()
-    for threshold in (0.7, 0.9, None):  # None: the default, 0.5 (README)
+    assert (confidence == 1.0).any() and (confidence < 1.0).any()
+    for threshold in (0.7, 0.9, 1.0, None):  # None: the default, 0.5 (README); 1.0 keeps certain ones
         chosen = {} if threshold is None else dict(threshold=threshold)
         kept = confidence >= (0.5 if threshold is None else threshold)
         tagger = SkinToneTagger(**chosen)
@@ -333,6 +336,12 @@ def test_skin_tone_tagger_batch_and_recorded_settings():
     for call in (skin_tone, skin_tones):
         parameters = inspect.signature(call).parameters
         assert (parameters["threshold"].default, parameters["min_pixels"].default) == (0.5, 30)
+
+
+def test_score_and_lightness_reported_agree_with_the_curve(photo):
+    result = skin_tone(*photo)
+    assert result.score == pytest.approx(float(tone_score(result.lightness)))
+    assert result.lab[0] < result.lightness <= 100  # the exposure lifts it: the photo's highlights are not white
 
 
 def test_batched_and_one_by_one_agree(photo):
