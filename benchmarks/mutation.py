@@ -50,14 +50,9 @@ TARGETS = {
     "metrics-tests": (["biaskit/metrics/compare.py", "biaskit/metrics/stats.py"], METRICS_TESTS),
     "posterior": (["biaskit/metrics/posterior.py"], METRICS_TESTS),
     "correction": (["biaskit/metrics/correction.py"], METRICS_TESTS),
-    # the colorimetry tests of that file only: its neural age/gender tests are slow
-    "skin-tone": (["biaskit/perception/skin_tone.py"],
-                  [f"tests/test_perception_tone_age_gender.py::test_{name}" for name in (
-                      "painted_faces_recover_their_swatch_exactly", "within_one_tone_under_15_percent_brightness",
-                      "painted_faces_recovered_exactly_without_landmarks", "too_few_skin_pixels_is_unclear",
-                      "mask_ignores_hair_eyes_mouth_highlight_and_background",
-                      "skin_tone_tagger_batch_and_recorded_settings", "astronaut_skin_is_a_light_to_medium_tone")]
-                  + ["tests/test_skin_tone_promise.py"]),
+    # the colour science, painted faces, a real photograph, the demo's faces at three sizes, and the
+    # recoloured photograph read through tag_run (none of the slow neural tests)
+    "skin-tone": (["biaskit/perception/skin_tone.py"], ["tests/test_skin_tone.py", "tests/test_skin_tone_promise.py"]),
 }
 # mutmut's exit-code classes (mutmut.__main__.status_by_exit_code) folded into the score's terms
 KILLED = {"killed", "timeout"}

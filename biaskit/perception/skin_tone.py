@@ -1,20 +1,25 @@
 """Monk Skin Tone from the perceived lightness of a face's skin, calibrated on real photographs.
 
-No weights.  The face box (and landmarks, when the detector gives them) select
-the skin, the face's own highlights set the exposure, and a calibrated curve
-maps the exposure-normalised skin lightness to the ten Monk steps.
+No weights.  The landmarks (or, without them, the face box) select the skin,
+the face's own highlights set the exposure, and a calibrated curve maps the
+exposure-normalised skin lightness to the ten Monk steps.
 
-1. **Region.** An ellipse inside the face box (drops background and hair at
-   the corners), minus rectangles over the eyes *and* brows and over the mouth,
-   placed from the landmarks (or from a typical frontal layout without them).
-2. **Robust colour filter** (in CIELAB, on the box reduced to a 24 px square).
+1. **Region.** A frame around the face set by the landmarks' own geometry
+   (:func:`face_frame`: the same face reads the same at any size in pixels,
+   which a detector's box, whose margins change with the face's size, does
+   not give), or the box without landmarks.  An ellipse inside it (drops
+   background and hair at the corners), minus rectangles over the eyes *and*
+   brows and over the mouth, placed from the landmarks (or from a typical
+   frontal layout without them).
+2. **Robust colour filter** (in CIELAB, on the frame area-averaged to a 24 px
+   square).
    Specular highlights (L* far above the region's median) and shadows / hair /
    nostrils (far below) are dropped by a median-absolute-deviation rule; then,
    twice, pixels farther than 2.5 robust standard deviations (min 6 Delta E)
    from the median colour are dropped.  The skin colour is the median of what
    remains.
-3. **Exposure.** The face's highlight luminance ``H`` (99.5th percentile of the
-   box, sampled without averaging) tells how the photograph was exposed:
+3. **Exposure.** The face's highlight luminance ``H`` (99.8th percentile of the
+   frame area-averaged to 48 px) tells how the photograph was exposed:
    speculars, eye whites and teeth reflect about as much light whatever the
    skin.  The skin luminance ``Y`` becomes ``Y / H ** 0.75`` (L* of that is the
    *normalised lightness*).  A face whose highlights reach white is taken at
@@ -37,7 +42,7 @@ maps the exposure-normalised skin lightness to the ten Monk steps.
    skin tone *as the photograph shows it*: a face in deep shade or lit by a
    dark exposure still reads darker, beyond what its highlights correct.
 5. **Abstention** (``unclear``, confidence 0): a grayscale or toned (sepia)
-   image, whose chromaticity hardly varies within the face box; fewer than ``min_pixels`` skin
+   image, whose chromaticity hardly varies within the frame; fewer than ``min_pixels`` skin
    pixels; clipped or near-black skin (extreme exposure); a skin colour too
    grey to be skin (low chroma) or with a hue no skin has under roughly white
    light (a strong colour cast).
@@ -61,6 +66,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +79,8 @@ from biaskit.perception.color import (
 )
 from biaskit.taxonomy import MST_SWATCHES, SKIN_TONE, UNCLEAR
 
-#: Faces are reduced to a square patch of this side before analysis.
+#: The skin is read from the face's frame reduced to a square patch of this side (2 x 2 blocks
+#: of the SAMPLE_SIDE sample, averaged).
 ANALYSIS_SIDE = 24
 #: Typical landmark positions in box-relative units (CenterFace-sized box).
 DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.74], [0.68, 0.74]])
@@ -81,18 +88,36 @@ DEFAULT_LANDMARKS = np.array([[0.28, 0.38], [0.72, 0.38], [0.5, 0.56], [0.32, 0.
 #: calibration half: 0.5 and 0.75 separate Black and White adults alike, AUC 0.795 and 0.794,
 #: and 0.75 leaves half the shift of a 0.5 EV change; 1.0 separates less, 0.786).
 EXPOSURE_WEIGHT = 0.75
-HIGHLIGHT_PERCENTILE = 99.5
+#: The 5th brightest of the 48 x 48 sample: averaging softens small highlights, and the 99.5th
+#: (12th brightest) missed a painted face's when the whole image was its box (a face the
+#: detector does not find); 99.8 and 99.9 separate the calibration half alike (0.811, 0.813),
+#: 99.8 moves less with the face's size.
+HIGHLIGHT_PERCENTILE = 99.8
+#: The analysed frame around the landmarks (:func:`face_frame`), in units of d = sqrt(eye distance x
+#: eye-to-mouth distance): UTKFace medians of CenterFace's boxes (width 2.21 d, height 2.48 d; the
+#: point halfway between eyes and mouth at 0.50 of the width, 0.52 of the height).
+FRAME_SIZE = (2.21, 2.48)
+FRAME_CENTRE = (0.50, 0.52)
+#: A landmark frame narrower or wider than these multiples of the box is a landmark failure: the box is used.
+FRAME_LIMITS = (0.5, 2.0)
 #: Rec. 709 luma weights in 1/256 (integer luma of uint8 codes).
 LUMA_WEIGHTS = np.array([54, 183, 19], dtype=np.uint16)
-#: Highlight and monochrome test read this many x this many pixels of the box (a grid: no
-#: averaging, which would erase the highlights).
-SAMPLE_SIDE = 32
+#: Highlight and monochrome test read the frame area-averaged to this many x this many pixels:
+#: what a face shows at this size whatever its size in the image (a grid of single pixels
+#: picked up a different few highlights at each scale: 3 L* of highlight between the same
+#: face pasted at 0.5x and 2x; the average softens the highlights alike at every scale, and
+#: 48 keeps a painted face's small highlight where 32 erased it).
+SAMPLE_SIDE = 2 * ANALYSIS_SIDE
+#: The monochrome test reads this many x this many single pixels of the frame (inside the image).
+MONOCHROME_SIDE = 32
+_ALL_INSIDE = np.ones((SAMPLE_SIDE, SAMPLE_SIDE), bool)
+_ALL_INSIDE.flags.writeable = False
 #: (normalised L*, Monk score) knots, L* falling.  Ends: the swatches' own L* (MST1-3 are
 #: all near L* 93 and differ in hue, so lightness puts them together at 2-2.5; MST4 87.6,
 #: MST5 77.9, MST7 42.5, MST8 30.7, MST9 21.1, MST10 14.6).  Middle: the calibration-half
-#: medians of UTKFace White (73.8 -> 4) and Black (58.9 -> 7) adults.
+#: medians of UTKFace White (73.2 -> 4) and Black (57.7 -> 7) adults.
 TONE_CURVE = np.array([
-    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.8, 4.0), (58.9, 7.0),
+    (100.0, 1.0), (93.0, 2.2), (87.6, 3.0), (77.9, 3.6), (73.2, 4.0), (57.7, 7.0),
     (42.5, 8.0), (30.7, 9.0), (21.1, 9.6), (14.6, 10.0),
 ])
 #: Lightness uncertainty = this times the robust standard deviation of the skin pixels' L*.
@@ -192,18 +217,18 @@ def skin_tones(faces, *, threshold: float = 0.5, min_pixels: int = 30) -> list[S
     """
     if not faces:
         return []
-    patches, points, samples = zip(*(_face_patch(image, np.asarray(box, float), lm) for image, box, lm in faces))
-    lab = srgb_to_lab(np.stack(patches).reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
-    skin = _robust_skin(lab, _region_masks(np.stack(points)))
+    samples, within, grids, points = (np.stack(part) for part in zip(*(_face_patch(*face) for face in faces)))
+    patches, inside = _halve(samples, within)
+    lab = srgb_to_lab(patches.reshape(len(faces), -1, 3)).astype(np.float32)  # float32: faster sorts
+    skin = _robust_skin(lab, _region_masks(points) & inside)
     counts = skin.sum(axis=1)
     colour = np.stack([masked_median(lab[..., c], skin) for c in range(3)], axis=1).astype(np.float64)
     spread = 1.4826 * masked_median(np.abs(lab[..., 0] - colour[:, :1].astype(np.float32)), skin)
-    samples = np.stack(samples)
     lightness = normalised_lightness(np.nan_to_num(colour[:, 0]), highlights(samples))
     step, confidence = label_confidence(lightness, np.nan_to_num(spread))
     score = tone_score(lightness)
     with np.errstate(invalid="ignore"):
-        monochrome = chromaticity_spread(samples) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
+        monochrome = chromaticity_spread(grids) < MONOCHROME_SPREAD  # NaN (too dark): the exposure check
     reasons = _reasons(colour, counts, monochrome, min_pixels)
     results = []
     for k, reason in enumerate(reasons):
@@ -267,22 +292,83 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(count > 0, (low + high) / 2, np.nan)
 
 
-def _face_patch(image, box, landmarks):
-    """The box as an ANALYSIS_SIDE patch (averaged) and a SAMPLE_SIDE grid (not averaged), landmarks in box units."""
-    height, width = image.shape[:2]
-    x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
-    x1, y1 = int(min(width, max(np.ceil(box[2]), x0 + 1))), int(min(height, max(np.ceil(box[3]), y0 + 1)))
-    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
-    # box-filter averaging keeps the mean colour while cutting the pixels to classify
-    patch = np.asarray(crop.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX))
-    sample = np.asarray(crop.resize((SAMPLE_SIDE, SAMPLE_SIDE), Image.Resampling.NEAREST))
+def face_frame(box, landmarks) -> np.ndarray:
+    """The part of the image analysed (x0, y0, x1, y1, floats): set by the landmarks when there are.
+
+    A detector's box around the same face changes its margins with the face's
+    size in pixels (CenterFace's box around one photograph pasted at 0.4x to
+    3x moves its top edge by a fifth of the face's height); its landmarks
+    move by a few hundredths.  The
+    frame's size is :data:`FRAME_SIZE` times ``d``, the geometric mean of the
+    eye distance and the eye-to-mouth distance (one tracks yaw, the other
+    pitch), around the point halfway between the eyes and the mouth.  Landmarks
+    that give a frame far from the box's size (a detector's failure) are
+    ignored, as are missing ones.
+    """
+    box = np.asarray(box, float)
     if landmarks is None:
-        return patch, DEFAULT_LANDMARKS, sample
-    return patch, (np.asarray(landmarks, float) - [x0, y0]) / [max(x1 - x0, 1), max(y1 - y0, 1)], sample
+        return box
+    (left_x, left_y), (right_x, right_y), _, (mouth_lx, mouth_ly), (mouth_rx, mouth_ry) = (
+        np.asarray(landmarks, float).tolist())  # Python floats: a face's few numbers, numpy's overhead
+    eye_x, eye_y = (left_x + right_x) / 2, (left_y + right_y) / 2
+    mouth_x, mouth_y = (mouth_lx + mouth_rx) / 2, (mouth_ly + mouth_ry) / 2
+    d = math.sqrt(math.hypot(right_x - left_x, right_y - left_y) * math.hypot(mouth_x - eye_x, mouth_y - eye_y))
+    width, height = d * FRAME_SIZE[0], d * FRAME_SIZE[1]
+    if not FRAME_LIMITS[0] <= width / max(box[2] - box[0], 1e-6) <= FRAME_LIMITS[1]:  # NaN fails too
+        return box
+    x0 = (eye_x + mouth_x) / 2 - FRAME_CENTRE[0] * width
+    y0 = (eye_y + mouth_y) / 2 - FRAME_CENTRE[1] * height
+    return np.array([x0, y0, x0 + width, y0 + height])
+
+
+def _face_patch(image, box, landmarks):
+    """The face's frame area-averaged to a SAMPLE_SIDE square, which of its pixels lie inside the
+    image (the others are black), a MONOCHROME_SIDE grid of single pixels of its part inside the
+    image, and the landmarks in frame units."""
+    height, width = image.shape[:2]
+    frame = face_frame(box, landmarks)
+    left, top, right, bottom = frame.tolist()  # Python floats: a face's few numbers, numpy's overhead
+    # the sample's pixels whose centres lie inside the image: rows r0..r1, columns c0..c1
+    step_x, step_y = (right - left) / SAMPLE_SIDE, (bottom - top) / SAMPLE_SIDE
+    c0, c1 = (min(max(math.ceil((edge - left) / step_x - 0.5), 0), SAMPLE_SIDE) for edge in (0, width))
+    r0, r1 = (min(max(math.ceil((edge - top) / step_y - 0.5), 0), SAMPLE_SIDE) for edge in (0, height))
+    # an integer window holding the frame's part inside the image, at least one pixel
+    x0, y0 = min(max(math.floor(left), 0), width - 1), min(max(math.floor(top), 0), height - 1)
+    x1, y1 = min(max(math.ceil(right), x0 + 1), width), min(max(math.ceil(bottom), y0 + 1), height)
+    points = DEFAULT_LANDMARKS if landmarks is None else (
+        (np.asarray(landmarks, float) - frame[:2]) / (right - left, bottom - top))
+    if c1 <= c0 or r1 <= r0:  # no part of the frame in the image (a broken box): no pixels at all
+        black = np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8)
+        return black, ~_ALL_INSIDE, black[:MONOCHROME_SIDE, :MONOCHROME_SIDE], points
+    crop = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    # single pixels: averaging would mix clipped and unclipped pixels of a sepia image into new
+    # chromaticities (a sepia face then varied as much as the least colourful colour photographs)
+    grid = np.asarray(crop.resize((MONOCHROME_SIDE, MONOCHROME_SIDE), Image.Resampling.NEAREST, box=(
+        min(max(left - x0, 0), x1 - x0 - 1), min(max(top - y0, 0), y1 - y0 - 1),
+        max(min(right, x1) - x0, 1), max(min(bottom, y1) - y0, 1))))
+    # box-filter averaging keeps the mean colour and is what the face shows at this size, whatever its size
+    part = crop.resize((c1 - c0, r1 - r0), Image.Resampling.BOX, box=(
+        max(left + c0 * step_x - x0, 0), max(top + r0 * step_y - y0, 0),
+        min(left + c1 * step_x - x0, x1 - x0), min(top + r1 * step_y - y0, y1 - y0)))
+    if (c0, r0, c1, r1) == (0, 0, SAMPLE_SIDE, SAMPLE_SIDE):
+        return np.asarray(part), _ALL_INSIDE, grid, points
+    sample, within = np.zeros((SAMPLE_SIDE, SAMPLE_SIDE, 3), np.uint8), np.zeros((SAMPLE_SIDE, SAMPLE_SIDE), bool)
+    sample[r0:r1, c0:c1], within[r0:r1, c0:c1] = np.asarray(part), True
+    return sample, within, grid, points
+
+
+def _halve(samples: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, 2s, 2s, 3]`` samples averaged over 2 x 2 blocks (the ANALYSIS_SIDE patch), and the
+    patch pixels whose four sample pixels all lie inside the image, flattened to ``[n, s * s]``."""
+    wide = samples.astype(np.uint16)
+    blocks = wide[:, ::2, ::2] + wide[:, 1::2, ::2] + wide[:, ::2, 1::2] + wide[:, 1::2, 1::2]
+    patches = ((blocks + 2) // 4).astype(np.uint8)  # rounded, as the resize rounds
+    inside = within[:, ::2, ::2] & within[:, 1::2, ::2] & within[:, ::2, 1::2] & within[:, 1::2, 1::2]
+    return patches, inside.reshape(len(samples), -1)
 
 
 def highlights(samples: np.ndarray) -> np.ndarray:
-    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 box samples.
+    """HIGHLIGHT_PERCENTILE of the luminance of ``[n, h, w, 3]`` uint8 frame samples.
 
     Read from integer Rec. 709 luma (then linearised): highlights are near
     neutral, where luma and luminance agree, and a partition of integers is
@@ -297,7 +383,7 @@ def highlights(samples: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _unit_grid() -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates of the analysis patch in box units, flattened."""
+    """Pixel-centre coordinates of the analysis patch in frame units, flattened."""
     v, u = np.mgrid[0:ANALYSIS_SIDE, 0:ANALYSIS_SIDE]
     return ((u + 0.5) / ANALYSIS_SIDE).ravel(), ((v + 0.5) / ANALYSIS_SIDE).ravel()
 
@@ -350,7 +436,7 @@ class SkinToneTagger:
         self.threshold = float(threshold)
         self.min_pixels = int(min_pixels)
         self.name = settings_name(
-            "mst-lightness", threshold=self.threshold, min_pixels=self.min_pixels, curve="utkface-v1"
+            "mst-lightness", threshold=self.threshold, min_pixels=self.min_pixels, curve="utkface-v2"
         )
         self.calls = 0
 
