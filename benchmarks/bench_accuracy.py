@@ -43,7 +43,7 @@ from biaskit.perception.quality import NO_LIMITS
 from biaskit.taxonomy import UNCLEAR
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "validation"
-MISSING = ("bench_accuracy: no validation data at {path} (expected utkface/labels.csv and sdfd/labels.csv); "
+MISSING = ("{bench}: no validation data at {path} (expected utkface/labels.csv and sdfd/labels.csv); "
            "pass --data DIR")
 ATTRIBUTES = ("gender", "age", "age_group")
 # subgroup columns per set: age band, race, prompt term
@@ -195,14 +195,27 @@ def tuned_thresholds(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def data_parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark on the shared validation sets takes (``--data``, ``--limit``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA, help="folder with utkface/ and sdfd/")
     parser.add_argument("--limit", type=int, help="first N images per set only (a quick look)")
+    return parser
+
+
+def data_missing(bench: str, data: Path, sets) -> bool:
+    """Say so (one line) and return True when a set's labels are not under ``data``."""
+    if all((data / s / "labels.csv").is_file() for s in sets):
+        return False
+    print(MISSING.format(bench=bench, path=data.resolve()))
+    return True
+
+
+def main(argv=None) -> int:
+    parser = data_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the tables here as CSV")
     args = parser.parse_args(argv)
-    if not all((args.data / s / "labels.csv").is_file() for s in SUBGROUPS):
-        print(MISSING.format(path=args.data.resolve()))
+    if data_missing("bench_accuracy", args.data, SUBGROUPS):
         return 2
     tagged = taggers()
     frames, misses = [], []

@@ -31,7 +31,6 @@ for a rerun, ``--limit 100`` for a quick look).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -39,15 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_accuracy import DATA, split_of
+from bench_accuracy import data_missing, data_parser, split_of
 from biaskit.perception import Face, load_image, make_detector, wilson_interval
 from biaskit.perception.calibration import accuracy_coverage
 from biaskit.perception.descriptor import DlibDescriptor
 from biaskit.perception.probe import fit_heads, head_probabilities
 from biaskit.taxonomy import RACE7_TO_RACE4
 
-MISSING = ("bench_probe: no validation data at {path} (expected utkface/labels.csv and sdfd/labels.csv); "
-           "pass --data DIR")
 SETS = ("utkface", "sdfd")
 ATTRIBUTES = ("gender", "race4", "race", "age_group")
 COVERAGE = 0.85
@@ -128,14 +125,11 @@ def evaluate(faces: dict[str, pd.DataFrame], vectors: dict[str, np.ndarray], *, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with utkface/ and sdfd/")
-    parser.add_argument("--limit", type=int, help="first N images per set only (a quick look)")
+    parser = data_parser(__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, help="keep the descriptors here (a rerun skips the embedding)")
     parser.add_argument("--l2", type=float, default=1e-4, help="the heads' L2 penalty (train-probe's default)")
     args = parser.parse_args(argv)
-    if not all((args.data / s / "labels.csv").is_file() for s in SETS):
-        print(MISSING.format(path=args.data.resolve()))
+    if data_missing("bench_probe", args.data, SETS):
         return 2
     encoder = DlibDescriptor()
     faces, vectors = {}, {}
