@@ -366,6 +366,8 @@ class CorrectedAttribute:
         self.entropy = normalized_entropy(np.nan_to_num(self.shares))
         self.entropy[point.known == 0] = np.nan
         self.heterogeneity = expected_heterogeneity(self.shares, self.n_images)
+        # Its own stream: the bias pivots leave the other intervals' draws as they were without them.
+        self.bias_rng = np.random.default_rng([frame.seed, 2, list(frame.taxonomies).index(attribute)])
         self.pivots = self._pivots(frame, rng)
 
     def _pivots(self, frame, rng) -> dict[str, np.ndarray]:
@@ -410,7 +412,8 @@ class CorrectedAttribute:
             out["single_category"][chunk] = single_category_null(
                 n, smoothed(counts), matrices, smoothed(validation), rng=rng)
             out["point_entropy"][chunk] = point_entropy_pivots(
-                self.shares[chunk], n.sum(axis=1), matrices, refitted, counts.sum(axis=1), rng=rng)
+                self.shares[chunk], n.sum(axis=1), matrices, refitted, counts.sum(axis=1),
+                rng=self.bias_rng)
 
 
 def point_entropy_pivots(shares, totals, matrices, refitted, validation_totals, *, rng
