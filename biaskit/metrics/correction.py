@@ -428,14 +428,20 @@ def point_entropy_pivots(shares, totals, matrices, refitted, validation_totals, 
     it; the iterated bootstrap (Hall 1992) extrapolates ``b(truth) ~ 2 b(p) - E b(p**)``, with
     ``E b(p**)`` from :func:`inner_bias`.  The pivots are shifted by ``b(p) - E b(p**)``.
     """
+    # A prompt without a point estimate (a degenerate unmixing) gets no pivots.
+    missing = ~(np.isfinite(shares).all(axis=-1) & (shares.sum(axis=-1) > 0))
+    shares = np.where(missing[:, None], 1.0 / shares.shape[-1], shares)
     expected = np.einsum("gi,bij->gbj", shares, matrices)
     expected /= expected.sum(axis=-1, keepdims=True)
     redrawn = rng.multinomial(np.asarray(totals, dtype=np.int64)[:, None], expected)
     estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
     pivots = normalized_entropy(estimate) - normalized_entropy(shares)[:, None]
+    pivots[missing] = np.nan
     outer = min(DOUBLE_OUTER, pivots.shape[1])
     inner = inner_bias(estimate[:, :outer], totals, refitted[:outer], validation_totals, rng=rng)
-    return pivots + (pivots.mean(axis=1) - inner)[:, None]
+    counted = np.isfinite(pivots).sum(axis=1)
+    mean = np.where(counted > 0, np.nansum(pivots, axis=1) / np.maximum(counted, 1), np.nan)
+    return pivots + (mean - inner)[:, None]
 
 
 def inner_bias(estimate, totals, matrices, validation_totals, *, rng) -> np.ndarray:
@@ -446,12 +452,19 @@ def inner_bias(estimate, totals, matrices, validation_totals, *, rng) -> np.ndar
     totals_v = np.broadcast_to(np.asarray(validation_totals, dtype=np.int64), (m, DOUBLE_INNER, k))
     validation = rng.multinomial(totals_v, np.broadcast_to(matrices[:, None], (m, DOUBLE_INNER, k, k)))
     refitted = row_stochastic(validation.astype(np.float64))
+    # An outer draw with no estimate (a singular redrawn validation set) is left out.
+    finite = np.isfinite(estimate).all(axis=-1) & (estimate.sum(axis=-1) > 0)
+    estimate = np.where(finite[..., None], estimate, 1.0 / k)
     expected = np.einsum("gmi,mij->gmj", estimate, matrices)
     expected /= expected.sum(axis=-1, keepdims=True)
-    n = np.broadcast_to(np.asarray(totals, dtype=np.int64)[:, None, None], expected.shape[:2] + (DOUBLE_INNER,))
+    n = np.broadcast_to(np.asarray(totals, dtype=np.int64)[:, None, None],
+                        expected.shape[:2] + (DOUBLE_INNER,))
     redrawn = rng.multinomial(n, expected[:, :, None])
     again = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
-    return (normalized_entropy(again) - normalized_entropy(estimate)[..., None]).mean(axis=(1, 2))
+    bias = normalized_entropy(again) - normalized_entropy(estimate)[..., None]
+    bias[~finite] = np.nan
+    counted = np.isfinite(bias).sum(axis=(1, 2))
+    return np.where(counted > 0, np.nansum(bias, axis=(1, 2)) / np.maximum(counted, 1), np.nan)
 
 
 def bias_aware_interval(point, interval, pivots, *, confidence):
@@ -460,6 +473,8 @@ def bias_aware_interval(point, interval, pivots, *, confidence):
     estimate reads low) raises the upper bound to ``point - q_lo``, above 0 lowers the lower
     bound to ``point - q_hi``."""
     low, high = interval
+    if not np.isfinite(pivots).any():
+        return low, high
     basic_low, basic_high = pivot_interval(point, pivots, confidence=confidence)
     bias = np.nanmean(pivots)
     if bias < 0:
