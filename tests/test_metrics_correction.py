@@ -224,3 +224,50 @@ def test_measure_cli_corrects_a_model_with_its_own_table(tmp_path):
     overall = pd.read_csv(tmp_path / "m" / "corrected_overall.csv").set_index("model")
     assert overall.loc["a", "validation_accuracy"] == pytest.approx(160 / 200)
     assert overall.loc["b", "validation_accuracy"] == pytest.approx(170 / 200)
+
+
+def _closed_form_unmix(x, n, C):
+    """Two categories: the true share of category 0 from ``x`` of ``n`` tagged 0, clipped."""
+    return np.clip((x / n - C[1, 0]) / (C[0, 0] - C[1, 0]), 0.0, 1.0)
+
+
+def _binary_entropy(p):
+    from scipy.stats import entropy
+    return np.array([entropy([v, 1 - v], base=2) for v in np.atleast_1d(p)])
+
+
+def test_double_bootstrap_bias_of_corrected_entropy_matches_exact_enumeration():
+    """The mean of the point-estimate pivots is ``2 b(p) - E b(p**)``, with ``b`` the corrected
+    entropy's bias, enumerated exactly over binomial outcomes (scipy) for 2 categories."""
+    from scipy.stats import binom
+    from biaskit.metrics.correction import point_entropy_pivots
+
+    C = np.array([[0.9, 0.1], [0.2, 0.8]])
+    p, n, b, g = 0.7, 12, 4000, 8
+    xs = np.arange(n + 1)
+
+    def bias(share):
+        weights = binom.pmf(xs, n, share * C[0, 0] + (1 - share) * C[1, 0])
+        return weights @ _binary_entropy(_closed_form_unmix(xs, n, C)) - _binary_entropy(share)[0]
+
+    outer = binom.pmf(xs, n, p * C[0, 0] + (1 - p) * C[1, 0])
+    inner = outer @ np.array([bias(s) for s in _closed_form_unmix(xs, n, C)])
+    expected = 2 * bias(p) - inner
+    matrices = np.broadcast_to(C, (b, 2, 2))
+    # A validation set so large that its redraws equal C: the draws see a known tagger.
+    pivots = point_entropy_pivots(np.tile([p, 1 - p], (g, 1)), np.full(g, n), matrices, matrices,
+                                  np.full(2, 10**9), rng=np.random.default_rng(3))
+    assert abs(bias(p)) > 0.02 and abs(expected - bias(p)) > 0.01  # the extrapolation matters
+    assert pivots.mean() == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_bias_aware_interval_extends_only_the_side_the_bias_points_to(sign):
+    from biaskit.metrics.correction import bias_aware_interval
+
+    pivots = np.random.default_rng(0).normal(sign * 0.05, 0.02, 4000)
+    low, high = bias_aware_interval(0.8, (0.78, 0.82), pivots, confidence=0.95)
+    if sign < 0:  # reads low: the upper bound rises to point - q_2.5 %, the lower one stays
+        assert (low, high) == (0.78, pytest.approx(0.8 - np.quantile(pivots, 0.025)))
+    else:
+        assert (low, high) == (pytest.approx(0.8 - np.quantile(pivots, 0.975)), 0.82)
