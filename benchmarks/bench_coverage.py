@@ -17,7 +17,12 @@ label: the prompt's most frequent one), 20 samples per prompt.  With the noisy
 tagger the plain metrics' truth is the distribution of the *tagged* labels
 (what the plain metrics estimate), and the corrected metrics' truth is the
 distribution of the true labels, the correction using a confusion table from a
-simulated validation set of 250 faces per class.
+simulated validation set of 250 faces per class: one per cell, shared by every
+replicate (coverage given that one validation set), or with
+``--validation-per-replicate`` one per model of each replicate (as
+``confusion_by_model`` gives a model its own table): the coverage
+over both the generated images and the validation set, which is what the
+corrected intervals claim, as they carry the validation set's uncertainty.
 
 Interval types: per prompt, category share, entropy, within-image
 heterogeneity, match rate, count accuracy; per kind (individual, group,
@@ -139,7 +144,7 @@ def entropy(p) -> float:
     return float(-(nz * np.log(nz)).sum() / np.log(len(p)))
 
 
-def simulate_cell(family, k, noisy, *, replicates, rng):
+def simulate_cell(family, k, noisy, *, replicates, rng, per_replicate=False):
     """Observations, images and the truth of every quantity, for 2 x replicates models."""
     attribute = ATTRIBUTE[k]
     labels = taxonomy.labels(attribute)
@@ -186,7 +191,14 @@ def simulate_cell(family, k, noisy, *, replicates, rng):
     observations = pd.DataFrame(obs, columns=["model", "prompt_id", "sample", "person",
                                               "attribute", "label"])
     images = pd.DataFrame(images, columns=["model", "prompt_id", "sample", "status"])
-    confusion = validation_confusion(attribute, labels, C, rng) if noisy else None
+    if not noisy:
+        confusion = None
+    elif per_replicate:  # each model of each replicate its own validation set (confusion_by_model)
+        confusion = pd.concat([validation_confusion(attribute, labels, C, rng).assign(model=f"r{r}-{role}")
+                               for r in range(replicates) for role in ("candidate", "baseline")],
+                              ignore_index=True)
+    else:
+        confusion = validation_confusion(attribute, labels, C, rng)
     return suite, observations, images, truth, confusion, attribute
 
 
@@ -353,6 +365,8 @@ def main(argv=None) -> int:
                         help="only the plain intervals (no corrected metrics: much faster)")
     parser.add_argument("--noisy", choices=("both", "yes", "no"), default="both",
                         help="only the cells with (yes) or without (no) the noisy tagger")
+    parser.add_argument("--validation-per-replicate", action="store_true",
+                        help="a simulated validation set per replicate (default: one per cell)")
     parser.add_argument("--save", default="", help="also write the raw tallies to this JSON file")
     parser.add_argument("--by-cell", action="store_true",
                         help="also print each interval type's coverage in every cell")
@@ -376,7 +390,8 @@ def main(argv=None) -> int:
             continue
         rng = np.random.default_rng([args.seed, n])
         suite, observations, images, truth, confusion, attribute = simulate_cell(
-            family, k, noisy, replicates=args.replicates, rng=rng)
+            family, k, noisy, replicates=args.replicates, rng=rng,
+            per_replicate=args.validation_per_replicate)
         confusion = None if args.plain else confusion
         bias = BiasFrame(observations, suite=suite, images=images, n_boot=args.draws,
                          seed=args.seed + n, confusion=confusion, n_permutations=199)
