@@ -397,10 +397,8 @@ class CorrectedAttribute:
             chunk = rows[first:first + per_chunk]
             n = self.effective[chunk]
             truth = posterior_truth(n, matrices, rng=rng)
-            expected = np.einsum("gbi,bij->gbj", truth, matrices)
-            expected /= expected.sum(axis=-1, keepdims=True)
-            redrawn = rng.multinomial(n.sum(axis=1).astype(np.int64)[:, None], expected)
-            estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
+            estimate = retagged_and_corrected(truth, matrices, n.sum(axis=1).astype(np.int64)[:, None],
+                                              refitted[None], rng=rng)
             images = self.n_images[chunk, None]
             out["shares"][chunk] = np.moveaxis(estimate - truth, 1, -1)
             out["posterior_entropy"][chunk] = normalized_entropy(truth)
@@ -429,19 +427,15 @@ def point_entropy_pivots(shares, totals, matrices, refitted, validation_totals, 
     ``E b(p**)`` from :func:`inner_bias`.  The pivots are shifted by ``b(p) - E b(p**)``.
     """
     # A prompt without a point estimate (a degenerate unmixing) gets no pivots.
-    missing = ~(np.isfinite(shares).all(axis=-1) & (shares.sum(axis=-1) > 0))
+    missing = ~_estimated(shares)
     shares = np.where(missing[:, None], 1.0 / shares.shape[-1], shares)
-    expected = np.einsum("gi,bij->gbj", shares, matrices)
-    expected /= expected.sum(axis=-1, keepdims=True)
-    redrawn = rng.multinomial(np.asarray(totals, dtype=np.int64)[:, None], expected)
-    estimate = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
+    estimate = retagged_and_corrected(shares[:, None], matrices, np.asarray(totals, dtype=np.int64)[:, None],
+                                      refitted[None], rng=rng)
     pivots = normalized_entropy(estimate) - normalized_entropy(shares)[:, None]
     pivots[missing] = np.nan
     outer = min(DOUBLE_OUTER, pivots.shape[1])
     inner = inner_bias(estimate[:, :outer], totals, refitted[:outer], validation_totals, rng=rng)
-    counted = np.isfinite(pivots).sum(axis=1)
-    mean = np.where(counted > 0, np.nansum(pivots, axis=1) / np.maximum(counted, 1), np.nan)
-    return pivots + (mean - inner)[:, None]
+    return pivots + (_finite_mean(pivots, axis=1) - inner)[:, None]
 
 
 def inner_bias(estimate, totals, matrices, validation_totals, *, rng) -> np.ndarray:
@@ -453,18 +447,35 @@ def inner_bias(estimate, totals, matrices, validation_totals, *, rng) -> np.ndar
     validation = rng.multinomial(totals_v, np.broadcast_to(matrices[:, None], (m, DOUBLE_INNER, k, k)))
     refitted = row_stochastic(validation.astype(np.float64))
     # An outer draw with no estimate (a singular redrawn validation set) is left out.
-    finite = np.isfinite(estimate).all(axis=-1) & (estimate.sum(axis=-1) > 0)
+    finite = _estimated(estimate)
     estimate = np.where(finite[..., None], estimate, 1.0 / k)
-    expected = np.einsum("gmi,mij->gmj", estimate, matrices)
-    expected /= expected.sum(axis=-1, keepdims=True)
-    n = np.broadcast_to(np.asarray(totals, dtype=np.int64)[:, None, None],
-                        expected.shape[:2] + (DOUBLE_INNER,))
-    redrawn = rng.multinomial(n, expected[:, :, None])
-    again = unmix(redrawn, refitted[None], tolerance=DRAW_TOLERANCE)
+    totals = np.broadcast_to(np.asarray(totals, dtype=np.int64)[:, None, None],
+                             estimate.shape[:2] + (DOUBLE_INNER,))
+    again = retagged_and_corrected(estimate[:, :, None], matrices[:, None], totals, refitted[None], rng=rng)
     bias = normalized_entropy(again) - normalized_entropy(estimate)[..., None]
     bias[~finite] = np.nan
-    counted = np.isfinite(bias).sum(axis=(1, 2))
-    return np.where(counted > 0, np.nansum(bias, axis=(1, 2)) / np.maximum(counted, 1), np.nan)
+    return _finite_mean(bias, axis=(1, 2))
+
+
+def retagged_and_corrected(shares, matrices, totals, refitted, *, rng) -> np.ndarray:
+    """``unmix(n**, refitted)`` for ``n** ~ Multinomial(totals, C^T p)``: a new tagged sample
+    of true shares ``shares`` (..., K) through the taggers ``matrices`` (..., K, K), corrected
+    with the rates ``refitted``; the shapes broadcast (the pivots' one step, used three ways)."""
+    expected = np.einsum("...i,...ij->...j", shares, matrices)
+    expected /= expected.sum(axis=-1, keepdims=True)
+    redrawn = rng.multinomial(totals, expected)
+    return unmix(redrawn, refitted, tolerance=DRAW_TOLERANCE)
+
+
+def _estimated(shares) -> np.ndarray:
+    """Where ``shares`` (..., K) hold an estimate (a degenerate unmixing gives NaN or zeros)."""
+    return np.isfinite(shares).all(axis=-1) & (shares.sum(axis=-1) > 0)
+
+
+def _finite_mean(values, *, axis) -> np.ndarray:
+    """The mean of the finite ``values`` along ``axis``; NaN where none is (no warning)."""
+    counted = np.isfinite(values).sum(axis=axis)
+    return np.where(counted > 0, np.nansum(values, axis=axis) / np.maximum(counted, 1), np.nan)
 
 
 def bias_aware_interval(point, interval, pivots, *, confidence):
