@@ -137,7 +137,7 @@ def row_stochastic(counts: np.ndarray, *, attribute: str = "", labels=()) -> np.
     empty = totals[..., 0] == 0
     for i in np.flatnonzero(empty) if counts.ndim == 2 else ():
         warnings.warn(NO_VALIDATION_ROW.format(attribute=attribute, label=labels[i] if len(labels)
-                                               else i), stacklevel=3)
+                                               else int(i)), stacklevel=3)
     eye = np.broadcast_to(np.eye(counts.shape[-1]), counts.shape)
     return np.where(empty[..., None], eye, counts / np.where(totals > 0, totals, 1.0))
 
