@@ -38,7 +38,7 @@ COPIED = ("biaskit", "tests", "prompts")
 #: every fast test of the numbers: the frame, its intervals, the correction and the CLI's tables
 METRICS_TESTS = [f"tests/test_{name}.py" for name in (
     "metrics_compare", "metrics_intervals", "metrics_correction_known", "metrics", "metrics_stats", "metrics_posterior", "metrics_correction",
-    "metrics_io", "entropy_contract")]
+    "metrics_posterior_mutants", "metrics_io", "entropy_contract")]
 #: target -> (modules to mutate, the fast tests that decide them)
 TARGETS = {
     "store": (["biaskit/store.py"], ["tests/test_store_contract.py", "tests/test_store.py"]),
