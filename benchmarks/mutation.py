@@ -22,6 +22,7 @@ surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scor
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import csv
 import json
@@ -68,12 +69,36 @@ def prepare(target: str) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in COPIED:
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    for module in modules:
+        path = work / module
+        path.write_text(undecorated(path.read_text(encoding="utf-8")), encoding="utf-8")
     lines = ["[mutmut]", "source_paths = biaskit", "only_mutate =", *(f"    {m}" for m in modules),
              "also_copy = prompts", "pytest_add_cli_args_test_selection =", *(f"    {t}" for t in tests),
              "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (work / "commit").write_text(measured_commit(), encoding="utf-8")
     return work
+
+
+#: Decorators :func:`undecorated` moves below their method, so that mutmut mutates the method.
+PROPERTIES = ("cached_property", "property")
+
+
+def undecorated(source: str) -> str:
+    """``source`` with every ``@cached_property`` / ``@property`` method written as a plain method
+    followed by ``name = cached_property(name)``: the same class, but mutmut 3 skips decorated
+    functions (the metric definitions of ``measures.py`` are cached properties) and mutates these.
+    """
+    lines = source.splitlines(keepends=True)
+    methods = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)
+               and len(node.decorator_list) == 1 and isinstance(node.decorator_list[0], ast.Name)
+               and node.decorator_list[0].id in PROPERTIES]
+    for node in sorted(methods, key=lambda n: n.lineno, reverse=True):  # bottom up: lines stay put
+        decorator = node.decorator_list[0]
+        indent = " " * node.col_offset
+        lines.insert(node.end_lineno, f"{indent}{node.name} = {decorator.id}({node.name})\n")
+        del lines[decorator.lineno - 1]
+    return "".join(lines)
 
 
 def measured_commit() -> str:
