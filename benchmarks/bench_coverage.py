@@ -17,12 +17,13 @@ label: the prompt's most frequent one), 20 samples per prompt.  With the noisy
 tagger the plain metrics' truth is the distribution of the *tagged* labels
 (what the plain metrics estimate), and the corrected metrics' truth is the
 distribution of the true labels, the correction using a confusion table from a
-simulated validation set of 250 faces per class: one per cell, shared by every
-replicate (coverage given that one validation set), or with
-``--validation-per-replicate`` one per model of each replicate (as
-``confusion_by_model`` gives a model its own table): the coverage
+simulated validation set of 250 faces per class, one per model of each
+replicate (as ``confusion_by_model`` gives a model its own table): the coverage
 over both the generated images and the validation set, which is what the
 corrected intervals claim, as they carry the validation set's uncertainty.
+``--validation-per-cell`` shares one validation set among every replicate of a
+cell instead (coverage given that one validation set: it can flatter or
+condemn the intervals by the luck of one draw).
 
 Interval types: per prompt, category share, entropy, within-image
 heterogeneity, match rate, count accuracy; per kind (individual, group,
@@ -365,8 +366,9 @@ def main(argv=None) -> int:
                         help="only the plain intervals (no corrected metrics: much faster)")
     parser.add_argument("--noisy", choices=("both", "yes", "no"), default="both",
                         help="only the cells with (yes) or without (no) the noisy tagger")
-    parser.add_argument("--validation-per-replicate", action="store_true",
-                        help="a simulated validation set per replicate (default: one per cell)")
+    parser.add_argument("--validation-per-cell", action="store_true",
+                        help="one simulated validation set per cell, shared by its replicates "
+                             "(default: one per model of each replicate)")
     parser.add_argument("--save", default="", help="also write the raw tallies to this JSON file")
     parser.add_argument("--by-cell", action="store_true",
                         help="also print each interval type's coverage in every cell")
@@ -391,7 +393,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng([args.seed, n])
         suite, observations, images, truth, confusion, attribute = simulate_cell(
             family, k, noisy, replicates=args.replicates, rng=rng,
-            per_replicate=args.validation_per_replicate)
+            per_replicate=not args.validation_per_cell)
         confusion = None if args.plain else confusion
         bias = BiasFrame(observations, suite=suite, images=images, n_boot=args.draws,
                          seed=args.seed + n, confusion=confusion, n_permutations=199)
