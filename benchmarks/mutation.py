@@ -74,7 +74,7 @@ def prepare(target: str) -> Path:
         path.write_text(undecorated(path.read_text(encoding="utf-8")), encoding="utf-8")
     lines = ["[mutmut]", "source_paths = biaskit", "only_mutate =", *(f"    {m}" for m in modules),
              "also_copy = prompts", "pytest_add_cli_args_test_selection =", *(f"    {t}" for t in tests),
-             "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q"]
+             "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q", "    -m", "    not slow"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (work / "commit").write_text(measured_commit(), encoding="utf-8")
     return work

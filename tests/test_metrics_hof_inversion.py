@@ -104,19 +104,14 @@ def _skewed_models(n_models, rng):
             pd.DataFrame(confusion, columns=["model", "attribute", "true", "predicted", "count"]))
 
 
-def test_corrected_hof_of_a_rare_minority_through_a_noisy_tagger_covers(monkeypatch):
+@pytest.mark.slow  # 24 corrected models: ~7 s
+def test_corrected_hof_of_a_rare_minority_through_a_noisy_tagger_covers():
     # The case the inversion is for: the corrected estimate reads far low (a minority share
-    # unmixed to 0 a third of the time); the pivots' upper bound alone misses most of the time.
+    # unmixed to 0 a third of the time). On these seeds the pivots' upper bound alone (the
+    # inversion switched off) covered 14 of 24 models, 0.58; with it 22 of 24.
     suite, obs, confusion = _skewed_models(24, np.random.default_rng(5))
     truth = 1 - 0.95**20 - 0.05**20
-
-    def covered():
-        overall = BiasFrame(obs, suite=suite, n_boot=300, seed=1, confusion=confusion).corrected_overall
-        rows = overall[overall["kind"] == "individual"]
-        assert ((rows["hof_ci_low"] <= rows["hof"]) & (rows["hof"] <= rows["hof_ci_high"])).all()
-        return ((rows["hof_ci_low"] <= truth) & (truth <= rows["hof_ci_high"])).mean()
-
-    with_inversion = covered()
-    monkeypatch.setattr(correction, "heterogeneity_upper_bound", lambda point, *a, **k: point)
-    without = covered()
-    assert with_inversion >= 0.85 and without <= 0.7, (with_inversion, without)  # 0.92, 0.58
+    overall = BiasFrame(obs, suite=suite, n_boot=300, seed=1, confusion=confusion).corrected_overall
+    rows = overall[overall["kind"] == "individual"]
+    assert ((rows["hof_ci_low"] <= rows["hof"]) & (rows["hof"] <= rows["hof_ci_high"])).all()
+    assert ((rows["hof_ci_low"] <= truth) & (truth <= rows["hof_ci_high"])).mean() >= 0.85
