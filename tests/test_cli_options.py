@@ -370,6 +370,18 @@ def test_train_probe_clip_model_and_l2(labelled_faces, tmp_path):
     assert float((weight["tight"] ** 2).sum()) < 0.1 * float((weight["loose"] ** 2).sum())
 
 
+def test_train_probe_batch_size_sets_the_faces_per_forward_pass(labelled_faces, tmp_path, monkeypatch):
+    pytest.importorskip("open_clip")
+    from biaskit.perception import probe
+
+    made, clip_tagger = [], probe.ClipTagger
+    monkeypatch.setattr(probe, "ClipTagger", lambda **kw: made.append(clip_tagger(**kw)) or made[-1])
+    train(labelled_faces, tmp_path / "batched.pt", "--clip-model", "RN50", "--batch-size", "3")
+    train(labelled_faces, tmp_path / "whole.pt", "--clip-model", "RN50")
+    # 8 faces: 3 + 3 + 2 with --batch-size 3; one pass at the default (16)
+    assert [(tagger.batch_size, tagger.calls) for tagger in made] == [(3, 3), (16, 1)]
+
+
 # ---------------------------------------------------------------- run
 def test_run_passes_its_options_to_every_stage(tmp_path, monkeypatch):
     from biaskit import perception

