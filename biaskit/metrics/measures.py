@@ -1,10 +1,10 @@
 """The metrics of DESIGN.md §4 as functions of per-group column sums.
 
 Each function takes sums of the packed per-image counts
-(:mod:`biaskit.metrics.counts`) of shape (groups, width) for point estimates or
-(groups, replicates, width) for bootstrap replicates, and returns arrays of the
-leading shape.  Counting unit: the person; "unclear" labels are left out of the
-shares and reported apart.
+(:mod:`biaskit.metrics.counts`) per group, shape (groups, width), and returns
+arrays per group (the intervals come from :mod:`biaskit.metrics.posterior`).
+Counting unit: the person; "unclear" labels are left out of the shares and
+reported apart.
 """
 
 from __future__ import annotations
@@ -18,28 +18,27 @@ from biaskit.metrics.entropy import normalized_entropy
 
 
 class AttributeMetrics:
-    """One attribute's metrics per group (and replicate), each computed on first access.
+    """One attribute's metrics per group, each computed on first access.
 
-    Built from group sums of shape (G, width) or replicate sums (G, B, width)
-    by :func:`attribute_metrics`; every array has that leading shape.  Lazy,
-    because each table needs only some of them and replicate arrays are large.
+    Built from group sums of shape (G, width) by :func:`attribute_metrics`;
+    every array has leading shape (G,).  Lazy, because each table needs only
+    some of them.
     """
 
     def __init__(self, sums: np.ndarray, block: AttributeBlock, *, expected: np.ndarray,
                  correction: str | None = None):
         self._sums, self._block, self._correction = sums, block, correction
-        # Index of the expected label per group, broadcast over replicates.
-        self._expected = expected.reshape(expected.shape + (1,) * (sums.ndim - 2))
+        self._expected = expected  # index of the expected label per group, -1 where none
 
     @cached_property
     def counts(self) -> np.ndarray:
-        """(..., K) persons per known label."""
+        """(G, K) persons per known label."""
         return self._sums[..., self._block.label_columns]
 
     @cached_property
     def known(self) -> np.ndarray:
         """Persons with a known label."""
-        return self.counts.sum(axis=-1, dtype=np.int64 if self.counts.dtype.kind == "u" else None)
+        return self.counts.sum(axis=-1)
 
     @cached_property
     def unclear(self) -> np.ndarray:
@@ -52,7 +51,7 @@ class AttributeMetrics:
 
     @cached_property
     def shares(self) -> np.ndarray:
-        """(..., K) share_c = n_c / sum(n); NaN when no known label."""
+        """(G, K) share_c = n_c / sum(n); NaN when no known label."""
         return ratio(self.counts, self.known[..., None])
 
     @cached_property
@@ -73,12 +72,10 @@ class AttributeMetrics:
     @cached_property
     def match_rate(self) -> np.ndarray:
         """Share of known labels equal to the expected one; NaN if none or no expectation."""
-        expected = self._expected.reshape(len(self._expected))
         rate = np.full(self.known.shape, np.nan)
-        groups = np.flatnonzero(expected >= 0)  # usually few: computed for those only
+        groups = np.flatnonzero(self._expected >= 0)  # usually few: computed for those only
         if len(groups):
-            hit = self.counts[(groups, Ellipsis, expected[groups])]  # (groups, ...) per group
-            rate[groups] = ratio(hit, self.known[groups])
+            rate[groups] = ratio(self.counts[groups, self._expected[groups]], self.known[groups])
         return rate
 
     @cached_property
@@ -101,8 +98,7 @@ def attribute_metrics(sums: np.ndarray, block: AttributeBlock, *, expected: np.n
 
     Parameters
     ----------
-    sums : array (G, width) or (G, B, width)
-        Float or unsigned-integer sums (replicate sums are stored compactly).
+    sums : float array (G, width)
     block : the attribute's columns
     expected : int array (G,)
         Index of each group's expected label in ``block.labels``, -1 where none.
