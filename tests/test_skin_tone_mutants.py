@@ -66,6 +66,8 @@ def expected_patch(image: np.ndarray, frame):
     (-20.3, -15.6, 60.2, 66.1),  # over the left and top edges
     (-37.5, -41.2, 50.5, 45.5),
     (20.5, 15.25, 130.2, 120.7),  # over the right and bottom edges
+    (-25.4, -25.6, 70.6, 70.4),  # 2 px sample pixels: the first one inside starts 0.6 px in
+    (20.5, 15.5, 116.5, 111.5),  # the last one inside ends 0.5 px past the image's right edge
     (-11.0, -9.0, 85.0, 87.0),  # larger than the image on every side
     (10.6, 12.3, 11.9, 13.4),  # a frame under 2 px: the window of pixels is kept at least one wide
 ])
@@ -161,14 +163,14 @@ def test_masked_median_is_the_median_of_the_masked_values():
     np.testing.assert_allclose(masked_median(np.array([[1.0, 3.0]]), np.array([[True, True]])), [2.0])
 
 
-def robust_skin(lab: np.ndarray, region: np.ndarray) -> np.ndarray:
+def robust_skin(lab: np.ndarray, region: np.ndarray, passes: int = 2) -> np.ndarray:
     """The skin filter of the module docstring (step 2), one face at a time with ``np.median``."""
     keep = region.copy()
     lightness = lab[:, 0]
     centre = np.median(lightness[keep])
     spread = max(1.4826 * np.median(np.abs(lightness[keep] - centre)), 2.0)
     keep &= np.abs(lightness - centre) <= 3 * spread
-    for _ in range(2):
+    for _ in range(passes):
         centre = np.median(lab[keep], axis=0)
         distance = np.sqrt(((lab - centre) ** 2).sum(axis=1))
         keep &= distance <= max(2.5 * 1.4826 * np.median(distance[keep]), 6.0)
@@ -185,9 +187,22 @@ def test_robust_skin_filter_agrees_with_a_face_by_face_computation():
     region = rng.random((faces, pixels)) < 0.8
     keep = _robust_skin(lab, region)
     want = np.array([robust_skin(lab[n].astype(np.float64), region[n]) for n in range(faces)])
-    # float32 medians: a pixel within 1e-4 of a limit may fall either side
-    assert (keep != want).sum() <= 2, np.argwhere(keep != want)
+    np.testing.assert_array_equal(keep, want)
     assert want[:, :15].mean() < want[:, 15:].mean() < region.mean()  # the outliers go first
+    # by hand: an even face (no spread: the floors 2 L* and 6 Delta E apply); a pixel exactly
+    # 3 x 2 L* lighter, which is also exactly 6 Delta E away, stays; one 6.5 Delta E away in a* goes
+    even = np.array([[50, 10, 10]] * 150 + [[56, 10, 10]] * 20 + [[50, 16.5, 10]] * 10 + [[50, 30, 10]] * 20,
+                    np.float32)
+    kept = _robust_skin(even[None], np.ones((1, 200), bool))[0]
+    assert kept[:170].all() and not kept[170:].any()
+    # a face with a second cluster of colours, where a third pass of the colour filter would drop two more
+    rng = np.random.default_rng(16)
+    lab = np.array([60.0, 15, 20]) + rng.normal(size=(100, 3)) * rng.uniform(1, 8)
+    lab[:rng.integers(5, 40)] += rng.normal(size=3) * rng.uniform(5, 30)
+    lab, region = lab.astype(np.float32), np.ones(100, bool)
+    twice, thrice = robust_skin(lab.astype(float), region), robust_skin(lab.astype(float), region, passes=3)
+    assert (twice != thrice).sum() == 2
+    np.testing.assert_array_equal(_robust_skin(lab[None], region[None])[0], twice)
 
 
 def region_mask(points: np.ndarray) -> np.ndarray:
@@ -285,3 +300,28 @@ def test_exactly_min_pixels_skin_pixels_are_enough_by_default():
     for result in (skin_tone(*cut), skin_tones([cut])[0]):  # the default min_pixels: 30
         assert result.reason == "" and result.label.startswith("MST"), result
     assert skin_tone(*cut, min_pixels=31).reason == FEW_PIXELS
+
+
+def test_colour_spread_and_confidence_of_a_face_painted_pixel_by_pixel():
+    # A face painted at the analysis resolution: each 10 x 10 block of a 240 px image (the face box)
+    # is one analysis pixel, of lightness 62 +- noise, with a white highlight block.
+    from biaskit.perception.color import lab_to_srgb
+    from biaskit.perception.skin_tone import label_confidence, normalised_lightness
+
+    rng = np.random.default_rng(2)
+    blocks = lab_to_srgb(np.stack([62 + rng.normal(0, 9, (24, 24)), np.full((24, 24), 14.0),
+                                   np.full((24, 24), 19.0)], axis=-1))
+    blocks[3, 12] = 255
+    image = np.repeat(np.repeat(blocks, 10, axis=0), 10, axis=1)
+    result = skin_tone(image, (0, 0, 240, 240), threshold=0.0)
+    lab = srgb_to_lab(blocks).reshape(-1, 3)
+    skin = robust_skin(lab, region_mask(DEFAULT_LANDMARKS))
+    colour = np.median(lab[skin], axis=0)
+    spread = 1.4826 * np.median(np.abs(lab[skin, 0] - colour[0]))
+    assert result.pixels == skin.sum() and 0.2 * spread > 1.0  # over the 1 L* floor: the spread counts
+    np.testing.assert_allclose(result.lab, colour, atol=1e-3)
+    highlight = SRGB_TO_LINEAR[np.sort(luma(image[2::5, 2::5]).ravel())[int(48 * 48 * 0.998)]]
+    lightness = normalised_lightness(colour[0], highlight)
+    _, confidence = label_confidence(np.array([lightness]), np.array([spread]))
+    assert result.lightness == pytest.approx(lightness, abs=1e-3)
+    assert result.confidence == pytest.approx(confidence[0], rel=1e-3) and 0.2 < result.confidence < 0.9
