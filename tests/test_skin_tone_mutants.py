@@ -68,6 +68,8 @@ def expected_patch(image: np.ndarray, frame):
     (20.5, 15.25, 130.2, 120.7),  # over the right and bottom edges
     (-25.4, -25.6, 70.6, 70.4),  # 2 px sample pixels: the first one inside starts 0.6 px in
     (20.5, 15.5, 116.5, 111.5),  # the last one inside ends 0.5 px past the image's right edge
+    (-1.2, 1.0, 66.0, 68.2),  # only the first column of sample pixels outside the image
+    (1.0, -1.2, 68.2, 66.0),  # only the first row
     (-11.0, -9.0, 85.0, 87.0),  # larger than the image on every side
     (10.6, 12.3, 11.9, 13.4),  # a frame under 2 px: the window of pixels is kept at least one wide
 ])
