@@ -53,7 +53,8 @@ TARGETS = {
     "correction": (["biaskit/metrics/correction.py"], METRICS_TESTS),
     # the colour science, painted faces, a real photograph, the demo's faces at three sizes, and the
     # recoloured photograph read through tag_run (none of the slow neural tests)
-    "skin-tone": (["biaskit/perception/skin_tone.py"], ["tests/test_skin_tone.py", "tests/test_skin_tone_promise.py"]),
+    "skin-tone": (["biaskit/perception/skin_tone.py"], ["tests/test_skin_tone.py", "tests/test_skin_tone_promise.py",
+                                                       "tests/test_skin_tone_mutants.py"]),
 }
 # mutmut's exit-code classes (mutmut.__main__.status_by_exit_code) folded into the score's terms
 KILLED = {"killed", "timeout"}
