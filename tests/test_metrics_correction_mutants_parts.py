@@ -228,7 +228,7 @@ def test_point_entropy_pivots_leave_out_only_the_prompts_without_an_estimate(mon
 
 
 def test_double_bootstrap_bias_is_each_prompts_own():
-    """Two kinds of prompt (true shares 0.5 and 0.99): each prompt's mean pivot is its own
+    """Two kinds of prompt (true shares 0.5 and 0.95): each prompt's mean pivot is its own
     ``2 b(p) - E b(p**)``, enumerated exactly over binomial outcomes, not the pooled one."""
     from scipy.stats import binom
 
@@ -244,11 +244,11 @@ def test_double_bootstrap_bias_is_each_prompts_own():
         outer = binom.pmf(xs, n, p * C[0, 0] + (1 - p) * C[1, 0])
         return 2 * bias(p) - outer @ np.array([bias(s) for s in _closed_form_unmix(xs, n, C)])
 
-    shares = np.array([[0.5, 0.5]] * 4 + [[0.99, 0.01]] * 4)
+    shares = np.array([[0.5, 0.5]] * 16 + [[0.95, 0.05]] * 16)
     matrices = np.broadcast_to(C, (b, 2, 2))
-    pivots = point_entropy_pivots(shares, np.full(8, n), matrices, matrices, np.full(2, 10**9),
+    pivots = point_entropy_pivots(shares, np.full(32, n), matrices, matrices, np.full(2, 10**9),
                                   rng=np.random.default_rng(3))
-    first, second = expected(0.5), expected(0.99)
+    first, second = expected(0.5), expected(0.95)
     assert abs(first - second) > 0.05
-    assert pivots[:4].mean() == pytest.approx(first, abs=0.01)
-    assert pivots[4:].mean() == pytest.approx(second, abs=0.01)
+    assert pivots[:16].mean() == pytest.approx(first, abs=0.01)
+    assert pivots[16:].mean() == pytest.approx(second, abs=0.01)
