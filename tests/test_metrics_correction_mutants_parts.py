@@ -252,3 +252,10 @@ def test_double_bootstrap_bias_is_each_prompts_own():
     assert abs(first - second) > 0.05
     assert pivots[:16].mean() == pytest.approx(first, abs=0.01)
     assert pivots[16:].mean() == pytest.approx(second, abs=0.01)
+
+
+def test_finite_mean_leaves_infinities_out_as_it_says():
+    from biaskit.metrics.correction import _finite_mean
+
+    values = np.array([[1.0, np.inf, np.nan, 3.0], [-np.inf, np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(_finite_mean(values, axis=1), [2.0, np.nan])

@@ -552,8 +552,10 @@ def _estimated(shares) -> np.ndarray:
 
 def _finite_mean(values, *, axis) -> np.ndarray:
     """The mean of the finite ``values`` along ``axis``; NaN where none is (no warning)."""
-    counted = np.isfinite(values).sum(axis=axis)
-    return np.where(counted > 0, np.nansum(values, axis=axis) / np.maximum(counted, 1), np.nan)
+    finite = np.isfinite(values)
+    counted = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
 
 
 def bias_aware_interval(point, interval, pivots, *, confidence):
