@@ -20,7 +20,8 @@ from scipy.special import betaln
 from biaskit.metrics import CORRECTED_ENTROPY_COLUMNS, BiasFrame
 from biaskit.metrics.bootstrap import percentile_interval
 from biaskit.metrics.correction import (
-    ONE_CATEGORY_PRIOR, CorrectedAttribute, _hull, _prior_acceptance, posterior_truth,
+    ONE_CATEGORY_PRIOR, CorrectedAttribute, _corrected_overall, _hull, _prior_acceptance,
+    heterogeneity_upper_bound, posterior_truth,
     validation_sources)
 from biaskit.suite import suite_from_dict
 
@@ -118,16 +119,19 @@ def test_hull_of_disjoint_intervals_spans_both(interval, draws, expected):
 # ---------------------------------------------------------------------------- per-kind rows
 COLUMNS = ["model", "prompt_id", "sample", "person", "attribute", "label"]
 SUITE = suite_from_dict({"name": "rows", "prompts": [
-    *({"id": f"p{i}", "text": "a person"} for i in range(4)),
+    *({"id": f"p{i}", "text": "a person"} for i in range(10)),
     {"id": "one", "text": "a person"}, {"id": "nobody", "text": "a person"},
     {"id": "crowd", "text": "a crowd", "kind": "group", "count": 2}]})
-MALES = {"p0": 14, "p1": 10, "p2": 17, "p3": 19}  # of 20 one-person images each
+# Males of 20 one-person images each: model a's near even (its mean entropy's bias extends an
+# interval), model b's mostly male (its HOF's upper bound is the test inversion's)
+MALES = {"a": (10, 11, 9, 12, 10, 13, 8, 11, 10, 19), "b": (14, 10, 17, 19, 14, 10, 17, 19, 18, 19)}
+PROMPTS = [f"p{i}" for i in range(10)]
 
 
 def _observations():
     rows = []
     for model in ("a", "b"):
-        for prompt, males in MALES.items():
+        for prompt, males in zip(PROMPTS, MALES[model]):
             rows += [(model, prompt, s, 0, "gender", "Male" if s < males else "Female") for s in range(20)]
         rows += [(model, "one", 0, 0, "gender", "Male"), (model, "nobody", 0, 0, "gender", "unclear")]
         for s in range(10):  # model b's crowd is all unclear: its group kind has no prompt
@@ -143,7 +147,7 @@ def _confusion(rows, model=None):
     return table.assign(model=model if model else None)
 
 
-OWN_A, POOLED = [[70, 30], [10, 90]], [[90, 10], [20, 80]]
+OWN_A, POOLED = [[70, 30], [10, 90]], [[75, 25], [12, 88]]
 # model b has rows of its own, but for age only: for gender it is corrected with the pooled set
 AGE_OF_B = pd.DataFrame([("age", "20-39", "20-39", 50, "b")], columns=["attribute", "true", "predicted",
                                                                        "count", "model"])
@@ -170,8 +174,8 @@ def test_corrected_overall_rows_are_means_and_counts_by_hand(rows_frame):
     shares = rows_frame.corrected.set_index(["model", "prompt_id", "label"])["share"]
     entropy = rows_frame.corrected_entropy.set_index(["model", "prompt_id"])["entropy"]
     observed = rows_frame.overall.set_index(["model", "attribute", "kind"])
-    images = {**{p: 20 for p in MALES}, "one": 1, "crowd": 10}  # images with a known label
-    kinds = {"individual": [*MALES, "one"], "group": ["crowd"]}
+    images = {**{p: 20 for p in PROMPTS}, "one": 1, "crowd": 10}  # images with a known label
+    kinds = {"individual": [*PROMPTS, "one"], "group": ["crowd"]}
     kinds["ambiguous"] = kinds["individual"] + kinds["group"]
     assert set(overall["kind"]) == set(kinds)
     for model, validation in (("a", OWN_A), ("b", POOLED)):
@@ -214,12 +218,12 @@ def test_unknown_prompts_get_no_interval_and_a_one_person_prompt_gets_one(rows_f
     for table in (rows_frame.corrected_entropy, rows_frame.corrected):
         by_prompt = table.set_index("prompt_id")
         assert by_prompt.loc["nobody", ["ci_low", "ci_high"]].isna().all().all()
-        assert np.isfinite(by_prompt.loc[["one", *MALES], ["ci_low", "ci_high"]].to_numpy(float)).all()
+        assert np.isfinite(by_prompt.loc[["one", *PROMPTS], ["ci_low", "ci_high"]].to_numpy(float)).all()
 
 
 def test_one_draw_still_gives_intervals():
     entropy = _frame(n_boot=1).corrected_entropy.set_index("prompt_id")
-    assert np.isfinite(entropy.loc[list(MALES), ["ci_low", "ci_high"]].to_numpy(float)).all()
+    assert np.isfinite(entropy.loc[PROMPTS, ["ci_low", "ci_high"]].to_numpy(float)).all()
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +233,7 @@ def fit(rows_frame):
 
 def test_pivots_are_float32_and_filled_for_known_prompts_only(fit):
     known = fit.effective.sum(axis=1) > 0
-    assert known.sum() == 2 * 5 + 1  # p0-p3 and one of both models, a's crowd
+    assert known.sum() == 2 * 11 + 1  # p0-p9 and one of both models, a's crowd
     for key, values in fit.pivots.items():
         if key != "path_heterogeneity":  # (g, W): no draw axis, small
             assert values.dtype == np.float32, key  # the (g, [k,] B) arrays halve their memory
@@ -245,3 +249,60 @@ def test_every_pivot_is_seeded(rows_frame, fit):
     again = CorrectedAttribute(rows_frame, "gender", CONFUSION, np.random.default_rng(8))
     for key, values in fit.pivots.items():
         np.testing.assert_array_equal(values, again.pivots[key], err_msg=key)
+
+
+def _basic(value, pivots, alpha):
+    """The basic (pivot) interval ``[v - q_hi, v - q_lo]`` in [0, max(1, v)], holding ``v``."""
+    q_low, q_high = np.quantile(pivots, [alpha / 2, 1 - alpha / 2])
+    return min(max(value - q_high, 0.0), value), max(min(value - q_low, max(1.0, value)), value)
+
+
+def _expected_interval(frame, fit, metric, groups, used):
+    """A kind's corrected interval composed by hand as ``corrected_tables`` documents it: the hull of
+    the mean pivots' basic interval and the mean posterior draws' percentile interval; for the HOF
+    its test-inversion upper bound, for the mean entropy the bias-aware extension; the lower bound
+    0 unless the Monte-Carlo test rejects "every prompt single-category" (p <= 1 - confidence)."""
+    alpha = 1 - frame.confidence
+    name = {"hof": "heterogeneity", "mean_entropy": "entropy"}[metric]
+    value = getattr(fit, name)[groups][used].mean()
+    mean = {key: fit.pivots[key][groups][used].astype(np.float64).mean(axis=0)
+            for key in (name, f"posterior_{name}", "point_entropy")}
+    low, high = _basic(value, mean[name], alpha)
+    credible = np.quantile(mean[f"posterior_{name}"], [alpha / 2, 1 - alpha / 2])
+    low, high = min(low, credible[0]), max(high, credible[1])
+    if metric == "hof":
+        high = max(high, heterogeneity_upper_bound(
+            value, fit.pivots["path_heterogeneity"][groups][used],
+            fit.pivots["path_simulated"][groups][used], confidence=frame.confidence))
+    else:
+        bias_low, bias_high = _basic(value, mean["point_entropy"], alpha)
+        bias = mean["point_entropy"].mean()
+        low, high = (low, max(high, bias_high)) if bias < 0 else (min(low, bias_low), high)
+    observed = fit.single_category[groups][used].sum()
+    null = fit.pivots["single_category"][groups][used].astype(np.float64).sum(axis=0)
+    p = (1 + np.sum(null >= observed - 1e-6 * max(1.0, observed))) / (len(null) + 1)
+    return value, (0.0 if p > alpha else low), high
+
+
+def test_corrected_overall_intervals_are_composed_as_documented(rows_frame, fit):
+    overall = _corrected_overall(rows_frame, "gender", fit).set_index(["model", "kind"])
+    n_prompts = len(rows_frame.prompt_ids)
+    for m, model in enumerate(rows_frame.models):
+        groups = slice(m * n_prompts, (m + 1) * n_prompts)
+        for kind, mask in rows_frame.kind_masks.items():
+            used = (fit.observed.known[groups] > 0) & mask
+            if not used.any():
+                continue
+            for metric in ("hof", "mean_entropy"):
+                row = overall.loc[(model, kind)]
+                expected = _expected_interval(rows_frame, fit, metric, groups, used)
+                got = (row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+                assert got == pytest.approx(expected, rel=1e-5, abs=1e-6), (model, kind, metric)
+
+
+def test_a_p_value_of_exactly_one_minus_confidence_rejects_single_category():
+    # 3 draws: p = (1 + 0) / 4 = 0.25 = 1 - 0.75 when no simulated statistic reaches the observed
+    # one (ten near-even prompts); a test at level 0.25 rejects at p <= 0.25, so the bound stays
+    frame = _frame(n_boot=3, confidence=0.75)
+    row = frame.corrected_overall.set_index(["model", "kind"]).loc[("a", "individual")]
+    assert row["hof_ci_low"] > 0 and row["mean_entropy_ci_low"] > 0
