@@ -306,3 +306,23 @@ def test_a_p_value_of_exactly_one_minus_confidence_rejects_single_category():
     frame = _frame(n_boot=3, confidence=0.75)
     row = frame.corrected_overall.set_index(["model", "kind"]).loc[("a", "individual")]
     assert row["hof_ci_low"] > 0 and row["mean_entropy_ci_low"] > 0
+
+
+def test_per_prompt_intervals_are_the_hull_of_the_pivot_and_credible_intervals(rows_frame):
+    # the same draws as corrected_tables (its generator, gender its only attribute)
+    fit = CorrectedAttribute(rows_frame, "gender", CONFUSION, np.random.default_rng([rows_frame.seed, 1]))
+    alpha = 1 - rows_frame.confidence
+    shares = rows_frame.corrected.set_index(["model", "prompt_id", "label"])
+    entropy = rows_frame.corrected_entropy.set_index(["model", "prompt_id"])
+    for g, (model, prompt) in enumerate(zip(entropy.index.get_level_values(0), entropy.index.get_level_values(1))):
+        if not fit.observed.known[g]:
+            continue
+        for point, pivots, posterior, row in (
+                *((fit.shares[g, c], fit.pivots["shares"][g, c], fit.pivots["posterior_shares"][g, c],
+                   shares.loc[(model, prompt, label)]) for c, label in enumerate(("Male", "Female"))),
+                (fit.entropy[g], fit.pivots["entropy"][g], fit.pivots["posterior_entropy"][g],
+                 entropy.loc[(model, prompt)])):
+            low, high = _basic(point, pivots.astype(np.float64), alpha)
+            credible = np.quantile(posterior.astype(np.float64), [alpha / 2, 1 - alpha / 2])
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+                (min(low, credible[0]), max(high, credible[1])), abs=1e-6), (model, prompt)
