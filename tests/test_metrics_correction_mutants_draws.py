@@ -21,7 +21,8 @@ from biaskit.metrics import CORRECTED_ENTROPY_COLUMNS, BiasFrame
 from biaskit.metrics.bootstrap import percentile_interval
 from biaskit.metrics.correction import (
     ONE_CATEGORY_PRIOR, CorrectedAttribute, _corrected_overall, _hull, _prior_acceptance,
-    heterogeneity_upper_bound, posterior_truth,
+    heterogeneity_upper_bound, point_entropy_pivots, posterior_matrices, posterior_truth,
+    redrawn_counts, row_stochastic,
     validation_sources)
 from biaskit.suite import suite_from_dict
 
@@ -326,3 +327,16 @@ def test_per_prompt_intervals_are_the_hull_of_the_pivot_and_credible_intervals(r
             credible = np.quantile(posterior.astype(np.float64), [alpha / 2, 1 - alpha / 2])
             assert (row["ci_low"], row["ci_high"]) == pytest.approx(
                 (min(low, credible[0]), max(high, credible[1])), abs=1e-6), (model, prompt)
+
+
+def test_bias_pivots_redraw_each_validation_row_with_its_own_size(rows_frame, fit):
+    # Replay model a's draws (its own validation set, the first source): the double bootstrap's
+    # validation sets have the rows' sizes (70 + 30 Male, 10 + 90 Female), not the set's.
+    counts = np.array(OWN_A, dtype=np.float64)
+    rng = np.random.default_rng(8)
+    matrices = posterior_matrices(counts, n_draws=rows_frame.n_boot, rng=rng)
+    refitted = row_stochastic(redrawn_counts(counts, matrices, rng=rng))
+    rows = np.flatnonzero((fit.effective.sum(axis=1) > 0) & (fit.source == 0))
+    expected = point_entropy_pivots(fit.shares[rows], fit.effective[rows].sum(axis=1), matrices, refitted,
+                                    np.array([100, 100]), rng=np.random.default_rng([rows_frame.seed, 2, 0]))
+    np.testing.assert_allclose(fit.pivots["point_entropy"][rows], expected, rtol=1e-5, atol=1e-6)
