@@ -17,13 +17,11 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import betaln
 
-from biaskit.metrics import CORRECTED_ENTROPY_COLUMNS, BiasFrame
-from biaskit.metrics.bootstrap import percentile_interval
+from biaskit.metrics import BiasFrame
 from biaskit.metrics.correction import (
     ONE_CATEGORY_PRIOR, CorrectedAttribute, _corrected_overall, _hull, _prior_acceptance,
     heterogeneity_upper_bound, point_entropy_pivots, posterior_matrices, posterior_truth,
-    redrawn_counts, row_stochastic,
-    validation_sources)
+    redrawn_counts, row_stochastic, validation_sources)
 from biaskit.suite import suite_from_dict
 
 A = 0.5  # the Dirichlet prior's pseudo-count 1 / K for two categories
@@ -187,7 +185,8 @@ def test_corrected_overall_rows_are_means_and_counts_by_hand(rows_frame):
             assert row["n_prompts"] == len(known)
             assert row["n_validation"] == np.sum(validation)
             assert row["validation_accuracy"] == pytest.approx(np.trace(validation) / np.sum(validation))
-            assert row["observed_hof"] == pytest.approx(observed.loc[(model, "gender", kind), "hof"], nan_ok=True)
+            assert row["observed_hof"] == pytest.approx(
+                observed.loc[(model, "gender", kind), "hof"], nan_ok=True)
             assert row["observed_mean_entropy"] == pytest.approx(
                 observed.loc[(model, "gender", kind), "mean_entropy"], nan_ok=True)
             if not known:
@@ -315,7 +314,7 @@ def test_per_prompt_intervals_are_the_hull_of_the_pivot_and_credible_intervals(r
     alpha = 1 - rows_frame.confidence
     shares = rows_frame.corrected.set_index(["model", "prompt_id", "label"])
     entropy = rows_frame.corrected_entropy.set_index(["model", "prompt_id"])
-    for g, (model, prompt) in enumerate(zip(entropy.index.get_level_values(0), entropy.index.get_level_values(1))):
+    for g, (model, prompt) in enumerate(entropy.index):
         if not fit.observed.known[g]:
             continue
         for point, pivots, posterior, row in (
