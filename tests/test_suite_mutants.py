@@ -93,3 +93,21 @@ def test_to_frame_counts_are_nullable_integers_even_when_all_unstated():
     frame = suite.to_frame()
     assert frame["count"].dtype == "Int64" and frame["expected_people"].dtype == "Int64"
     assert frame["count"].isna().all() and frame["expected_people"].isna().all()
+
+
+@pytest.mark.parametrize("column, shown", [
+    (pd.Series(np.array([1, 2**63], dtype="uint64"), name="sample"), "9223372036854775808"),  # int64 wraps it
+    (pd.Series([1, str(2**63)], name="sample"), "'9223372036854775808'"),
+])
+def test_whole_numbers_refuses_an_index_int64_cannot_hold_naming_the_row(column, shown):
+    with pytest.raises(ValueError) as err:
+        whole_numbers(column, name="images.parquet")
+    assert str(err.value) == ("images.parquet: row 2: sample " + shown + " is larger than "
+                              "9223372036854775807, the largest index a table stores")
+
+
+def test_whole_numbers_reads_small_unsigned_and_refuses_boolean_columns():
+    out = whole_numbers(pd.Series(np.array([0, 3], dtype="uint8"), name="person"), name="faces.parquet")
+    assert out.dtype == np.dtype("int64") and out.tolist() == [0, 3]
+    with pytest.raises(ValueError, match=r"faces.parquet: row 1: person True is not a whole number"):
+        whole_numbers(pd.Series([True, False], name="person"), name="faces.parquet")
