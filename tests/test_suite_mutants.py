@@ -111,3 +111,8 @@ def test_whole_numbers_reads_small_unsigned_and_refuses_boolean_columns():
     assert out.dtype == np.dtype("int64") and out.tolist() == [0, 3]
     with pytest.raises(ValueError, match=r"faces.parquet: row 1: person True is not a whole number"):
         whole_numbers(pd.Series([True, False], name="person"), name="faces.parquet")
+
+
+def test_whole_numbers_keeps_the_largest_int64_index():
+    out = whole_numbers(pd.Series(np.array([2**63 - 1], dtype="uint64"), name="sample"), name="images.parquet")
+    assert out.dtype == np.dtype("int64") and out.tolist() == [2**63 - 1]
