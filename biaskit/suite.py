@@ -43,6 +43,9 @@ _SUITE_FIELDS = {"name", "samples", "description", "prompts"}
 WHERE_PROMPT = "{path}: prompt {pid!r}: field {field!r}: {problem}"
 WHERE_SUITE = "{path}: field {field!r}: {problem}"
 BAD_INDEX = "{where}: {column} {value!r} is not a whole number{sign}"
+TOO_LARGE = "{where}: {column} {value!r} is larger than {limit}, the largest index a table stores"
+#: The largest value of an int64 column (sample and person indices are stored as int64).
+INT64_MAX = 2**63 - 1
 
 
 class SuiteError(ValueError):
@@ -197,13 +200,20 @@ def whole_numbers(column: pd.Series, *, name: str) -> pd.Series:
 
     Rows are named 1-based (row 1 is the first data row) as in the other table checks.
     """
-    if (pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column)
-            and column.notna().all() and (column >= 0).all()):
+    # Signed only: int64 would wrap an unsigned 2**63 round to a negative index.
+    if pd.api.types.is_signed_integer_dtype(column) and column.notna().all() and (column >= 0).all():
         return column.astype("int64")  # the common case, without a Python loop
     values = column.to_numpy(dtype=object)
-    checked = [whole_number(v, where=f"{name}: row {i + 1}", column=str(column.name))
+    checked = [_stored_index(v, where=f"{name}: row {i + 1}", column=str(column.name))
                for i, v in enumerate(values)]
     return pd.Series(checked, index=column.index, name=column.name, dtype="int64")
+
+
+def _stored_index(value: object, *, where: str, column: str) -> int:
+    number = whole_number(value, where=where, column=column)
+    if number > INT64_MAX:
+        raise ValueError(TOO_LARGE.format(where=where, column=column, value=value, limit=INT64_MAX))
+    return number
 
 
 def _is_positive_int(value: object) -> bool:
