@@ -398,8 +398,8 @@ class CorrectedAttribute:
                "single_category": np.zeros((g, b), dtype=np.float32),
                "point_entropy": np.full((g, b), np.nan, dtype=np.float32),
                "path_heterogeneity": np.full((g, len(PATH_WEIGHTS)), np.nan),
-               "path_simulated": np.full((g, len(PATH_WEIGHTS), min(b, PATH_DRAWS)), np.nan,
-                                         dtype=np.float32)}
+               # float64: an estimate equal to the point is a tie, which float32 rounding would break
+               "path_simulated": np.full((g, len(PATH_WEIGHTS), min(b, PATH_DRAWS)), np.nan)}
         known = (self.effective.sum(axis=1) > 0) & (b > 0)  # no draws (n_boot=0): no intervals
         for s, counts in enumerate(self.sources):
             self._source_pivots(out, counts, np.flatnonzero(known & (self.source == s)), b, rng)
