@@ -395,11 +395,11 @@ def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:
             "path": None, "sha256": None, "width": None, "height": None}
 
 
-def _unicode(text: str | None) -> str | None:
+def _unicode(text: Any) -> Any:
     """``text`` with each lone surrogate (an API's stray ``\\ud800``, a file name's undecodable
     byte in an exception) replaced by ``?``: the journal and the table hold UTF-8 only, and
     a row that cannot be written would end the run and lose its image."""
-    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+    return text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else text
 
 
 def _clean_row(row: dict[str, Any], *, where: str) -> dict[str, Any]:
