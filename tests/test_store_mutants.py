@@ -1,7 +1,7 @@
-"""The store's promises that mutation testing found untested (issue 15), on real files and processes:
-the bytes read back are checked (hash and size), bad stored rows are named exactly, a failed write
-names its file and keeps its errno, the lock's refusal message, a flush while an image is still
-being written keeps its row, and the journal is UTF-8 whatever the locale.
+"""The store's promises that mutation testing found untested (issue 15), on real files: the bytes
+read back are checked (hash and size), bad stored rows are named exactly, a failed write names its
+file and keeps its errno, the lock's refusal message, a flush while an image is still being written
+keeps its row, and the journal is UTF-8 whatever the platform's default encoding.
 """
 
 from __future__ import annotations
