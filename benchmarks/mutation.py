@@ -42,7 +42,8 @@ METRICS_TESTS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").
     "tests/test_entropy_contract.py"]
 #: target -> (modules to mutate, the fast tests that decide them)
 TARGETS = {
-    "store": (["biaskit/store.py"], ["tests/test_store_contract.py", "tests/test_store.py"]),
+    "store": (["biaskit/store.py"], ["tests/test_store_contract.py", "tests/test_store.py",
+                                    "tests/test_store_mutants.py"]),
     "suite": (["biaskit/suite.py"], ["tests/test_suite.py", "tests/test_suite_errors.py",
                                    "tests/test_suite_mutants.py"]),
     "secrets": (["biaskit/generate/base.py"],

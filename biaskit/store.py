@@ -207,7 +207,7 @@ class ImageStore:
                 path = next((r["path"] for r in self._rows.values() if r["sha256"] == sha), None)
         else:
             sha, path = row_or_sha.get("sha256"), row_or_sha.get("path")
-        if not path:
+        if not isinstance(path, str) or not path:  # None, or NaN from a table row (pandas >= 3)
             raise KeyError(NOT_IN_STORE.format(key=sha, path=self.root))
         return resolve_inside(self.root / IMAGES_DIR, path, root=self.root)
 
@@ -231,8 +231,8 @@ class ImageStore:
         row = {
             "model": model, "prompt_id": request.prompt_id, "sample": int(request.sample),
             "seed": int(request.seed if result.seed is None else result.seed),
-            "status": result.status, "error": redact(result.message),
-            "revised_prompt": redact(result.revised_prompt),
+            "status": result.status, "error": _unicode(redact(result.message)),
+            "revised_prompt": _unicode(redact(result.revised_prompt)),
             "path": None, "sha256": None, "width": None, "height": None,
             "prompt_text": request.text, "model_spec": redact(spec),
         }
@@ -391,8 +391,15 @@ def remove_empty_run(run_dir: str | Path) -> None:
 
 
 def _as_error(row: dict[str, Any], message: str) -> dict[str, Any]:
-    return {**row, "status": STATUS_ERROR, "error": redact(message),
+    return {**row, "status": STATUS_ERROR, "error": _unicode(redact(message)),
             "path": None, "sha256": None, "width": None, "height": None}
+
+
+def _unicode(text: Any) -> Any:
+    """``text`` with each lone surrogate (an API's stray ``\\ud800``, a file name's undecodable
+    byte in an exception) replaced by ``?``: the journal and the table hold UTF-8 only, and
+    a row that cannot be written would end the run and lose its image."""
+    return text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else text
 
 
 def _clean_row(row: dict[str, Any], *, where: str) -> dict[str, Any]:

@@ -231,3 +231,22 @@ def test_run_json_is_sorted_indented_json(tmp_path):
     write_json_atomic(tmp_path / "run.json", data)
     assert (tmp_path / "run.json").read_text(encoding="utf-8") == json.dumps(
         data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def test_a_lone_surrogate_from_a_generator_neither_ends_the_run_nor_loses_the_image(tmp_path):
+    # e.g. an API's revised prompt with a stray "\ud800", an exception naming an undecodable file
+    data = jpeg()
+    with ImageStore(tmp_path, create=True) as store:
+        ok = store.record("m", request(0), Result.ok(data=data, revised_prompt="a doctor \ud800"))
+        failed = store.record("m", request(1), Result.error("cannot read caf\udce9.png"))
+    assert (tmp_path / ok["path"]).read_bytes() == data
+    table = ImageStore(tmp_path).images()
+    assert table["revised_prompt"].tolist()[0] == "a doctor ?" and table["error"].tolist()[1] == "cannot read caf?.png"
+    assert table["status"].tolist() == ["ok", "error"] and failed["error"] == "cannot read caf?.png"
+
+
+def test_path_of_a_refused_row_of_the_images_table_is_a_key_error(store):
+    store.record("m", request(0), Result.refused("no"))
+    row = store.images().iloc[0]  # its path is missing (NaN with pandas >= 3, None before)
+    with pytest.raises(KeyError, match="no stored image"):
+        store.path_of(row)
