@@ -283,7 +283,8 @@ def _constant(value):
 
 
 def _edits(node, text: _Text):
-    """(start, end, new text, the intended tree edit) of each mutant of one node."""
+    """(start, end, candidate new texts, the intended tree edit) of each mutant of one node: the
+    first candidate that parses to the intended tree is the mutant."""
     if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in SWAPS:
         new = SWAPS[type(node.op)]
         left, right = (node.left, node.right) if isinstance(node, ast.BinOp) else (node.target, node.value)
@@ -292,30 +293,31 @@ def _edits(node, text: _Text):
         edit = lambda n, new=new: (setattr(n, "op", new()), n)[1]  # noqa: E731
         if isinstance(node, ast.BinOp) and (type(node.op), new) in REGROUPED:
             first, last = text.span(node)
-            yield first, last, "(" + text.source[first:start] + SYMBOLS[new] + text.source[end:last] + ")", edit
+            left, right = text.source[first:start].strip(), text.source[end:last].strip()
+            yield first, last, [f"({left} {SYMBOLS[new]} {right})", f"(({left}) {SYMBOLS[new]} ({right}))"], edit
         else:
-            yield start, end, SYMBOLS[new] + suffix, edit
+            yield start, end, [SYMBOLS[new] + suffix], edit
     elif isinstance(node, ast.Compare):
         for i, op in enumerate(node.ops):
             if type(op) in SWAPS:
                 left = node.left if i == 0 else node.comparators[i - 1]
                 start, end = text.token(left, node.comparators[i], SYMBOLS[type(op)])
                 new = SWAPS[type(op)]
-                yield start, end, SYMBOLS[new], lambda n, i=i, new=new: (n.ops.__setitem__(i, new()), n)[1]
+                yield start, end, [SYMBOLS[new]], lambda n, i=i, new=new: (n.ops.__setitem__(i, new()), n)[1]
     elif isinstance(node, ast.BoolOp):
         start, end = text.token(node.values[0], node.values[1], SYMBOLS[type(node.op)])
         if len(node.values) == 2:
             new = SWAPS[type(node.op)]
-            yield start, end, SYMBOLS[new], lambda n, new=new: (setattr(n, "op", new()), n)[1]
+            yield start, end, [SYMBOLS[new]], lambda n, new=new: (setattr(n, "op", new()), n)[1]
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
-        yield text.span(node)[0], text.span(node.operand)[0], "", lambda n: n.operand
+        yield text.span(node)[0], text.span(node.operand)[0], [""], lambda n: n.operand
     elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
         new = _constant(node.value)
         if new is not None:
             start, end = text.span(node)
             old = text.source[start:end]
             literal = f"0x{new:X}" if old.lower().startswith("0x") else repr(new)
-            yield start, end, literal, lambda n, new=new: (setattr(n, "value", new), n)[1]
+            yield start, end, [literal], lambda n, new=new: (setattr(n, "value", new), n)[1]
 
 
 def _skipped(tree) -> set[int]:
@@ -345,11 +347,12 @@ def source_mutants(source: str, *, prefix: str = "m") -> list[Mutant]:
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
-        for start, end, new, edit in _edits(node, text):
-            intended = _Replace(_key(node), edit).visit(ast.parse(source))
-            mutated = source[:start] + new + source[end:]
-            if ast.dump(ast.parse(mutated)) != ast.dump(intended):
-                raise ValueError(f"line {node.lineno}: the edit {source[start:end]!r} -> {new!r} is not the intended one")
+        for start, end, candidates, edit in _edits(node, text):
+            intended = ast.dump(_Replace(_key(node), edit).visit(ast.parse(source)))
+            new = next((c for c in candidates if ast.dump(ast.parse(source[:start] + c + source[end:])) == intended),
+                       None)
+            if new is None:
+                raise ValueError(f"line {node.lineno}: no edit of {source[start:end]!r} gives the intended tree")
             found.append((start, end, new))
     found.sort()
     return [Mutant(name=f"{prefix}-{i:03d}", line=source.count("\n", 0, start) + 1, start=start, end=end,
