@@ -17,6 +17,14 @@ repository (``build/mutation/TARGET``), so the working tree is never touched:
 
 and prints one line per module (killed, survived, score) and the changed lines of every
 surviving mutant (``--show``: whole diffs), and appends to ``build/mutation/scores.csv``.
+
+mutmut leaves decorated functions alone, so the numba kernels (``biaskit/metrics/kernels.py``,
+target ``kernels``) are mutated by a small engine of this script instead: one mutant per AST node
+and classic operator (comparisons at their boundary or negated, arithmetic, shift and bit
+swaps, ``and``/``or``, ``not``/unary minus dropped, numbers ``0 <-> 1`` else ``c + 1``), written as
+a change of the module's text at the node's position, each run with ``pytest -x`` in a scratch
+copy with an empty numba cache of its own; timeouts and crashes count as killed.  Its record
+(``build/mutation/kernels/mutants.json``) lets a stopped run resume (``--limit N`` runs N more).
 """
 
 from __future__ import annotations
