@@ -86,6 +86,52 @@ def test_binomial_at_the_edges_of_its_two_inversions(n, p):
     assert _binomial_fit(n, p, draws) > 1e-3
 
 
+def _unshift(value, shift):
+    """The inverse of ``value ^ (value >> shift)`` on 64 bits."""
+    out = value
+    for _ in range(64 // shift + 1):
+        out = value ^ (out >> shift)
+    return out
+
+
+def state_for(u):
+    """A SplitMix64 state whose next uniform is ``u`` (to 2**-53): the output mix is a bijection."""
+    z = int(u * 2.0**53) << 11
+    z = _unshift(z, 31) * pow(0x94D049BB133111EB, -1, 1 << 64) & MASK
+    z = _unshift(z, 27) * pow(0xBF58476D1CE4E5B9, -1, 1 << 64) & MASK
+    return np.array([(_unshift(z, 30) - 0x9E3779B97F4A7C15) & MASK], dtype=np.uint64)
+
+
+def documented_order(n, p):
+    """The order in which ``_binomial`` inverts Binomial(n, p), as its docstring states it: with
+    q = min(p, 1 - p) (n - x drawn for p > 1/2), from 0 up where n q < 15, else from the mode
+    int((n + 1) q) outwards, +1 before -1."""
+    q = 1 - p if p > 0.5 else p
+    if n * q < 15:
+        order = list(range(n + 1))
+    else:
+        mode = int((n + 1) * q)
+        order = [mode] + [x for step in range(1, n + 1) for x in (mode + step, mode - step) if 0 <= x <= n]
+    return [n - x if p > 0.5 else x for x in order]
+
+
+@pytest.mark.parametrize("n, p", [(2, 0.3), (29, 0.5), (30, 0.5), (31, 0.5), (40, 0.97), (60, 0.75),
+                                  (1500, 0.01)])
+def test_binomial_inverts_every_value_in_the_documented_order(n, p):
+    # The uniform in the middle of each value's slot draws that value: every value of the support
+    # is reachable, the far tails too (the mode path of Binomial(1500, 0.01) meets 0 after 15
+    # steps and still has P(X > 30) ~ 1e-4 above), and the slots have their binomial widths.
+    assert [int(kernels._next(state_for(u))) >> 11 for u in (0.0, 0.3, 1 - 2**-53)] == [0, int(0.3 * 2**53),
+                                                                                           2**53 - 1]
+    log_factorial = gammaln(np.arange(n + 1) + 1.0)
+    order = documented_order(n, p)
+    mass = stats.binom.pmf(order, n, p)
+    middles = np.cumsum(mass) - mass / 2
+    reachable = mass > 1e-12  # wider than the rounding of the running sums
+    drawn = [kernels._binomial(n, p, state_for(u), log_factorial) for u in middles[reachable]]
+    assert drawn == np.array(order)[reachable].tolist()
+
+
 def test_degenerate_binomials():
     state = np.empty(1, dtype=np.uint64)
     kernels._seed(state, 1, 1)
