@@ -499,7 +499,7 @@ def run_engine(target: str, record: dict, *, jobs: int, limit: int | None = None
         list(pool.map(one, chosen))
 
 
-def engine_rows(target: str, *, recheck: list[str] | None, jobs: int) -> list[dict]:
+def engine_rows(target: str, *, recheck: list[str] | None, jobs: int, only: list[str] | None = None) -> list[dict]:
     """The score row of an engine target's record, its survivors printed with their changed lines."""
     record = load_engine_results(target)
     if not record:
@@ -521,7 +521,8 @@ def engine_rows(target: str, *, recheck: list[str] | None, jobs: int) -> list[di
         if record["source"] != _source_hash([module]):
             raise SystemExit(f"{module} changed since the run: run {target} again")
         copy_workers(target, jobs=jobs)  # the tests as they are now
-        run_engine(target, record, jobs=jobs, names=[m["name"] for m in survived], tests=recheck or None)
+        names = [m["name"] for m in survived if only is None or m["name"] in only]
+        run_engine(target, record, jobs=jobs, names=names, tests=recheck or None)
         now = [m for m in survived if m.get("recheck") in ENGINE_KILLED]
         print(f"{module}: {len(now)} of {len(survived)} survivors killed by the tests now")
         survived = [m for m in survived if m not in now]
@@ -549,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, metavar="N",
                         help=f"{', '.join(ENGINE_TARGETS)}: run only the next N pending mutants (a later run "
                              "resumes while the module and its tests are unchanged)")
+    parser.add_argument("--mutants", nargs="+", metavar="NAME",
+                        help=f"{', '.join(ENGINE_TARGETS)}, with --recheck: only these survivors")
     args = parser.parse_args(argv)
     names = [*TARGETS, *ENGINE_TARGETS]
     unknown = sorted(set(args.targets) - set(names))
@@ -565,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         if target in ENGINE_TARGETS:
             if not args.results:
                 run_engine(target, prepare_engine(target, jobs=args.jobs), jobs=args.jobs, limit=args.limit)
-            rows += engine_rows(target, recheck=args.recheck if args.results else None, jobs=args.jobs)
+            rows += engine_rows(target, recheck=args.recheck if args.results else None, jobs=args.jobs,
+                                only=args.mutants)
         else:
             rows += mutmut_rows(target, args)
     if args.results:

@@ -141,10 +141,12 @@ def test_degenerate_binomials():
     assert kernels._binomial(10, 1.0, state, log_factorial) == 10
 
 
-@pytest.mark.parametrize("n", [1, 2, 21, 63, 64, 65, 101])
-def test_redraw_places_every_person_once(n):
-    # Odd and even N person by person (two persons per 64 bits), and the binomial chain.
-    gammas = np.array([3.0, 1.0, 0.5, 0.5])
+@pytest.mark.parametrize("n, gammas", [(n, [3.0, 1.0, 0.5, 0.5]) for n in (1, 2, 21, 63, 64, 65, 101)]
+                         + [(65, [60.0, 1.0, 1.0, 1.0])])
+def test_redraw_places_every_person_once(n, gammas):
+    # Odd and even N person by person (two persons per 64 bits), and the binomial chain, where a
+    # dominant first category often leaves a single person for the last ones.
+    gammas = np.array(gammas)
     state, counts = np.empty(1, dtype=np.uint64), np.empty(4, dtype=np.int64)
     kernels._seed(state, n, 0)
     total = np.zeros(4)
