@@ -235,7 +235,9 @@ def test_pivots_are_float32_and_filled_for_known_prompts_only(fit):
     known = fit.effective.sum(axis=1) > 0
     assert known.sum() == 2 * 11 + 1  # p0-p9 and one of both models, a's crowd
     for key, values in fit.pivots.items():
-        if key != "path_heterogeneity":  # (g, W): no draw axis, small
+        # (g, W): no draw axis, small; the path's simulated estimates stay float64 (an estimate
+        # equal to the point is a tie, which float32 rounding breaks)
+        if key not in ("path_heterogeneity", "path_simulated"):
             assert values.dtype == np.float32, key  # the (g, [k,] B) arrays halve their memory
         assert np.isfinite(values[known]).all(), key
         if key != "single_category":
