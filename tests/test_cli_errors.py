@@ -116,7 +116,10 @@ def test_ctrl_c_exits_130_in_one_line_and_keeps_stored_images(tmp_path):
         [sys.executable, "-m", "biaskit", "generate", str(suite), "--model",
          "slow=python:pipeline_support:slow", "--samples", "6", "--concurrency", "2",
          "--out", str(tmp_path / "run"), "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a suite started in the background (`pytest &`, nohup) ignores SIGINT, and so would the
+        # child, which then never sees Ctrl-C: give it the default disposition, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = tmp_path / "run" / "images.journal.jsonl"
     deadline = time.monotonic() + 60
     while not (journal.exists() and journal.stat().st_size) and time.monotonic() < deadline:
