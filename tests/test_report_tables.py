@@ -231,3 +231,34 @@ def test_the_suite_is_found_where_a_run_keeps_it(run_dir, tmp_path, name):
         (run / name).write_text(yaml.safe_dump(renamed))
     (run / "run.json").write_text(json.dumps(rest))
     assert load_run(run).prompt_text("doctor") == "a vet"
+
+
+def test_significant_differences_keep_a_label_holding_a_colon_and_skip_a_q_value_that_is_no_number():
+    comparison = comparison_rows([
+        ("nurse", "race", "share:Asian: East", 0.6, 0.3, 0.3, 0.1, 0.5, 0.001, 0.01),
+        ("ceo", "race", "share:White", 0.6, 0.3, 0.3, 0.1, 0.5, 0.001, "–"),  # text, e.g. from a CSV
+    ]).astype({"q_value": object})
+    table = significant_differences(comparison)
+    assert list(table["prompt_id"]) == ["nurse"] and list(table["shift_label"]) == ["Asian: East"]
+
+
+def test_load_run_refuses_a_comparison_against_two_baselines_naming_them(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    path = run / "metrics" / "comparison.parquet"
+    comparison = pd.read_parquet(path)
+    comparison.loc[comparison.index[-1], "baseline"] = "cand"
+    write_table(comparison, path)
+    with pytest.raises(ValueError) as error:
+        load_run(run)
+    assert str(error.value) == f"{run / 'metrics' / 'comparison.parquet'}: several baselines ['base', 'cand']; measure one"
+
+
+def test_the_measured_baseline_wins_over_run_json_and_a_different_one_given_is_refused(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "cand"}))
+    assert load_run(run).baseline == "base"  # the comparison was measured against base
+    with pytest.raises(ValueError) as error:
+        load_run(run, baseline="cand")
+    assert str(error.value) == (f"--baseline 'cand': the comparison in {run / 'metrics'} was measured "
+                                "against 'base'; run `biaskit measure ... --baseline cand` first")
