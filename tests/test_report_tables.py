@@ -262,3 +262,9 @@ def test_the_measured_baseline_wins_over_run_json_and_a_different_one_given_is_r
         load_run(run, baseline="cand")
     assert str(error.value) == (f"--baseline 'cand': the comparison in {run / 'metrics'} was measured "
                                 "against 'base'; run `biaskit measure ... --baseline cand` first")
+
+
+def test_models_come_from_the_images_when_the_summary_names_none(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    write_table(pd.DataFrame({"prompt_id": pd.Series(dtype=str)}), run / "metrics" / "summary.parquet")
+    assert load_run(run).models == ["base", "cand"]  # the summary has no model column at all
