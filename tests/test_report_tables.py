@@ -268,3 +268,33 @@ def test_models_come_from_the_images_when_the_summary_names_none(run_dir, tmp_pa
     run = copy(run_dir, tmp_path)
     write_table(pd.DataFrame({"prompt_id": pd.Series(dtype=str)}), run / "metrics" / "summary.parquet")
     assert load_run(run).models == ["base", "cand"]  # the summary has no model column at all
+
+
+def test_a_recorded_baseline_that_is_no_model_is_named_and_a_known_one_comes_first(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    (run / "metrics" / "comparison.parquet").unlink()
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "dalle"}))
+    with pytest.raises(ValueError) as error:
+        load_run(run)
+    assert str(error.value) == f"{run}: baseline 'dalle' is not a model of this run; models: ['base', 'cand']"
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "cand"}))
+    assert load_run(run).models == ["cand", "base"]
+
+
+def test_a_confusion_table_without_its_columns_is_named_by_its_file_or_as_a_table(run_dir, tmp_path):
+    missing = r"missing column\(s\) \['true', 'predicted', 'count'\]"
+    with pytest.raises(ValueError, match=rf"^confusion table: {missing}"):
+        load_run(run_dir, confusion=pd.DataFrame({"attribute": ["gender"]}))
+    path = tmp_path / "bad.parquet"
+    write_table(pd.DataFrame({"attribute": ["gender"]}), path)
+    with pytest.raises(ValueError, match=rf"bad\.parquet: {missing}"):
+        load_run(run_dir, confusion=path)
+
+
+def test_the_corrected_headline_is_read_when_measured(run_dir, tmp_path):
+    assert load_run(run_dir).corrected_overall.empty
+    run = copy(run_dir, tmp_path)
+    corrected = pd.DataFrame({"model": ["base"], "attribute": ["gender"], "kind": ["individual"], "hof": [0.25]})
+    write_table(corrected, run / "metrics" / "corrected_overall.parquet")
+    assert load_run(run).corrected_overall["hof"].tolist() == [0.25]
