@@ -250,7 +250,8 @@ def test_load_run_refuses_a_comparison_against_two_baselines_naming_them(run_dir
     write_table(comparison, path)
     with pytest.raises(ValueError) as error:
         load_run(run)
-    assert str(error.value) == f"{run / 'metrics' / 'comparison.parquet'}: several baselines ['base', 'cand']; measure one"
+    assert str(error.value) == (f"{run / 'metrics' / 'comparison.parquet'}: several baselines "
+                                "['base', 'cand']; measure one")
 
 
 def test_the_measured_baseline_wins_over_run_json_and_a_different_one_given_is_refused(run_dir, tmp_path):
