@@ -231,3 +231,71 @@ def test_the_suite_is_found_where_a_run_keeps_it(run_dir, tmp_path, name):
         (run / name).write_text(yaml.safe_dump(renamed))
     (run / "run.json").write_text(json.dumps(rest))
     assert load_run(run).prompt_text("doctor") == "a vet"
+
+
+def test_significant_differences_keep_a_label_holding_a_colon_and_skip_a_q_value_that_is_no_number():
+    comparison = comparison_rows([
+        ("nurse", "race", "share:Asian: East", 0.6, 0.3, 0.3, 0.1, 0.5, 0.001, 0.01),
+        ("ceo", "race", "share:White", 0.6, 0.3, 0.3, 0.1, 0.5, 0.001, "–"),  # text, e.g. from a CSV
+    ]).astype({"q_value": object})
+    table = significant_differences(comparison)
+    assert list(table["prompt_id"]) == ["nurse"] and list(table["shift_label"]) == ["Asian: East"]
+
+
+def test_load_run_refuses_a_comparison_against_two_baselines_naming_them(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    path = run / "metrics" / "comparison.parquet"
+    comparison = pd.read_parquet(path)
+    comparison.loc[comparison.index[-1], "baseline"] = "cand"
+    write_table(comparison, path)
+    with pytest.raises(ValueError) as error:
+        load_run(run)
+    assert str(error.value) == (f"{run / 'metrics' / 'comparison.parquet'}: several baselines "
+                                "['base', 'cand']; measure one")
+
+
+def test_the_measured_baseline_wins_over_run_json_and_a_different_one_given_is_refused(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "cand"}))
+    assert load_run(run).baseline == "base"  # the comparison was measured against base
+    with pytest.raises(ValueError) as error:
+        load_run(run, baseline="cand")
+    assert str(error.value) == (f"--baseline 'cand': the comparison in {run / 'metrics'} was measured "
+                                "against 'base'; run `biaskit measure ... --baseline cand` first")
+
+
+def test_models_come_from_the_images_when_the_summary_names_none(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    write_table(pd.DataFrame({"prompt_id": pd.Series(dtype=str)}), run / "metrics" / "summary.parquet")
+    assert load_run(run).models == ["base", "cand"]  # the summary has no model column at all
+
+
+def test_a_recorded_baseline_that_is_no_model_is_named_and_a_known_one_comes_first(run_dir, tmp_path):
+    run = copy(run_dir, tmp_path)
+    (run / "metrics" / "comparison.parquet").unlink()
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "dalle"}))
+    with pytest.raises(ValueError) as error:
+        load_run(run)
+    assert str(error.value) == f"{run}: baseline 'dalle' is not a model of this run; models: ['base', 'cand']"
+    (run / "run.json").write_text(json.dumps({**config, "baseline": "cand"}))
+    assert load_run(run).models == ["cand", "base"]
+
+
+def test_a_confusion_table_without_its_columns_is_named_by_its_file_or_as_a_table(run_dir, tmp_path):
+    missing = r"missing column\(s\) \['true', 'predicted', 'count'\]"
+    with pytest.raises(ValueError, match=rf"^confusion table: {missing}"):
+        load_run(run_dir, confusion=pd.DataFrame({"attribute": ["gender"]}))
+    path = tmp_path / "bad.parquet"
+    write_table(pd.DataFrame({"attribute": ["gender"]}), path)
+    with pytest.raises(ValueError, match=rf"bad\.parquet: {missing}"):
+        load_run(run_dir, confusion=path)
+
+
+def test_the_corrected_headline_is_read_when_measured(run_dir, tmp_path):
+    assert load_run(run_dir).corrected_overall.empty
+    run = copy(run_dir, tmp_path)
+    corrected = pd.DataFrame({"model": ["base"], "attribute": ["gender"], "kind": ["individual"], "hof": [0.25]})
+    write_table(corrected, run / "metrics" / "corrected_overall.parquet")
+    assert load_run(run).corrected_overall["hof"].tolist() == [0.25]
