@@ -87,10 +87,7 @@ def prepare(target: str) -> Path:
     modules, tests = TARGETS[target]
     work = WORK / target
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for name in COPIED:
-        shutil.copytree(ROOT / name, work / name, ignore=ignore)
+    copy_tree(work)
     for module in modules:
         path = work / module
         path.write_text(undecorated(path.read_text(encoding="utf-8")), encoding="utf-8")
@@ -100,6 +97,24 @@ def prepare(target: str) -> Path:
     (work / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (work / "commit").write_text(measured_commit(), encoding="utf-8")
     return work
+
+
+def copy_tree(destination: Path) -> None:
+    """biaskit, tests and prompts as they are now, into ``destination`` (replacing what is there)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in COPIED:
+        shutil.rmtree(destination / name, ignore_errors=True)
+        shutil.copytree(ROOT / name, destination / name, ignore=ignore)
+
+
+def score_row(*, commit: str, target: str, module: str, mutants: int, killed: int, survived: int,
+              other: int, note: str = "") -> dict:
+    """One row of ``scores.csv`` (score: killed / (killed + survived)), printed as it is made."""
+    score = killed / max(1, killed + survived)
+    print(f"{module}: {killed} killed, {survived} survived, {other} other{note} "
+          f"-> {100 * score:.1f} % (commit {commit})", flush=True)
+    return {"commit": commit, "target": target, "module": module, "mutants": mutants, "killed": killed,
+            "survived": survived, "other": other, "score": round(100 * score, 1)}
 
 
 #: Decorators :func:`undecorated` moves below their method, so that mutmut mutates the method.
@@ -207,13 +222,9 @@ def mutmut_rows(target: str, args) -> list[dict]:
     for module, found in statuses(work, TARGETS[target][0]).items():
         killed = sum(s in KILLED for s in found.values())
         survived = sorted(n for n, s in found.items() if s in SURVIVED)
-        other = len(found) - killed - len(survived)
-        score = killed / max(1, killed + len(survived))
-        rows.append({"commit": commit, "target": target, "module": module, "mutants": len(found),
-                     "killed": killed, "survived": len(survived), "other": other,
-                     "score": round(100 * score, 1)})
-        print(f"{module}: {killed} killed, {len(survived)} survived, {other} other "
-              f"-> {100 * score:.1f} % (commit {commit})", flush=True)
+        rows.append(score_row(commit=commit, target=target, module=module, mutants=len(found),
+                              killed=killed, survived=len(survived),
+                              other=len(found) - killed - len(survived)))
         if args.results and args.recheck is not None:
             now = recheck(work, survived, args.recheck or TARGETS[target][1])
             print(f"{module}: {sum(now.values())} of {len(survived)} survivors killed by the tests now")
@@ -443,11 +454,8 @@ def prepare_engine(target: str, *, jobs: int) -> dict:
 
 def copy_workers(target: str, *, jobs: int) -> None:
     """A scratch copy of biaskit, tests and prompts as they are now for each worker."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for n in range(jobs):
-        for name in COPIED:
-            shutil.rmtree(WORK / target / f"worker-{n}" / name, ignore_errors=True)
-            shutil.copytree(ROOT / name, WORK / target / f"worker-{n}" / name, ignore=ignore)
+        copy_tree(WORK / target / f"worker-{n}")
 
 
 def _save(target: str, record: dict) -> None:
@@ -540,11 +548,9 @@ def engine_rows(target: str, *, recheck: list[str] | None, jobs: int, only: list
     survived = [m for m in record["mutants"] if m["status"] == "survived"]
     pending = sum(s == "pending" for s in found.values())
     other = len(found) - killed - len(survived) - pending
-    score = killed / max(1, killed + len(survived))
-    print(f"{module}: {killed} killed, {len(survived)} survived, {other} other, {pending} not run "
-          f"-> {100 * score:.1f} % (commit {record['commit']})", flush=True)
-    row = {"commit": record["commit"], "target": target, "module": module, "mutants": len(found),
-           "killed": killed, "survived": len(survived), "other": other + pending, "score": round(100 * score, 1)}
+    row = score_row(commit=record["commit"], target=target, module=module, mutants=len(found),
+                    killed=killed, survived=len(survived), other=other + pending,
+                    note=f" ({pending} of them not run)" if pending else "")
     if recheck is not None:
         if record["source"] != _source_hash([module]):
             raise SystemExit(f"{module} changed since the run: run {target} again")
