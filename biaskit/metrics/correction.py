@@ -411,12 +411,14 @@ class CorrectedAttribute:
         matrices = posterior_matrices(counts, n_draws=b, rng=rng)
         validation = redrawn_counts(counts, matrices, rng=rng)
         refitted = row_stochastic(validation)
+        scoring, redrawn_scoring = smoothed(counts), smoothed(validation)
         per_chunk = max(1, MAX_CORRECTED_CELLS // max(1, b * k * CANDIDATES))
         for first in range(0, len(rows), per_chunk):
             chunk = rows[first:first + per_chunk]
             n = self.effective[chunk]
+            totals = n.sum(axis=1)
             truth = posterior_truth(n, matrices, rng=rng)
-            estimate = retagged_and_corrected(truth, matrices, n.sum(axis=1).astype(np.int64)[:, None],
+            estimate = retagged_and_corrected(truth, matrices, totals.astype(np.int64)[:, None],
                                               refitted[None], rng=rng)
             images = self.n_images[chunk, None]
             out["shares"][chunk] = np.moveaxis(estimate - truth, 1, -1)
@@ -427,13 +429,11 @@ class CorrectedAttribute:
             out["heterogeneity"][chunk] = (expected_heterogeneity(estimate, images)
                                            - out["posterior_heterogeneity"][chunk])
             out["single_category"][chunk] = single_category_null(
-                n, smoothed(counts), matrices, smoothed(validation), rng=rng)
+                n, scoring, matrices, redrawn_scoring, rng=rng)
             out["point_entropy"][chunk] = point_entropy_pivots(
-                self.shares[chunk], n.sum(axis=1), matrices, refitted, counts.sum(axis=1),
-                rng=self.bias_rng)
+                self.shares[chunk], totals, matrices, refitted, counts.sum(axis=1), rng=self.bias_rng)
             out["path_heterogeneity"][chunk], out["path_simulated"][chunk] = heterogeneity_path(
-                self.shares[chunk], n.sum(axis=1), self.n_images[chunk], matrices, refitted,
-                rng=self.path_rng)
+                self.shares[chunk], totals, self.n_images[chunk], matrices, refitted, rng=self.path_rng)
 
 
 def heterogeneity_path(shares, totals, n_images, matrices, refitted, *, rng):
@@ -444,9 +444,8 @@ def heterogeneity_path(shares, totals, n_images, matrices, refitted, *, rng):
     that of :data:`PATH_DRAWS` simulated evaluations at ``p(w)`` (g, W, D) -- tagged through
     draws ``C*`` of ``matrices``, corrected with ``refitted`` as in the pivots.
     """
-    missing = ~_estimated(shares)
+    shares, missing = _uniform_where_missing(shares)
     k = shares.shape[-1]
-    shares = np.where(missing[:, None], 1.0 / k, shares)
     path = (1 - PATH_WEIGHTS[:, None]) * shares[:, None] + PATH_WEIGHTS[:, None] / k  # (g, W, K)
     d = min(PATH_DRAWS, len(matrices))
     totals = np.asarray(totals, dtype=np.int64)[:, None, None]
@@ -505,8 +504,7 @@ def point_entropy_pivots(shares, totals, matrices, refitted, validation_totals, 
     ``E b(p**)`` from :func:`inner_bias`.  The pivots are shifted by ``b(p) - E b(p**)``.
     """
     # A prompt without a point estimate (a degenerate unmixing) gets no pivots.
-    missing = ~_estimated(shares)
-    shares = np.where(missing[:, None], 1.0 / shares.shape[-1], shares)
+    shares, missing = _uniform_where_missing(shares)
     estimate = retagged_and_corrected(shares[:, None], matrices, np.asarray(totals, dtype=np.int64)[:, None],
                                       refitted[None], rng=rng)
     pivots = normalized_entropy(estimate) - normalized_entropy(shares)[:, None]
@@ -525,13 +523,12 @@ def inner_bias(estimate, totals, matrices, validation_totals, *, rng) -> np.ndar
     validation = rng.multinomial(totals_v, np.broadcast_to(matrices[:, None], (m, DOUBLE_INNER, k, k)))
     refitted = row_stochastic(validation.astype(np.float64))
     # An outer draw with no estimate (a singular redrawn validation set) is left out.
-    finite = _estimated(estimate)
-    estimate = np.where(finite[..., None], estimate, 1.0 / k)
+    estimate, missing = _uniform_where_missing(estimate)
     totals = np.broadcast_to(np.asarray(totals, dtype=np.int64)[:, None, None],
                              estimate.shape[:2] + (DOUBLE_INNER,))
     again = retagged_and_corrected(estimate[:, :, None], matrices[:, None], totals, refitted[None], rng=rng)
     bias = normalized_entropy(again) - normalized_entropy(estimate)[..., None]
-    bias[~finite] = np.nan
+    bias[missing] = np.nan
     return _finite_mean(bias, axis=(1, 2))
 
 
@@ -548,6 +545,13 @@ def retagged_and_corrected(shares, matrices, totals, refitted, *, rng) -> np.nda
 def _estimated(shares) -> np.ndarray:
     """Where ``shares`` (..., K) hold an estimate (a degenerate unmixing gives NaN or zeros)."""
     return np.isfinite(shares).all(axis=-1) & (shares.sum(axis=-1) > 0)
+
+
+def _uniform_where_missing(shares) -> tuple[np.ndarray, np.ndarray]:
+    """``shares`` (..., K) with uniform shares where they hold no estimate (:func:`_estimated`), so
+    they can be drawn from, and where that was: the caller blanks those results."""
+    missing = ~_estimated(shares)
+    return np.where(missing[..., None], 1.0 / shares.shape[-1], shares), missing
 
 
 def _finite_mean(values, *, axis) -> np.ndarray:
@@ -654,6 +658,10 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
         known = fit.observed.known[groups] > 0
         for kind in frame.overall_kinds:
             used = known & frame.kind_masks[kind]
+            # every prompt single-category (HOF = entropy = 0) not rejected: both lower bounds 0
+            single = bool(frame.n_boot and used.any() and single_category_pvalue(
+                fit.single_category[groups][used],
+                fit.pivots["single_category"][groups][used]) > 1 - frame.confidence)
             observed = frame.aggregate(model=model, attribute=attribute, kind=kind)
             row = {"model": model, "attribute": attribute, "kind": kind,
                    "n_prompts": int(used.sum()), "observed_hof": observed["hof"],
@@ -674,10 +682,8 @@ def _corrected_overall(frame, attribute: str, fit: CorrectedAttribute) -> pd.Dat
                     low, high = bias_aware_interval(
                         value, (low, high), fit.pivots["point_entropy"][groups][used].mean(
                             axis=0, dtype=np.float64), confidence=frame.confidence)
-                if frame.n_boot and used.any() and single_category_pvalue(
-                        fit.single_category[groups][used],
-                        fit.pivots["single_category"][groups][used]) > 1 - frame.confidence:
-                    low = 0.0  # every prompt single-category (HOF = entropy = 0) is not rejected
+                if single:
+                    low = 0.0
                 row.update({metric: value, f"{metric}_ci_low": float(low),
                             f"{metric}_ci_high": float(high)})
             rows.append(row)
